@@ -1,0 +1,1 @@
+"""Image-text data curation: the logic behind the workflow's rules."""

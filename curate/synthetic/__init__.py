@@ -1,0 +1,1 @@
+"""The embedded synthetic pool: a seeded world of rendered shapes and captions."""
