@@ -1,0 +1,42 @@
+"""Checks of config.yaml that a JSON schema cannot express: names that must refer to entries."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A config key refers to something that is not there; the message names the key."""
+
+
+def _require(config: dict, section: str, name: str, where: str) -> None:
+    if name not in config.get(section, {}):
+        known = ", ".join(sorted(config.get(section, {}))) or "none"
+        raise ConfigError(f"{where}: {name!r} is not an entry of `{section}` (known: {known})")
+
+
+def check_references(config: dict) -> None:
+    """Raise ConfigError naming the first key whose reference is dangling."""
+    _require(config, "scales", config["scale"], "scale")
+    for scale, entry in config["scales"].items():
+        _require(config, "pools", entry["pool"], f"scales.{scale}.pool")
+        _require(config, "recipes", entry["recipe"], f"scales.{scale}.recipe")
+        _require(config, "suites", entry["suite"], f"scales.{scale}.suite")
+    for scorer, entry in config["scorers"].items():
+        if entry["source"] == "train":
+            _require(config, "curated_sets", entry["curated_set"], f"scorers.{scorer}.curated_set")
+            _require(config, "recipes", entry["recipe"], f"scorers.{scorer}.recipe")
+    for selection, entry in config["selections"].items():
+        if "scorer" in entry:
+            _require(config, "scorers", entry["scorer"], f"selections.{selection}.scorer")
+    for suite, entry in config["suites"].items():
+        for group, tasks in entry["groups"].items():
+            for task in tasks:
+                if task not in entry["tasks"]:
+                    raise ConfigError(f"suites.{suite}.groups.{group}: task {task!r} is not in suites.{suite}.tasks")
+    for table, entry in config["tables"].items():
+        for selection in entry["selections"]:
+            _require(config, "selections", selection, f"tables.{table}.selections")
+    pool = config["pools"][config["scales"][config["scale"]]["pool"]]
+    for table, entry in config["tables"].items():
+        for selection in entry["selections"]:
+            if config["selections"][selection]["method"] == "oracle" and pool["source"] != "synthetic":
+                raise ConfigError(f"tables.{table}.selections: {selection!r} needs ground truth, which only synthetic pools have")

@@ -1,0 +1,123 @@
+"""Write a subset of a pool as training shards (ALGORITHMS §0, "Resharding a subset").
+
+Every pool sample whose uid occurs c times in the subset is written c times with keys
+"{uid}-{j}"; an optional seeded shuffle buffer spreads repeats apart. Shards are numbered
+contiguously from 0 and the tar members carry a fixed mtime, so reruns give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from curate.shards import SkipReport, iter_pool_samples
+from curate.subset import u8u8_to_uids
+
+SAMPLES_PER_SHARD = 10_000
+
+
+def repeat_counts(subset: np.ndarray) -> Counter:
+    """uid -> how many times the subset lists it."""
+    return Counter(u8u8_to_uids(subset))
+
+
+def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    info.mtime = 0
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def _shuffled(records: Iterable, buffer_size: int, rng: np.random.Generator) -> Iterator:
+    """Emit records through a fixed-size buffer, replacing a random slot each time (webdataset-style)."""
+    if buffer_size <= 1:
+        yield from records
+        return
+    buffer = []
+    for record in records:
+        if len(buffer) < buffer_size:
+            buffer.append(record)
+            continue
+        slot = int(rng.integers(len(buffer)))
+        yield buffer[slot]
+        buffer[slot] = record
+    order = rng.permutation(len(buffer))
+    for slot in order:
+        yield buffer[slot]
+
+
+def reshard(
+    subset: np.ndarray,
+    pool_shards: list,
+    out_dir,
+    samples_per_shard: int = SAMPLES_PER_SHARD,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Write the subset's samples from `pool_shards` into `out_dir`; return (and write) meta.json."""
+    if samples_per_shard < 1:
+        raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = repeat_counts(subset)
+    report = SkipReport()
+    found: set[str] = set()
+
+    def records():
+        for sample in iter_pool_samples(pool_shards, report):
+            repeats = counts.get(sample.uid, 0)
+            if not repeats:
+                continue
+            found.add(sample.uid)
+            meta = json.dumps(sample.meta, sort_keys=True).encode()
+            for j in range(repeats):
+                yield f"{sample.uid}-{j}", sample.jpg, sample.text.encode(), meta
+
+    rng = np.random.default_rng(seed)
+    shard_sizes: list[int] = []
+    tar = None
+    for key, jpg, txt, meta in _shuffled(records(), shuffle_buffer, rng):
+        if tar is None or shard_sizes[-1] == samples_per_shard:
+            if tar is not None:
+                tar.close()
+            tar = tarfile.open(out_dir / f"{len(shard_sizes):08d}.tar", "w", format=tarfile.USTAR_FORMAT)
+            shard_sizes.append(0)
+        _add_member(tar, f"{key}.jpg", jpg)
+        _add_member(tar, f"{key}.txt", txt)
+        _add_member(tar, f"{key}.json", meta)
+        shard_sizes[-1] += 1
+    if tar is not None:
+        tar.close()
+
+    missing = sorted(set(counts) - found)
+    meta = {
+        "subset_size": int(len(subset)),
+        "unique_uids": len(counts),
+        "written": int(sum(shard_sizes)),
+        "written_unique": len(found),
+        "missing_uids": len(missing),
+        "missing_examples": missing[:5],
+        "shards": len(shard_sizes),
+        "shard_sizes": shard_sizes,
+        "samples_per_shard": samples_per_shard,
+        "shuffle_buffer": shuffle_buffer,
+        "seed": seed,
+        "pool_report": report.as_dict(),
+    }
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def train_data(shard_dir) -> str:
+    """open_clip_train's --train-data for a folder of webdataset shards: its tars joined by '::'."""
+    shards = sorted(Path(shard_dir).glob("*.tar"))
+    if not shards:
+        raise ValueError(f"{shard_dir} holds no shards: the subset is empty or none of its uids is in the pool")
+    return "::".join(str(path) for path in shards)

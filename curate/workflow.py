@@ -1,0 +1,34 @@
+"""Pure helpers the Snakemake rules use to lay out a pool's chunks and targets.
+
+A chunk is a fixed group of consecutive shards; chunks, not shards, are jobs, so the DAG of a
+pool with a million shards stays a few thousand jobs.
+"""
+
+from __future__ import annotations
+
+import math
+
+CHUNK_DIGITS = 5
+
+
+def chunk_name(index: int) -> str:
+    return f"{index:0{CHUNK_DIGITS}d}"
+
+
+def n_chunks(n_shards: int, shards_per_chunk: int) -> int:
+    if n_shards < 1 or shards_per_chunk < 1:
+        raise ValueError(f"need n_shards >= 1 and shards_per_chunk >= 1, got {n_shards}, {shards_per_chunk}")
+    return math.ceil(n_shards / shards_per_chunk)
+
+
+def chunk_names(n_shards: int, shards_per_chunk: int) -> list[str]:
+    return [chunk_name(i) for i in range(n_chunks(n_shards, shards_per_chunk))]
+
+
+def chunk_shard_ids(chunk: str, n_shards: int, shards_per_chunk: int) -> list[int]:
+    """The global shard ids of one chunk; the last chunk may be short."""
+    index = int(chunk)
+    if not 0 <= index < n_chunks(n_shards, shards_per_chunk):
+        raise ValueError(f"chunk {chunk} is outside a pool of {n_shards} shards in chunks of {shards_per_chunk}")
+    first = index * shards_per_chunk
+    return list(range(first, min(first + shards_per_chunk, n_shards)))

@@ -1,0 +1,16 @@
+rule evaluate_model:
+    input:
+        tasks=get_task_dirs,
+        model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",
+    output:
+        f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
+    log:
+        f"{DATA}/logs/evaluate_model/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+    conda:
+        "../envs/eval.yaml"
+    threads: config["threads"]
+    params:
+        tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
+        batch_size=config.get("eval_batch_size", 256),
+    script:
+        "../scripts/evaluate_model.py"

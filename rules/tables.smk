@@ -1,0 +1,14 @@
+rule table1:
+    input:
+        **get_table_inputs("table1"),
+    output:
+        "results/table1.csv",
+    log:
+        f"{DATA}/logs/tables/table1.log",
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        rows=table_rows("table1"),
+        groups=config["suites"][SCALE["suite"]]["groups"],
+    script:
+        "../scripts/make_table1.py"

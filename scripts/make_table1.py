@@ -1,0 +1,8 @@
+from curate.logs import log_to
+from curate.tables import leaderboard, write_table
+
+with log_to(snakemake.log[0]) as log:
+    truth = list(snakemake.input.ground_truth) if "ground_truth" in snakemake.input.keys() else None
+    table = leaderboard(snakemake.params.rows, truth, snakemake.params.groups)
+    write_table(table, snakemake.output[0])
+    log.info("table1:\n%s", table.to_string())

@@ -1,0 +1,16 @@
+from curate.logs import log_to
+from curate.reshard import reshard
+from curate.shards import shard_paths
+from curate.subset import load_subset
+
+with log_to(snakemake.log[0]) as log:
+    settings = snakemake.params.reshard
+    meta = reshard(
+        load_subset(snakemake.input.subset),
+        [path for chunk in snakemake.input.pool for path in shard_paths(chunk)],
+        snakemake.output[0],
+        samples_per_shard=settings["samples_per_shard"],
+        shuffle_buffer=settings["shuffle_buffer"],
+        seed=settings["seed"],
+    )
+    log.info("resharded: %s", {k: v for k, v in meta.items() if k != "shard_sizes"})

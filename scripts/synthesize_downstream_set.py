@@ -1,0 +1,11 @@
+from curate.logs import log_to
+from curate.synthetic.curated import write_downstream_set
+
+with log_to(snakemake.log[0]) as log:
+    suite = snakemake.params.suite
+    summary = write_downstream_set(
+        path=snakemake.output[0],
+        n_per_class=suite["downstream_per_class"],
+        seed=suite["seed"] + 1,
+    )
+    log.info("downstream set: %s", summary)

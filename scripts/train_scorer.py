@@ -1,0 +1,17 @@
+from curate.logs import log_to
+from curate.reshard import train_data
+from curate.train import train_clip
+
+with log_to(snakemake.log[0]) as log:
+    scorer = snakemake.params.scorer
+    recipe = dict(snakemake.params.recipe, model=scorer["arch"])
+    model_dir = train_clip(
+        recipe,
+        train_data=train_data(snakemake.input.curated_set),
+        train_num_samples=recipe["samples_seen"] // recipe["epochs"],
+        out_dir=snakemake.output[0],
+        seed=scorer["seed"],
+        log_path=snakemake.log[0],
+        threads=snakemake.threads,
+    )
+    log.info("scorer %s saved to %s", snakemake.wildcards.scorer, model_dir)
