@@ -1,0 +1,55 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from curate.config import ConfigError, check_references
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_default_config_is_valid(config):
+    validate(copy.deepcopy(config), SCHEMA)
+    check_references(config)
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["pools"]["synthetic-tiny"].update(n_shards=0), "n_shards"),
+        (lambda c: c["pools"]["synthetic-tiny"]["noise_rates"].update(typo_noise=0.1), "typo_noise"),
+        (lambda c: c["selections"].update(x={"method": "clip_score", "scorer": "tiny-clip-clean"}), "selections"),
+        (lambda c: c["selections"].update(x={"method": "magic"}), "method"),
+        (lambda c: c["recipes"]["tiny-clip"].pop("lr"), "lr"),
+        (lambda c: c.update(unknown_key=1), "unknown_key"),
+    ],
+)
+def test_schema_error_names_the_key(config, mutate, key):
+    mutate(config)
+    with pytest.raises(WorkflowError, match=key):
+        validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c.update(scale="huge"), "scale"),
+        (lambda c: c["selections"]["clip_score_clean_30"].update(scorer="nope"), r"selections\.clip_score_clean_30\.scorer"),
+        (lambda c: c["scorers"]["tiny-clip-clean"].update(curated_set="nope"), r"scorers\.tiny-clip-clean\.curated_set"),
+        (lambda c: c["tables"]["table1"]["selections"].append("nope"), r"tables\.table1\.selections"),
+        (lambda c: c["suites"]["synthetic"]["groups"].update(Extra=["nope"]), r"suites\.synthetic\.groups\.Extra"),
+    ],
+)
+def test_dangling_reference_names_the_key(config, mutate, key):
+    mutate(config)
+    with pytest.raises(ConfigError, match=key):
+        check_references(config)

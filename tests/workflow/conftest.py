@@ -1,0 +1,27 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def run_snakemake(workdir, *args, timeout=1800):
+    """Run the repo's workflow with `workdir` as working directory (outputs land there)."""
+    command = [
+        SNAKEMAKE,
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--configfile", str(ROOT / "config.yaml"),
+        "--directory", str(workdir),
+        *args,
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled")
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
+
+
+@pytest.fixture
+def snakemake_run():
+    return run_snakemake
