@@ -24,9 +24,21 @@ def check_references(config: dict) -> None:
         if entry["source"] == "train":
             _require(config, "curated_sets", entry["curated_set"], f"scorers.{scorer}.curated_set")
             _require(config, "recipes", entry["recipe"], f"scorers.{scorer}.recipe")
+    for fusion, entry in config.get("fusions", {}).items():
+        for scorer in entry["scorers"]:
+            _require(config, "scorers", scorer, f"fusions.{fusion}.scorers")
+        if entry["method"] == "none" and len(entry["scorers"]) != 1:
+            raise ConfigError(f"fusions.{fusion}.scorers: method 'none' takes exactly one scorer")
+        if entry["method"] == "in_weighted":
+            suite, task = entry["accuracy"]["suite"], entry["accuracy"]["task"]
+            _require(config, "suites", suite, f"fusions.{fusion}.accuracy.suite")
+            if task not in config["suites"][suite]["tasks"]:
+                raise ConfigError(f"fusions.{fusion}.accuracy.task: {task!r} is not in suites.{suite}.tasks")
     for selection, entry in config["selections"].items():
         if "scorer" in entry:
             _require(config, "scorers", entry["scorer"], f"selections.{selection}.scorer")
+        if "fusion" in entry:
+            _require(config, "fusions", entry["fusion"], f"selections.{selection}.fusion")
     for suite, entry in config["suites"].items():
         for group, tasks in entry["groups"].items():
             for task in tasks:
@@ -35,6 +47,9 @@ def check_references(config: dict) -> None:
     for table, entry in config["tables"].items():
         for selection in entry["selections"]:
             _require(config, "selections", selection, f"tables.{table}.selections")
+        for name in entry.get("pending", {}):
+            if name in config["selections"]:
+                raise ConfigError(f"tables.{table}.pending: {name!r} is a selection that is built; list it under selections")
     pool = config["pools"][config["scales"][config["scale"]]["pool"]]
     for table, entry in config["tables"].items():
         for selection in entry["selections"]:

@@ -5,21 +5,28 @@ Methods available so far:
 - ``clip_score``: one scorer's CLIP score, top ``fraction`` by the DataComp rule (ALGORITHMS §1)
   or ``score >= threshold``.
 - ``oracle``: the synthetic pool's ground-truth clean uids (an upper bound; only synthetic pools).
+- ``fused_score``: a fusion's per-chunk fused scores (see "Fused scores" below) and a sampler,
+  ``top_fraction`` (§1) or ``scs`` (§7; the subset then holds repeats).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from curate import fusion as fusion_lib
+from curate.sampling import scs
 from curate.sampling import threshold as keep_above_threshold
 from curate.sampling import top_fraction
 from curate.score import load_scores
 from curate.subset import uids_to_u8u8
 
-METHODS = ("no_filter", "clip_score", "oracle")
+log = logging.getLogger(__name__)
+
+METHODS = ("no_filter", "clip_score", "oracle", "fused_score")
 
 
 def pool_uids(metadata_parquets: list) -> list[str]:
@@ -60,6 +67,162 @@ def select(method: str, params: dict, inputs: dict) -> np.ndarray:
     elif method == "clip_score":
         all_uids, scores = load_chunk_scores(inputs["scores"])
         uids = select_clip_score(all_uids, scores, params.get("fraction"), params.get("threshold"))
+    elif method == "fused_score":
+        all_uids, scores = load_chunk_scores(inputs["scores"], column=FUSED_COLUMN)
+        uids = sample_fused(all_uids, scores, params)
     else:
         raise ValueError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
     return uids_to_u8u8(uids)
+
+
+# --------------------------------------------------------------------------------------------
+# Fused scores (DESIGN "Global statistics, then rows"): a reduce step over every chunk's score
+# files gives the pool-wide statistics a fusion needs (JSON), then each chunk is fused alone from
+# them, so fusing chunk by chunk gives the same scores as fusing the whole pool at once.
+#
+# Fusion methods (config `fusions`, ALGORITHMS §5, §6):
+# - ``none``: one scorer's raw score (a degenerate fusion, for single-scorer samplers).
+# - ``sum``: the plain sum of the raw scores (FLYT's "Sum" baseline: "a simple sum of all input
+#   scores", no normalisation).
+# - ``standardised_sum``: the sum of the scores z-scored over the pool, unbiased std (FLYT's
+#   "Standardized Sum": "sum of scores after standardization to zero mean and unit std").
+# - ``in_weighted``: IN-weighted standardised sum, weights from each scorer's ImageNet(-analogue)
+#   accuracy and the max-to-min ratio ``r`` (§6).
+# - ``mos``: Mixture of Scores over the pool-normalised scores (min-max by default, or z-score),
+#   with the pool's row-std range as a second pass over the normalised scores (§5).
+# --------------------------------------------------------------------------------------------
+
+FUSION_METHODS = ("none", "sum", "standardised_sum", "in_weighted", "mos")
+FUSED_COLUMN = "score"
+
+
+def load_score_matrix(paths: list, column: str = "clip_score") -> tuple[list[str], np.ndarray]:
+    """One chunk's scores of several scorers (one file per scorer, in order) as ``(uids, N x M)``.
+
+    Rows are the uids every scorer scored (inner join), in the first file's order; a uid one
+    scorer skipped (a NaN score, say) is left out of the fusion and logged.
+    """
+    frames = [load_scores(path, [column]) for path in paths]
+    if not frames:
+        raise ValueError("load_score_matrix: no score files")
+    joined = frames[0][["uid", column]].rename(columns={column: 0})
+    for j, frame in enumerate(frames[1:], 1):
+        joined = joined.merge(frame[["uid", column]].rename(columns={column: j}), on="uid", how="inner", sort=False)
+    dropped = max(len(f) for f in frames) - len(joined)
+    if dropped:
+        log.warning("%d uids of %s are not scored by every scorer and are left out of the fusion", dropped, paths[0])
+    S = joined[list(range(len(frames)))].to_numpy(np.float64)
+    return joined["uid"].tolist(), S
+
+
+def scorer_accuracy(records: list[dict], task: str) -> float:
+    """The main metric of `task` in a scorer's evaluation records (its ImageNet-analogue accuracy)."""
+    for record in records:
+        if record["key"] == task:
+            value = record["metrics"].get("main_metric")
+            if value is None:
+                raise ValueError(f"task {task!r} has no main metric")
+            return float(value)
+    raise ValueError(f"no evaluation record for task {task!r} (tasks: {[r['key'] for r in records]})")
+
+
+def _normalise(S: np.ndarray, fusion: dict, stats: dict) -> np.ndarray:
+    if fusion.get("normalise", "minmax") == "zscore":
+        return fusion_lib.zscore(S, stats)
+    return fusion_lib.minmax(S, stats)
+
+
+def fusion_statistics(chunk_files: list[list], fusion: dict, accuracies: list[float] | None = None) -> dict:
+    """Pool-wide statistics of a fusion (JSON-ready) from ``chunk_files`` = per chunk, one score
+    file per scorer (in the fusion's scorer order).
+
+    Holds the columns' ``min, max, mean, std (ddof=1), n``; for ``in_weighted`` the accuracies and
+    weights; for ``mos`` the ``sigma_range`` of the normalised rows (a second pass).
+    """
+    method = fusion["method"]
+    if method not in FUSION_METHODS:
+        raise ValueError(f"unknown fusion method {method!r}; known: {', '.join(FUSION_METHODS)}")
+    if method == "none" and len(fusion["scorers"]) != 1:
+        raise ValueError(f"fusion method 'none' takes one scorer, got {fusion['scorers']}")
+    stats = fusion_lib.column_stats(load_score_matrix(files)[1] for files in chunk_files)
+    out = {"method": method, "scorers": list(fusion["scorers"])}
+    out.update({key: np.atleast_1d(stats[key]).tolist() for key in ("min", "max", "mean", "std", "n")})
+    if method == "in_weighted":
+        if accuracies is None or len(accuracies) != len(fusion["scorers"]):
+            raise ValueError(f"in_weighted needs one accuracy per scorer, got {accuracies}")
+        out["accuracy"] = [float(a) for a in accuracies]
+        out["weights"] = fusion_lib.in_weighted_weights(accuracies, fusion["r"]).tolist()
+    if method == "mos":
+        lo, hi = fusion_lib.mos_sigma_range(
+            _normalise(load_score_matrix(files)[1], fusion, _stats_arrays(out)) for files in chunk_files
+        )
+        out["sigma_range"] = [lo, hi]
+    return out
+
+
+def _stats_arrays(stats: dict) -> dict:
+    return {key: np.asarray(stats[key], dtype=np.float64) for key in ("min", "max", "mean", "std", "n")}
+
+
+def fuse_matrix(S: np.ndarray, fusion: dict, stats: dict) -> np.ndarray:
+    """The fused score of each row of ``S`` (N x M, columns in the fusion's scorer order), from
+    the pool-wide `stats` of :func:`fusion_statistics`; each row depends only on itself."""
+    S = np.asarray(S, dtype=np.float64)
+    method = fusion["method"]
+    if S.ndim != 2 or S.shape[1] != len(stats["min"]):
+        raise ValueError(f"score matrix of shape {S.shape} for a fusion of {len(stats['min'])} scorers")
+    arrays = _stats_arrays(stats)
+    if method == "none":
+        return S[:, 0].copy()
+    if method == "sum":
+        return fusion_lib.weighted_sum(S, np.ones(S.shape[1]))
+    if method == "standardised_sum":
+        return fusion_lib.standardised_sum(S, arrays)
+    if method == "in_weighted":
+        return fusion_lib.weighted_sum(fusion_lib.zscore(S, arrays), np.asarray(stats["weights"], dtype=np.float64))
+    if method == "mos":
+        return fusion_lib.mos(_normalise(S, fusion, arrays), fusion.get("tmin", 0.5), fusion.get("tmax", 1.5),
+                              sigma_range=tuple(stats["sigma_range"]))
+    raise ValueError(f"unknown fusion method {method!r}; known: {', '.join(FUSION_METHODS)}")
+
+
+def fuse_chunk(paths: list, fusion: dict, stats: dict) -> pd.DataFrame:
+    """One chunk's fused scores, ``DataFrame[uid, score (float32)]`` (see `curate.score.save_scores`)."""
+    uids, S = load_score_matrix(paths)
+    fused = fuse_matrix(S, fusion, stats)
+    if np.isnan(fused).any():
+        raise ValueError(f"fusion {fusion['method']} gave NaN scores for chunk {paths[0]}")
+    return pd.DataFrame({"uid": pd.Series(uids, dtype=object), FUSED_COLUMN: fused.astype(np.float32)})
+
+
+SAMPLERS = ("top_fraction", "scs")
+
+
+def sample_fused(uids: list[str], scores: np.ndarray, params: dict) -> list[str]:
+    """Apply a fused_score selection's sampler; repeats in the result mean "repeat this sample".
+
+    - ``top_fraction``: ALGORITHMS §1 with ``fraction``.
+    - ``scs``: Soft Cap Sampling (§7), ``n = int(N * n_fraction)`` draws (default 1.0: as many
+      as the scored pool has samples, like FLYT's medium setting), in rounds of ``batch_size``
+      or ``int(N * batch_fraction)`` distinct samples, ``alpha``, ``seed``. With ``standardise``
+      (default true) the fused scores are z-scored over the pool first: SCS's softmax depends on
+      the scores' scale (raw CLIP cosines of ~0.0-0.4 would be drawn almost uniformly), so this
+      puts every fusion on the same logit scale and ``alpha`` means the same for all.
+    """
+    sampler = params.get("sampler")
+    scores = np.asarray(scores, dtype=np.float64)
+    if sampler == "top_fraction":
+        kept = np.sort(top_fraction(scores, params["fraction"]))
+        return [uids[i] for i in kept]
+    if sampler == "scs":
+        N = scores.shape[0]
+        n = int(N * params.get("n_fraction", 1.0))
+        if "batch_size" in params:
+            G = int(params["batch_size"])
+        else:
+            G = max(1, int(N * params["batch_fraction"]))
+        if params.get("standardise", True):
+            scores = fusion_lib.zscore(scores)
+        drawn = scs(scores, n, alpha=params["alpha"], batch_size=G, seed=params.get("seed", 0))
+        return [uids[i] for i in drawn]
+    raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")

@@ -45,19 +45,42 @@ def evaluation_columns(records: list[dict], groups: dict[str, list[str]]) -> dic
     return ordered
 
 
-def leaderboard(rows: list[dict], truth_paths: list | None, groups: dict[str, list[str]]) -> pd.DataFrame:
+LABELS = ("selection", "pool", "recipe", "suite")
+
+
+def leaderboard(rows: list[dict], truth_paths: list | None, groups: dict[str, list[str]],
+                labels: tuple[str, ...] = LABELS) -> pd.DataFrame:
     """One row per selection: its labels, subset quality and evaluation (table1's layout).
 
-    Each input row holds: selection, pool, recipe, suite (labels), subset (a .npy path) and
-    evaluation (a jsonl path).
+    Each input row holds the `labels` (default: selection, pool, recipe, suite), subset (a .npy
+    path) and evaluation (a jsonl path).
     """
     truth = load_ground_truth(truth_paths) if truth_paths else None
     table = []
     for row in rows:
         quality = selection_quality(load_subset(row["subset"]), truth)
         scores = evaluation_columns(read_records(row["evaluation"]), groups)
-        table.append({k: row[k] for k in ("selection", "pool", "recipe", "suite")} | quality | scores)
+        table.append({k: row[k] for k in labels} | quality | scores)
     return pd.DataFrame(table)
+
+
+COMPARISON_LABELS = ("selection", "fusion", "scorers", "sampler", "status", "pool", "recipe", "suite")
+
+
+def comparison_table(rows: list[dict], pending: list[dict], truth_paths: list | None,
+                     groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Every selection head to head (table2's layout): leaderboard() of the built `rows`, labelled
+    with fusion, scorers and sampler and status "ok", then one row per `pending` method (labels
+    and its status, e.g. "not built yet: ...") with empty numbers."""
+    built = leaderboard([row | {"status": "ok"} for row in rows], truth_paths, groups, COMPARISON_LABELS)
+    waiting = pd.DataFrame([{k: row.get(k, "") for k in COMPARISON_LABELS} for row in pending],
+                           columns=list(COMPARISON_LABELS))
+    if built.empty:
+        return waiting
+    if waiting.empty:
+        return built
+    table = pd.concat([built, waiting], ignore_index=True)[list(built.columns)]
+    return table.astype({"subset_size": "Int64", "unique_uids": "Int64"})
 
 
 def write_table(table: pd.DataFrame, path) -> None:

@@ -32,3 +32,23 @@ def chunk_shard_ids(chunk: str, n_shards: int, shards_per_chunk: int) -> list[in
         raise ValueError(f"chunk {chunk} is outside a pool of {n_shards} shards in chunks of {shards_per_chunk}")
     first = index * shards_per_chunk
     return list(range(first, min(first + shards_per_chunk, n_shards)))
+
+
+def selection_labels(config: dict, selection: str) -> dict:
+    """A selection's fusion, scorers and sampler as table labels (table2's columns)."""
+    entry = config["selections"][selection]
+    method = entry["method"]
+    if method == "fused_score":
+        fusion = config["fusions"][entry["fusion"]]
+        return {"fusion": entry["fusion"], "scorers": "+".join(fusion["scorers"]), "sampler": entry["sampler"]}
+    if method == "clip_score":
+        sampler = "top_fraction" if "fraction" in entry else "threshold"
+        return {"fusion": "none", "scorers": entry["scorer"], "sampler": sampler}
+    if method == "no_filter":
+        return {"fusion": "", "scorers": "", "sampler": "all"}
+    return {"fusion": "", "scorers": "", "sampler": method}
+
+
+def fusion_score_files(data_root: str, pool: str, scorers: list[str], chunks: list[str]) -> list[str]:
+    """Score files of a fusion, chunk-major: for each chunk, one file per scorer in order."""
+    return [f"{data_root}/scores/{pool}/{scorer}/{chunk}.parquet" for chunk in chunks for scorer in scorers]

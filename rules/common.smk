@@ -1,7 +1,12 @@
 from pathlib import Path
 
 from curate.config import check_references
-from curate.workflow import chunk_names, chunk_shard_ids
+from curate.workflow import (
+    chunk_names,
+    chunk_shard_ids,
+    fusion_score_files,
+    selection_labels,
+)
 
 check_references(config)
 
@@ -19,6 +24,7 @@ wildcard_constraints:
     recipe=r"[^/]+",
     suite=r"[^/]+",
     task=r"[^/]+",
+    fusion=r"[^/]+",
 
 
 def pool_chunks(pool):
@@ -72,7 +78,41 @@ def get_selection_inputs(wildcards):
         return {"ground_truth": ground_truth_files(wildcards.pool)}
     if method == "clip_score":
         return {"scores": score_files(wildcards.pool, entry["scorer"])}
+    if method == "fused_score":
+        return {"scores": fused_files(wildcards.pool, entry["fusion"])}
     raise ValueError(f"selections.{wildcards.selection}: unknown method {method!r}")
+
+
+def fused_files(pool, fusion):
+    return expand(
+        f"{DATA}/fused/{pool}/{fusion}/{{chunk}}.parquet", chunk=pool_chunks(pool)
+    )
+
+
+def get_fusion_stats_inputs(wildcards):
+    """Every chunk's score files of the fusion's scorers (chunk-major), and for IN-weighted
+    fusions each scorer's evaluation (its ImageNet-analogue accuracy)."""
+    fusion = config["fusions"][wildcards.fusion]
+    inputs = {
+        "scores": fusion_score_files(
+            DATA, wildcards.pool, fusion["scorers"], pool_chunks(wildcards.pool)
+        )
+    }
+    if fusion["method"] == "in_weighted":
+        suite = fusion["accuracy"]["suite"]
+        inputs["accuracy"] = [
+            f"{DATA}/evals/scorers/{scorer}/{suite}.jsonl"
+            for scorer in fusion["scorers"]
+        ]
+    return inputs
+
+
+def get_fuse_chunk_scores(wildcards):
+    """One chunk's score files, one per scorer of the fusion, in its order."""
+    fusion = config["fusions"][wildcards.fusion]
+    return fusion_score_files(
+        DATA, wildcards.pool, fusion["scorers"], [wildcards.chunk]
+    )
 
 
 def get_task_dirs(wildcards):
@@ -81,10 +121,12 @@ def get_task_dirs(wildcards):
     return [f"{DATA}/tasks/{wildcards.suite}/{task}" for task in tasks]
 
 
-def table_rows(table):
-    """One row per selection of a table, all on the scale's pool, recipe and suite."""
+def table_rows(table, labels=False):
+    """One row per selection of a table, all on the scale's pool, recipe and suite; with
+    `labels`, each row also names its fusion, scorers and sampler."""
     return [
-        {
+        (selection_labels(config, selection) if labels else {})
+        | {
             "selection": selection,
             "pool": SCALE["pool"],
             "recipe": SCALE["recipe"],
@@ -94,6 +136,12 @@ def table_rows(table):
         }
         for selection in config["tables"][table]["selections"]
     ]
+
+
+def pending_rows(table):
+    """The table's methods not built yet: labels and status, no files."""
+    pending = config["tables"][table].get("pending", {})
+    return [{"selection": name} | entry for name, entry in pending.items()]
 
 
 def get_table_inputs(table):

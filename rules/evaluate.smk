@@ -14,3 +14,21 @@ rule evaluate_model:
         batch_size=config.get("eval_batch_size", 256),
     script:
         "../scripts/evaluate_model.py"
+
+
+rule evaluate_scorer:
+    input:
+        tasks=get_task_dirs,
+        model=get_scorer_model,
+    output:
+        f"{DATA}/evals/scorers/{{scorer}}/{{suite}}.jsonl",
+    log:
+        f"{DATA}/logs/evaluate_scorer/{{scorer}}/{{suite}}.log",
+    conda:
+        "../envs/eval.yaml"
+    threads: config["threads"]
+    params:
+        tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
+        batch_size=config.get("eval_batch_size", 256),
+    script:
+        "../scripts/evaluate_model.py"

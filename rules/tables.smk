@@ -12,3 +12,20 @@ rule table1:
         groups=config["suites"][SCALE["suite"]]["groups"],
     script:
         "../scripts/make_table1.py"
+
+
+rule table2:
+    input:
+        **get_table_inputs("table2"),
+    output:
+        "results/table2.csv",
+    log:
+        f"{DATA}/logs/tables/table2.log",
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        rows=table_rows("table2", labels=True),
+        pending=pending_rows("table2"),
+        groups=config["suites"][SCALE["suite"]]["groups"],
+    script:
+        "../scripts/make_table2.py"

@@ -1,0 +1,227 @@
+"""The fuse step (global statistics, then chunks) and the fused_score selection."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate.config import ConfigError, check_references
+from curate.score import save_scores
+from curate.selection import (
+    FUSED_COLUMN,
+    fuse_chunk,
+    fuse_matrix,
+    fusion_statistics,
+    sample_fused,
+    scorer_accuracy,
+    select,
+)
+from curate.subset import u8u8_to_uids
+from curate.tables import comparison_table
+from curate.workflow import selection_labels
+from tests.unit.pool_fixtures import uid
+
+SCORERS = ["a", "b", "c"]
+FUSIONS = {
+    "none": {"method": "none", "scorers": ["b"]},
+    "sum": {"method": "sum", "scorers": SCORERS},
+    "standardised_sum": {"method": "standardised_sum", "scorers": SCORERS},
+    "in_weighted": {"method": "in_weighted", "scorers": SCORERS, "r": 8},
+    "mos": {"method": "mos", "scorers": SCORERS, "tmin": 0.5, "tmax": 1.5},
+    "mos_z": {"method": "mos", "scorers": SCORERS, "normalise": "zscore"},
+}
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """3 scorers x 4 chunks of fabricated scores (chunk sizes 7, 1, 12, 5); scorer c skipped uid 3."""
+    rng = np.random.default_rng(0)
+    sizes = [7, 1, 12, 5]
+    files, start = [], 0
+    for c, size in enumerate(sizes):
+        ids = list(range(start, start + size))
+        start += size
+        row = []
+        for j, scorer in enumerate(SCORERS):
+            kept = [i for i in ids if not (scorer == "c" and i == 3)]
+            values = (rng.normal(0.3 * j, 0.1 + 0.2 * j, len(kept))).astype(np.float32)
+            path = tmp_path / scorer / f"{c:05d}.parquet"
+            save_scores(pd.DataFrame({"uid": [uid(i) for i in kept], "clip_score": values}), path)
+            row.append(path)
+        files.append(row)
+    return files
+
+
+def whole_pool(files, fusion_scorers):
+    frames = []
+    for j, scorer in enumerate(SCORERS):
+        if scorer in fusion_scorers:
+            frame = pd.concat([pd.read_parquet(row[j]) for row in files]).rename(columns={"clip_score": scorer})
+            frames.append(frame.set_index("uid"))
+    joined = pd.concat(frames, axis=1, join="inner")
+    return joined.index.tolist(), joined[fusion_scorers].to_numpy(np.float64)
+
+
+@pytest.mark.parametrize("name", sorted(FUSIONS))
+def test_chunked_fusion_from_global_statistics_equals_whole_pool_fusion(pool, name):
+    fusion = FUSIONS[name]
+    j = [SCORERS.index(s) for s in fusion["scorers"]]
+    files = [[row[k] for k in j] for row in pool]
+    accuracies = [0.2, 0.5, 0.3] if fusion["method"] == "in_weighted" else None
+    stats = json.loads(json.dumps(fusion_statistics(files, fusion, accuracies)))  # as the rule stores it
+    chunked = pd.concat([fuse_chunk(row, fusion, stats) for row in files], ignore_index=True)
+    uids, S = whole_pool(pool, fusion["scorers"])
+    assert chunked["uid"].tolist() == uids  # uid 3 (not scored by c) left out where c is fused
+    assert (uid(3) in uids) == ("c" not in fusion["scorers"])
+    whole = fuse_matrix(S, fusion, stats)
+    np.testing.assert_array_equal(chunked[FUSED_COLUMN].to_numpy(), whole.astype(np.float32))
+    # and the global statistics are those of the whole pool
+    np.testing.assert_allclose(stats["mean"], S.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["std"], S.std(axis=0, ddof=1), rtol=1e-12)
+
+
+def test_fusions_follow_their_definitions(pool):
+    uids, S = whole_pool(pool, SCORERS)
+    files = pool
+    z = (S - S.mean(axis=0)) / S.std(axis=0, ddof=1)
+    stats = fusion_statistics(files, FUSIONS["sum"])
+    np.testing.assert_allclose(fuse_matrix(S, FUSIONS["sum"], stats), S.sum(axis=1))
+    np.testing.assert_allclose(fuse_matrix(S, FUSIONS["standardised_sum"], stats), z.sum(axis=1), atol=1e-12)
+    stats = fusion_statistics(files, FUSIONS["in_weighted"], [0.2, 0.5, 0.3])
+    # w_hat = (0, 1, 1/3); r = 8 adds 1/7
+    assert stats["weights"] == pytest.approx([1 / 7, 1 + 1 / 7, 1 / 3 + 1 / 7])
+    np.testing.assert_allclose(fuse_matrix(S, FUSIONS["in_weighted"], stats), z @ np.array(stats["weights"]), atol=1e-12)
+    stats = fusion_statistics(files, FUSIONS["mos"])
+    mm = (S - S.min(axis=0)) / (S.max(axis=0) - S.min(axis=0) + 1e-8)
+    sig = mm.std(axis=1)
+    assert stats["sigma_range"] == pytest.approx([sig.min(), sig.max()])
+    fused = fuse_matrix(S, FUSIONS["mos"], stats)
+    assert np.all((fused >= mm.min(axis=1) - 1e-12) & (fused <= mm.max(axis=1) + 1e-12))
+
+
+def test_in_weighted_needs_an_accuracy_per_scorer_and_none_one_scorer(pool):
+    with pytest.raises(ValueError, match="one accuracy per scorer"):
+        fusion_statistics(pool, FUSIONS["in_weighted"], [0.1])
+    with pytest.raises(ValueError, match="one scorer"):
+        fusion_statistics(pool, {"method": "none", "scorers": SCORERS})
+
+
+def test_scorer_accuracy_reads_the_task_main_metric():
+    records = [{"key": "objects", "metrics": {"acc1": 0.4, "main_metric": 0.4}}, {"key": "shape", "metrics": {"main_metric": 0.9}}]
+    assert scorer_accuracy(records, "objects") == 0.4
+    with pytest.raises(ValueError, match="no evaluation record"):
+        scorer_accuracy(records, "imagenet")
+
+
+def write_fused(folder, chunks):
+    paths = []
+    for c, chunk in enumerate(chunks):
+        path = folder / f"{c:05d}.parquet"
+        save_scores(pd.DataFrame({"uid": [uid(i) for i, _ in chunk], FUSED_COLUMN: np.array([s for _, s in chunk], np.float32)}), path, [FUSED_COLUMN])
+        paths.append(path)
+    return paths
+
+
+def test_fused_score_top_fraction_keeps_by_the_datacomp_rule(tmp_path):
+    paths = write_fused(tmp_path, [[(i, i / 10) for i in range(5)], [(i, i / 10) for i in range(5, 10)]])
+    subset = select("fused_score", {"sampler": "top_fraction", "fraction": 0.2}, {"scores": paths})
+    # n = 2, thr = sorted_desc[2] = 0.7: n + 1 samples (ALGORITHMS §1)
+    assert sorted(u8u8_to_uids(subset)) == [uid(7), uid(8), uid(9)]
+
+
+def test_fused_score_scs_draws_exactly_n_with_repeats(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = write_fused(tmp_path, [[(i, rng.normal()) for i in range(c * 50, c * 50 + 50)] for c in range(2)])
+    params = {"sampler": "scs", "alpha": 0.5, "batch_fraction": 0.1, "seed": 3}
+    subset = select("fused_score", params, {"scores": paths})
+    uids = u8u8_to_uids(subset)
+    assert len(uids) == 100  # n_fraction 1.0: as many draws as the pool has samples
+    assert len(set(uids)) < 100  # repeats across rounds
+    counts = pd.Series(uids).value_counts()
+    assert counts.max() <= 10  # distinct within each of the 10 rounds of G = 10
+    again = select("fused_score", params, {"scores": paths})
+    assert np.array_equal(np.sort(subset), np.sort(again))  # seeded
+    half = select("fused_score", params | {"n_fraction": 0.5, "batch_size": 7}, {"scores": paths})
+    assert len(half) == 50
+
+
+def test_scs_standardises_the_scores_unless_told_not_to():
+    uids = [uid(i) for i in range(200)]
+    scores = np.linspace(0.0, 0.02, 200)  # raw cosines with a tiny spread: almost uniform softmax
+    params = {"sampler": "scs", "alpha": 0.0, "batch_size": 20, "n_fraction": 0.1, "seed": 0}
+    raw = sample_fused(uids, scores, params | {"standardise": False})
+    std = sample_fused(uids, scores, params)
+    top_half = set(uids[100:])
+    assert sum(u in top_half for u in std) > sum(u in top_half for u in raw)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sample_fused(uids, scores, {"sampler": "magic"})
+
+
+def minimal_config():
+    return {
+        "scale": "tiny",
+        "scales": {"tiny": {"pool": "p", "recipe": "r", "suite": "s"}},
+        "pools": {"p": {"source": "synthetic"}},
+        "recipes": {"r": {}},
+        "suites": {"s": {"tasks": {"objects": {}}, "groups": {}}},
+        "scorers": {"a": {"source": "other"}, "b": {"source": "other"}},
+        "fusions": {
+            "f": {"method": "in_weighted", "scorers": ["a", "b"], "r": 8, "accuracy": {"suite": "s", "task": "objects"}},
+            "one": {"method": "none", "scorers": ["a"]},
+        },
+        "selections": {
+            "x": {"method": "fused_score", "fusion": "f", "sampler": "top_fraction", "fraction": 0.2},
+            "y": {"method": "clip_score", "scorer": "b", "fraction": 0.2},
+            "n": {"method": "no_filter"},
+        },
+        "tables": {"table2": {"selections": ["x", "y", "n"], "pending": {"later": {"status": "not built yet: z"}}}},
+    }
+
+
+def test_config_references_of_fusions_are_checked():
+    config = minimal_config()
+    check_references(config)
+    config["fusions"]["f"]["scorers"] = ["a", "zz"]
+    with pytest.raises(ConfigError, match="fusions.f.scorers"):
+        check_references(config)
+    config = minimal_config()
+    config["fusions"]["f"]["accuracy"]["task"] = "imagenet"
+    with pytest.raises(ConfigError, match="fusions.f.accuracy.task"):
+        check_references(config)
+    config = minimal_config()
+    config["selections"]["x"]["fusion"] = "nope"
+    with pytest.raises(ConfigError, match="selections.x.fusion"):
+        check_references(config)
+    config = minimal_config()
+    config["tables"]["table2"]["pending"] = {"x": {"status": "?"}}
+    with pytest.raises(ConfigError, match="tables.table2.pending"):
+        check_references(config)
+
+
+def test_selection_labels():
+    config = minimal_config()
+    assert selection_labels(config, "x") == {"fusion": "f", "scorers": "a+b", "sampler": "top_fraction"}
+    assert selection_labels(config, "y") == {"fusion": "none", "scorers": "b", "sampler": "top_fraction"}
+    assert selection_labels(config, "n")["sampler"] == "all"
+
+
+def test_comparison_table_lists_pending_methods_with_their_status_and_no_numbers(tmp_path):
+    from curate.evaluate import write_records
+    from curate.subset import save_subset
+
+    subset = tmp_path / "x.npy"
+    save_subset(subset, [uid(1), uid(1), uid(2)])
+    evaluation = tmp_path / "x.jsonl"
+    write_records([{"key": "objects", "dataset": "Objects", "metrics": {"main_metric": 0.5}}], evaluation)
+    truth = tmp_path / "truth.parquet"
+    pd.DataFrame({"uid": [uid(1), uid(2), uid(3)], "is_clean": [True, False, True], "noise_type": ["clean", "gibberish", "clean"]}).to_parquet(truth)
+    rows = [{"selection": "x", "fusion": "mos", "scorers": "a+b", "sampler": "scs", "pool": "p", "recipe": "r", "suite": "s",
+             "subset": subset, "evaluation": evaluation}]
+    pending = [{"selection": "later", "status": "not built yet: Sieve captioning rule", "fusion": "sieve_clip"}]
+    table = comparison_table(rows, pending, [truth], {"Objects": ["objects"]})
+    assert table["status"].tolist() == ["ok", "not built yet: Sieve captioning rule"]
+    assert table.loc[0, "subset_size"] == 3 and table.loc[0, "unique_uids"] == 2
+    assert table.loc[0, "precision"] == 0.5 and table.loc[0, "recall"] == 0.5
+    assert pd.isna(table.loc[1, "subset_size"]) and pd.isna(table.loc[1, "Average"])
+    assert list(table.columns[:5]) == ["selection", "fusion", "scorers", "sampler", "status"]
