@@ -7,7 +7,6 @@ contiguously from 0 and the tar members carry a fixed mtime, so reruns give the 
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from collections import Counter
@@ -16,7 +15,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from curate.shards import SkipReport, iter_pool_samples
+from curate.shards import SkipReport, add_tar_member, iter_pool_samples
 from curate.subset import u8u8_to_uids
 
 SAMPLES_PER_SHARD = 10_000
@@ -25,14 +24,6 @@ SAMPLES_PER_SHARD = 10_000
 def repeat_counts(subset: np.ndarray) -> Counter:
     """uid -> how many times the subset lists it."""
     return Counter(u8u8_to_uids(subset))
-
-
-def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    info.mtime = 0
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(payload))
 
 
 def _shuffled(records: Iterable, buffer_size: int, rng: np.random.Generator) -> Iterator:
@@ -89,9 +80,9 @@ def reshard(
                 tar.close()
             tar = tarfile.open(out_dir / f"{len(shard_sizes):08d}.tar", "w", format=tarfile.USTAR_FORMAT)
             shard_sizes.append(0)
-        _add_member(tar, f"{key}.jpg", jpg)
-        _add_member(tar, f"{key}.txt", txt)
-        _add_member(tar, f"{key}.json", meta)
+        add_tar_member(tar, f"{key}.jpg", jpg)
+        add_tar_member(tar, f"{key}.txt", txt)
+        add_tar_member(tar, f"{key}.json", meta)
         shard_sizes[-1] += 1
     if tar is not None:
         tar.close()

@@ -109,6 +109,17 @@ def shard_name(shard_id: int, oom_shard_count: int = OOM_SHARD_COUNT) -> str:
 # Writing one img2dataset shard
 # --------------------------------------------------------------------------------------------
 
+
+def add_tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Add one member with a fixed mtime and owner, so the same samples give the same tar bytes."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = _TAR_MTIME
+    info.mode = 0o444
+    info.uname = info.gname = "bigdata"  # webdataset TarWriter's defaults
+    tar.addfile(info, io.BytesIO(data))
+
+
 _PARQUET_SCHEMA = pa.schema(
     [
         ("uid", pa.string()),
@@ -213,12 +224,7 @@ class ShardWriter:
         return len(self._rows)
 
     def _add_member(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = _TAR_MTIME
-        info.mode = 0o444
-        info.uname = info.gname = "bigdata"  # webdataset TarWriter's defaults
-        self._tar.addfile(info, io.BytesIO(data))
+        add_tar_member(self._tar, name, data)
 
     def write(self, jpg: bytes | None, text: str | None, meta: dict) -> str:
         if self._closed:
@@ -531,12 +537,7 @@ def write_webdataset_shards(
                 tar = tarfile.open(fileobj=fd, mode="w|", format=tarfile.USTAR_FORMAT)
                 n_in_shard = 0
             for ext, data in (("jpg", bytes(jpg)), ("txt", txt.encode("utf-8"))):
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size = len(data)
-                info.mtime = _TAR_MTIME
-                info.mode = 0o444
-                info.uname = info.gname = "bigdata"
-                tar.addfile(info, io.BytesIO(data))
+                add_tar_member(tar, f"{key}.{ext}", data)
             n_in_shard += 1
     finally:
         if tar is not None:
