@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from pathlib import Path
 
 
@@ -30,4 +29,3 @@ def log_to(path):
             logging.captureWarnings(False)
             root.removeHandler(handler)
             root.setLevel(previous_level)
-            print("", file=sys.stdout, end="", flush=True)
