@@ -10,7 +10,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from curate.clip import export_local_dir, load_model, write_arch_dir  # noqa: E402
+from curate.clip import load_model  # noqa: E402
+from tests.unit.model_fixtures import export_random_tiny_model  # noqa: E402
 from curate.evaluate import (  # noqa: E402
     aggregate,
     classification_metrics,
@@ -154,10 +155,7 @@ def write_task(folder, kind, samples, classnames=None):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    torch.manual_seed(0)
-    model, _, _ = load_model(str(write_arch_dir("tiny-vit-narrow", root / "arch")))
-    torch.save({"state_dict": model.state_dict()}, root / "epoch_1.pt")
-    model_dir = export_local_dir(root / "epoch_1.pt", "tiny-vit-narrow", root / "model")
+    model_dir = export_random_tiny_model(root)
     names = sorted(COLOURS)
     cls = write_task(root / "colour", "classification",
                      [{"jpg": Image.new("RGB", (64, 64), COLOURS[names[i % 3]]), "cls": i % 3} for i in range(9)],

@@ -11,9 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
 import curate.shards  # noqa: E402
-from curate.clip import encode, export_local_dir, load_model, write_arch_dir  # noqa: E402
+from curate.clip import encode, load_model  # noqa: E402
 from curate.score import check_scores, load_scores, save_scores, score_chunk  # noqa: E402
 from curate.shards import ShardWriter  # noqa: E402
+from tests.unit.model_fixtures import export_random_tiny_model  # noqa: E402
 
 COLOURS = [(200, 20, 20), (20, 20, 200), (20, 180, 20), (220, 220, 30)]
 
@@ -31,11 +32,7 @@ def uid(i):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A random tiny model with fixed weights (exported, so every load gives the same model)."""
-    root = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model, _, _ = load_model(str(write_arch_dir("tiny-vit-narrow", root / "arch")))
-    torch.save({"state_dict": model.state_dict()}, root / "epoch_1.pt")
-    return export_local_dir(root / "epoch_1.pt", "tiny-vit-narrow", root / "model")
+    return export_random_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
