@@ -21,14 +21,34 @@ def check_references(config: dict) -> None:
         _require(config, "recipes", entry["recipe"], f"scales.{scale}.recipe")
         _require(config, "suites", entry["suite"], f"scales.{scale}.suite")
     for scorer, entry in config["scorers"].items():
-        if entry["source"] == "train":
+        library = entry.get("library", "open_clip")
+        if entry.get("source") == "train" and library == "open_clip":
             _require(config, "curated_sets", entry["curated_set"], f"scorers.{scorer}.curated_set")
             _require(config, "recipes", entry["recipe"], f"scorers.{scorer}.recipe")
+        if library == "sieve":
+            _require(config, "captioners", entry["captioner"], f"scorers.{scorer}.captioner")
+            _require(config, "sentence_encoders", entry["sentence_encoder"], f"scorers.{scorer}.sentence_encoder")
+        if library == "embedding":
+            _require(config, "scorers", entry["embeddings"], f"scorers.{scorer}.embeddings")
+            if config["scorers"][entry["embeddings"]].get("library", "open_clip") != "open_clip":
+                raise ConfigError(f"scorers.{scorer}.embeddings: {entry['embeddings']!r} is not a CLIP scorer")
+            if "target" in entry:
+                _require(config, "suites", entry["target"], f"scorers.{scorer}.target")
+    for captioner, entry in config.get("captioners", {}).items():
+        if entry["source"] == "train":
+            _require(config, "curated_sets", entry["curated_set"], f"captioners.{captioner}.curated_set")
     for fusion, entry in config.get("fusions", {}).items():
         for scorer in entry["scorers"]:
             _require(config, "scorers", scorer, f"fusions.{fusion}.scorers")
         if entry["method"] == "none" and len(entry["scorers"]) != 1:
             raise ConfigError(f"fusions.{fusion}.scorers: method 'none' takes exactly one scorer")
+        if entry["method"] == "mflyt":
+            _require(config, "selections", entry["reference"]["selection"], f"fusions.{fusion}.reference.selection")
+            _require(config, "recipes", entry["reference"]["recipe"], f"fusions.{fusion}.reference.recipe")
+            suite, task = entry["downstream"]["suite"], entry["downstream"]["task"]
+            _require(config, "suites", suite, f"fusions.{fusion}.downstream.suite")
+            if task not in config["suites"][suite]["tasks"]:
+                raise ConfigError(f"fusions.{fusion}.downstream.task: {task!r} is not in suites.{suite}.tasks")
         if entry["method"] == "in_weighted":
             suite, task = entry["accuracy"]["suite"], entry["accuracy"]["task"]
             _require(config, "suites", suite, f"fusions.{fusion}.accuracy.suite")
@@ -37,6 +57,12 @@ def check_references(config: dict) -> None:
     for selection, entry in config["selections"].items():
         if "scorer" in entry:
             _require(config, "scorers", entry["scorer"], f"selections.{selection}.scorer")
+        if "langid" in entry:
+            _require(config, "langid_models", entry["langid"], f"selections.{selection}.langid")
+        if "embeddings" in entry:
+            _require(config, "scorers", entry["embeddings"], f"selections.{selection}.embeddings")
+        if "target" in entry:
+            _require(config, "suites", entry["target"], f"selections.{selection}.target")
         if "fusion" in entry:
             _require(config, "fusions", entry["fusion"], f"selections.{selection}.fusion")
     for suite, entry in config["suites"].items():

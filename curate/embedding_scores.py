@@ -220,3 +220,47 @@ def linear_classifier_score(emb, w, b: float, chunk_size: int = 65536) -> np.nda
     for a in range(0, X.shape[0], chunk_size):
         out[a:a + chunk_size] = X[a:a + chunk_size] @ w + np.float32(b)
     return out
+
+
+# ----------------------------------------------------------------------------- in the workflow
+#: The embedding scores a scorer entry (``library: embedding``) can name as its ``method``.
+EMBEDDING_METHODS = ("s_clip_loss", "normsim_inf")
+
+
+def embedding_score_frame(method: str, uids, image_emb, text_emb, params: dict | None = None,
+                          target_emb=None, seed: int = 0):
+    """One chunk's embedding score file, ``DataFrame[uid, <method> (float32)]``.
+
+    ``s_clip_loss`` takes ``batch_size`` / ``temperature`` / ``n_repeats`` from ``params``; its
+    random batches are drawn inside the chunk with ``seed`` (derive it from the chunk so chunks are
+    independent; a chunk at least as large as the batch gives batches of the same law as the
+    pool's). ``normsim_inf`` needs ``target_emb`` (image embeddings of the target set by the same
+    CLIP)."""
+    import pandas as pd
+
+    params = dict(params or {})
+    if method == "s_clip_loss":
+        scores = s_clip_loss(image_emb, text_emb, batch_size=int(params.get("batch_size", S_CLIP_LOSS_BATCH_SIZE)),
+                             seed=seed, temperature=float(params.get("temperature", S_CLIP_LOSS_TEMPERATURE)),
+                             n_repeats=int(params.get("n_repeats", 1)))
+    elif method == "normsim_inf":
+        if target_emb is None:
+            raise ValueError("normsim_inf needs the target set's image embeddings")
+        scores = normsim_inf(image_emb, target_emb)
+    else:
+        raise ValueError(f"unknown embedding score {method!r}; known: {', '.join(EMBEDDING_METHODS)}")
+    return pd.DataFrame({"uid": pd.Series(list(uids), dtype=object), method: scores.astype(np.float32)})
+
+
+def embed_downstream_images(model_source: str, images, batch_size: int = 256) -> np.ndarray:
+    """L2-normalised image embeddings (float32) of a labelled set's uint8 images (N, H, W, 3)
+    by the CLIP ``model_source`` (`curate.clip.load_model`): NormSim's and the image-based
+    baseline's target set."""
+    from PIL import Image
+
+    from .clip import encode, load_model
+
+    model, preprocess, tokenizer = load_model(model_source)
+    pil = [Image.fromarray(np.asarray(im, dtype=np.uint8)) for im in images]
+    with torch.no_grad():
+        return encode(model, preprocess, tokenizer, pil, [], batch_size)[0]

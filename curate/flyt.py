@@ -765,3 +765,53 @@ def load_head(path) -> tuple[nn.Module, dict]:
     head.load_state_dict(obj["state_dict"])
     head.eval()
     return head, json.loads(obj["meta"])
+
+
+# ----------------------------------------------------------------------------- on a pool
+def read_templates(task_dir) -> list[str]:
+    """The zero-shot templates (``{c}`` placeholders) of a clip_benchmark-layout task folder."""
+    from pathlib import Path
+
+    lines = (Path(task_dir) / "zeroshot_classification_templates.txt").read_text().splitlines()
+    templates = [line for line in lines if line.strip()]
+    if not templates:
+        raise ValueError(f"{task_dir}: no zero-shot templates")
+    return templates
+
+
+def pool_upstream_arrays(tar_paths: Sequence, uids: Sequence[str], head_inputs) -> tuple[list, list[str], np.ndarray]:
+    """The pool samples whose uids are ``uids`` (rows of ``head_inputs``), as
+    ``(PIL images, texts, head inputs)`` in reading order of the shards; bad samples are
+    skipped as everywhere (`curate.shards.iter_pool_samples`), uids not in the shards ignored.
+
+    Holds the images of the scored pool in memory: right for the tiny pool and for a sampled
+    slice of a real pool (M-FLYT trains on a stream of batches; pass the shards to draw from)."""
+    from .shards import SkipReport, iter_pool_samples
+
+    row = {uid: i for i, uid in enumerate(uids)}
+    X = np.asarray(head_inputs, dtype=np.float32)
+    images, texts, rows = [], [], []
+    for sample in iter_pool_samples([str(p) for p in tar_paths], SkipReport()):
+        i = row.get(sample.uid)
+        if i is not None:
+            images.append(sample.image)
+            texts.append(sample.text)
+            rows.append(i)
+    return images, texts, X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]
+
+
+def train_pool_mixer(reference_source, tar_paths: Sequence, uids: Sequence[str], standardised_scores,
+                     downstream_npz, templates: Sequence[str], hparams: FlytHParams, seed: int = 0,
+                     log: Callable[[int, dict], None] | None = None) -> FlytResult:
+    """M-FLYT on a pool (§6): a `MixingHead` over the pool-standardised scores of the samples
+    ``uids`` (rows of ``standardised_scores``), trained with `train_mflyt` against the reference
+    CLIP ``reference_source`` (trained on the unfiltered pool) and the labelled downstream set
+    ``downstream_npz`` (`load_downstream_npz`; one random template of ``templates`` per class per
+    step). Upstream and downstream batches are drawn by seeded permutations."""
+    images, texts, X = pool_upstream_arrays(tar_paths, uids, standardised_scores)
+    if not images:
+        raise ValueError("none of the scored uids is in the pool shards")
+    ds_images, ds_labels, classnames = load_downstream_npz(downstream_npz)
+    upstream = in_memory_loader(images, texts, X, seed=seed)
+    downstream = in_memory_loader(ds_images, ds_labels, seed=seed + 1)
+    return train_mflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed, log=log)

@@ -22,13 +22,15 @@ _UID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, device: str = "cpu",
-                pretrained: str | None = None) -> tuple[pd.DataFrame, dict]:
+                pretrained: str | None = None, embeddings_path=None) -> tuple[pd.DataFrame, dict]:
     """CLIP-score every kept sample of the pool shards `shard_paths` with the model
     `model_source` (see `curate.clip.load_model`).
 
     Returns ``(DataFrame[uid: str, clip_score: float32], report)``: one row per kept sample in
     reading order; `report` is the `SkipReport` as a dict, plus ``skipped.nan_score`` (samples
-    whose score came out NaN, dropped) and ``model``.
+    whose score came out NaN, dropped) and ``model``. With ``embeddings_path``, the L2-normalised
+    image and text embeddings of the scored rows are saved there too (`save_embeddings`), the
+    input of the embedding-based scores (s-CLIPLoss, NormSim, the image-based baseline).
     """
     from tqdm import tqdm
 
@@ -43,9 +45,15 @@ def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, dev
     images: list = []
     texts: list[str] = []
 
+    image_embs: list[np.ndarray] = []
+    text_embs: list[np.ndarray] = []
+
     def flush():
         img, txt = encode(model, preprocess, tokenizer, images, texts, batch_size)
         scores.append(np.einsum("ij,ij->i", img, txt).astype(np.float32))
+        if embeddings_path is not None:
+            image_embs.append(np.asarray(img, dtype=np.float32))
+            text_embs.append(np.asarray(txt, dtype=np.float32))
         uids.extend(batch_uids)
         batch_uids.clear()
         images.clear()
@@ -73,7 +81,34 @@ def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, dev
         df = df[~nan].reset_index(drop=True)
         result["kept"] = int(len(df))
     result["model"] = str(model_source)
+    if embeddings_path is not None:
+        dim = image_embs[0].shape[1] if image_embs else 0
+        img = np.concatenate(image_embs) if image_embs else np.zeros((0, dim), np.float32)
+        txt = np.concatenate(text_embs) if text_embs else np.zeros((0, dim), np.float32)
+        save_embeddings(embeddings_path, df["uid"].tolist(), img[~nan], txt[~nan])
     return df, result
+
+
+def save_embeddings(path, uids: list[str], image, text) -> Path:
+    """Row-aligned ``uid``, ``image`` and ``text`` embeddings (float16, as DataComp ships its
+    features) in one ``.npz``, written atomically."""
+    image = np.asarray(image)
+    text = np.asarray(text)
+    if not (len(uids) == len(image) == len(text)):
+        raise ValueError(f"{path}: {len(uids)} uids, {len(image)} image and {len(text)} text embeddings")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, uid=np.asarray(uids, dtype="U32"), image=image.astype(np.float16),
+             text=text.astype(np.float16))
+    os.replace(tmp, path)
+    return path
+
+
+def load_embeddings(path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(uids, image float32, text float32)`` saved by `save_embeddings`."""
+    with np.load(path, allow_pickle=False) as z:
+        return z["uid"].tolist(), z["image"].astype(np.float32), z["text"].astype(np.float32)
 
 
 def check_scores(df: pd.DataFrame, path=None, score_columns: list[str] | None = None) -> None:
@@ -105,8 +140,10 @@ def check_scores(df: pd.DataFrame, path=None, score_columns: list[str] | None = 
             raise ValueError(f"{where}: column {c!r} has {n_nan} NaN scores")
 
 
-def save_scores(df: pd.DataFrame, path, score_columns: list[str] | None = None) -> Path:
-    """Check `df` (`check_scores`) and write it as parquet (atomically) to `path`."""
+def save_scores(df: pd.DataFrame, path, score_columns: list[str] | None = None,
+                text_columns: tuple[str, ...] = ()) -> Path:
+    """Check `df` (`check_scores`) and write it as parquet (atomically) to `path`; with
+    `score_columns` given, `text_columns` (strings, e.g. Sieve's best caption) ride along."""
     path = Path(path)
     check_scores(df, path, score_columns)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,8 +151,10 @@ def save_scores(df: pd.DataFrame, path, score_columns: list[str] | None = None) 
     import pyarrow.parquet as pq
 
     columns = [c for c in df.columns if c != "uid"] if score_columns is None else list(score_columns)
-    schema = pa.schema([("uid", pa.string())] + [(c, pa.float32()) for c in columns])
-    frame = df[["uid", *columns]].astype({"uid": object})
+    text_columns = list(text_columns) if score_columns is not None else []
+    schema = pa.schema([("uid", pa.string())] + [(c, pa.float32()) for c in columns]
+                       + [(c, pa.string()) for c in text_columns])
+    frame = df[["uid", *columns, *text_columns]].astype({"uid": object})
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)

@@ -7,6 +7,8 @@ Methods available so far:
 - ``oracle``: the synthetic pool's ground-truth clean uids (an upper bound; only synthetic pools).
 - ``fused_score``: a fusion's per-chunk fused scores (see "Fused scores" below) and a sampler,
   ``top_fraction`` (§1) or ``scs`` (§7; the subset then holds repeats).
+- DataComp's baselines ``basic_filter``, ``text_based``, ``image_based``,
+  ``image_based_clip_score`` and ``laion2b`` (`curate.baseline_selection`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from curate import fusion as fusion_lib
+from curate.baseline_selection import BASELINE_METHODS, select_baseline
 from curate.sampling import scs
 from curate.sampling import threshold as keep_above_threshold
 from curate.sampling import top_fraction
@@ -26,7 +29,7 @@ from curate.subset import uids_to_u8u8
 
 log = logging.getLogger(__name__)
 
-METHODS = ("no_filter", "clip_score", "oracle", "fused_score")
+METHODS = ("no_filter", "clip_score", "oracle", "fused_score", *BASELINE_METHODS)
 
 
 def pool_uids(metadata_parquets: list) -> list[str]:
@@ -70,6 +73,8 @@ def select(method: str, params: dict, inputs: dict) -> np.ndarray:
     elif method == "fused_score":
         all_uids, scores = load_chunk_scores(inputs["scores"], column=FUSED_COLUMN)
         uids = sample_fused(all_uids, scores, params)
+    elif method in BASELINE_METHODS:
+        uids = select_baseline(method, params, inputs)
     else:
         raise ValueError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
     return uids_to_u8u8(uids)
@@ -90,23 +95,43 @@ def select(method: str, params: dict, inputs: dict) -> np.ndarray:
 #   accuracy and the max-to-min ratio ``r`` (§6).
 # - ``mos``: Mixture of Scores over the pool-normalised scores (min-max by default, or z-score),
 #   with the pool's row-std range as a second pass over the normalised scores (§5).
+# - ``sieve_clip``: Sieve + CLIPScore, ``(1 - a) * minmax(sieve) + a * minmax(clip)`` over the
+#   pool (§4); scorers = [a Sieve scorer, a CLIP scorer].
+# - ``mflyt``: a trained M-FLYT mixing head (`curate.flyt.MixingHead`) over the pool-standardised
+#   scores (§6); its logits are the fused score. The head is trained by the workflow's
+#   ``train_mixer`` rule from the same statistics.
+#
+# Each scorer's file holds its score under its own name (`curate.workflow.score_column`:
+# ``clip_score``, ``sieve_score``, ...), so the callers pass one column per scorer.
 # --------------------------------------------------------------------------------------------
 
-FUSION_METHODS = ("none", "sum", "standardised_sum", "in_weighted", "mos")
+FUSION_METHODS = ("none", "sum", "standardised_sum", "in_weighted", "mos", "sieve_clip", "mflyt")
 FUSED_COLUMN = "score"
 
 
-def load_score_matrix(paths: list, column: str = "clip_score") -> tuple[list[str], np.ndarray]:
-    """One chunk's scores of several scorers (one file per scorer, in order) as ``(uids, N x M)``.
+def _columns(columns, n: int) -> list[str]:
+    if columns is None:
+        return ["clip_score"] * n
+    if isinstance(columns, str):
+        return [columns] * n
+    if len(columns) != n:
+        raise ValueError(f"{n} score files but {len(columns)} score columns")
+    return list(columns)
+
+
+def load_score_matrix(paths: list, columns: list[str] | str | None = None) -> tuple[list[str], np.ndarray]:
+    """One chunk's scores of several scorers (one file per scorer, in order) as ``(uids, N x M)``;
+    ``columns`` names each file's score column (default ``clip_score``).
 
     Rows are the uids every scorer scored (inner join), in the first file's order; a uid one
     scorer skipped (a NaN score, say) is left out of the fusion and logged.
     """
-    frames = [load_scores(path, [column]) for path in paths]
-    if not frames:
+    if not paths:
         raise ValueError("load_score_matrix: no score files")
-    joined = frames[0][["uid", column]].rename(columns={column: 0})
-    for j, frame in enumerate(frames[1:], 1):
+    columns = _columns(columns, len(paths))
+    frames = [load_scores(path, [column]) for path, column in zip(paths, columns)]
+    joined = frames[0][["uid", columns[0]]].rename(columns={columns[0]: 0})
+    for j, (frame, column) in enumerate(zip(frames[1:], columns[1:]), 1):
         joined = joined.merge(frame[["uid", column]].rename(columns={column: j}), on="uid", how="inner", sort=False)
     dropped = max(len(f) for f in frames) - len(joined)
     if dropped:
@@ -132,9 +157,10 @@ def _normalise(S: np.ndarray, fusion: dict, stats: dict) -> np.ndarray:
     return fusion_lib.minmax(S, stats)
 
 
-def fusion_statistics(chunk_files: list[list], fusion: dict, accuracies: list[float] | None = None) -> dict:
+def fusion_statistics(chunk_files: list[list], fusion: dict, accuracies: list[float] | None = None,
+                      columns: list[str] | None = None) -> dict:
     """Pool-wide statistics of a fusion (JSON-ready) from ``chunk_files`` = per chunk, one score
-    file per scorer (in the fusion's scorer order).
+    file per scorer (in the fusion's scorer order), ``columns`` = each scorer's score column.
 
     Holds the columns' ``min, max, mean, std (ddof=1), n``; for ``in_weighted`` the accuracies and
     weights; for ``mos`` the ``sigma_range`` of the normalised rows (a second pass).
@@ -144,7 +170,9 @@ def fusion_statistics(chunk_files: list[list], fusion: dict, accuracies: list[fl
         raise ValueError(f"unknown fusion method {method!r}; known: {', '.join(FUSION_METHODS)}")
     if method == "none" and len(fusion["scorers"]) != 1:
         raise ValueError(f"fusion method 'none' takes one scorer, got {fusion['scorers']}")
-    stats = fusion_lib.column_stats(load_score_matrix(files)[1] for files in chunk_files)
+    if method == "sieve_clip" and len(fusion["scorers"]) != 2:
+        raise ValueError(f"fusion method 'sieve_clip' takes [sieve scorer, clip scorer], got {fusion['scorers']}")
+    stats = fusion_lib.column_stats(load_score_matrix(files, columns)[1] for files in chunk_files)
     out = {"method": method, "scorers": list(fusion["scorers"])}
     out.update({key: np.atleast_1d(stats[key]).tolist() for key in ("min", "max", "mean", "std", "n")})
     if method == "in_weighted":
@@ -154,7 +182,7 @@ def fusion_statistics(chunk_files: list[list], fusion: dict, accuracies: list[fl
         out["weights"] = fusion_lib.in_weighted_weights(accuracies, fusion["r"]).tolist()
     if method == "mos":
         lo, hi = fusion_lib.mos_sigma_range(
-            _normalise(load_score_matrix(files)[1], fusion, _stats_arrays(out)) for files in chunk_files
+            _normalise(load_score_matrix(files, columns)[1], fusion, _stats_arrays(out)) for files in chunk_files
         )
         out["sigma_range"] = [lo, hi]
     return out
@@ -164,9 +192,10 @@ def _stats_arrays(stats: dict) -> dict:
     return {key: np.asarray(stats[key], dtype=np.float64) for key in ("min", "max", "mean", "std", "n")}
 
 
-def fuse_matrix(S: np.ndarray, fusion: dict, stats: dict) -> np.ndarray:
+def fuse_matrix(S: np.ndarray, fusion: dict, stats: dict, head=None) -> np.ndarray:
     """The fused score of each row of ``S`` (N x M, columns in the fusion's scorer order), from
-    the pool-wide `stats` of :func:`fusion_statistics`; each row depends only on itself."""
+    the pool-wide `stats` of :func:`fusion_statistics` (and for ``mflyt`` the trained mixing
+    `head`); each row depends only on itself."""
     S = np.asarray(S, dtype=np.float64)
     method = fusion["method"]
     if S.ndim != 2 or S.shape[1] != len(stats["min"]):
@@ -183,13 +212,21 @@ def fuse_matrix(S: np.ndarray, fusion: dict, stats: dict) -> np.ndarray:
     if method == "mos":
         return fusion_lib.mos(_normalise(S, fusion, arrays), fusion.get("tmin", 0.5), fusion.get("tmax", 1.5),
                               sigma_range=tuple(stats["sigma_range"]))
+    if method == "sieve_clip":
+        return fusion_lib.sieve_clip_fusion(S[:, 0], S[:, 1], fusion.get("a", 0.5), arrays)
+    if method == "mflyt":
+        if head is None:
+            raise ValueError("fusion method 'mflyt' needs its trained mixing head")
+        from curate.flyt import apply_mixer
+
+        return apply_mixer(head, fusion_lib.zscore(S, arrays)).astype(np.float64)
     raise ValueError(f"unknown fusion method {method!r}; known: {', '.join(FUSION_METHODS)}")
 
 
-def fuse_chunk(paths: list, fusion: dict, stats: dict) -> pd.DataFrame:
+def fuse_chunk(paths: list, fusion: dict, stats: dict, columns: list[str] | None = None, head=None) -> pd.DataFrame:
     """One chunk's fused scores, ``DataFrame[uid, score (float32)]`` (see `curate.score.save_scores`)."""
-    uids, S = load_score_matrix(paths)
-    fused = fuse_matrix(S, fusion, stats)
+    uids, S = load_score_matrix(paths, columns)
+    fused = fuse_matrix(S, fusion, stats, head)
     if np.isnan(fused).any():
         raise ValueError(f"fusion {fusion['method']} gave NaN scores for chunk {paths[0]}")
     return pd.DataFrame({"uid": pd.Series(uids, dtype=object), FUSED_COLUMN: fused.astype(np.float32)})

@@ -183,3 +183,21 @@ def sieve_alignment(encoder, alt_texts: Sequence[str], captions_per_sample: Sequ
         "argmax": best,
         "best_caption": [str(captions_per_sample[i][int(best[i])]) for i in range(N)],
     }
+
+
+def sieve_score_frame(encoder, captions, batch_size: int = 256):
+    """The Sieve score file of one chunk from its captions file (`curate.captioning.
+    caption_pool_chunk`): ``DataFrame[uid, sieve_score, sieve_mean, best_caption]``, where
+    ``sieve_score`` is the max alignment (§4; 0 when the best caption is empty after masking),
+    ``sieve_mean`` the mean over the captions and ``best_caption`` the best caption as generated.
+    """
+    import pandas as pd
+
+    result = sieve_alignment(encoder, captions["text"].tolist(),
+                             [list(c) for c in captions["captions"]], batch_size=batch_size)
+    return pd.DataFrame({
+        "uid": pd.Series(captions["uid"].tolist(), dtype=object),
+        "sieve_score": result["max"],
+        "sieve_mean": result["mean"],
+        "best_caption": pd.Series(result["best_caption"], dtype=object),
+    })

@@ -52,3 +52,27 @@ def selection_labels(config: dict, selection: str) -> dict:
 def fusion_score_files(data_root: str, pool: str, scorers: list[str], chunks: list[str]) -> list[str]:
     """Score files of a fusion, chunk-major: for each chunk, one file per scorer in order."""
     return [f"{data_root}/scores/{pool}/{scorer}/{chunk}.parquet" for chunk in chunks for scorer in scorers]
+
+
+#: The column of a scorer's score files that holds its score, by the scorer's library.
+SCORE_COLUMNS = {"open_clip": "clip_score", "sieve": "sieve_score"}
+
+
+def score_column(scorer: dict) -> str:
+    """The score column of a scorer's files: ``clip_score`` for CLIP scorers, ``sieve_score``
+    for Sieve scorers, the method's name (``s_clip_loss``, ``normsim_inf``) for embedding scores."""
+    library = scorer["library"]
+    if library == "embedding":
+        return scorer["method"]
+    if library not in SCORE_COLUMNS:
+        raise ValueError(f"no score column known for scorers of library {library!r}")
+    return SCORE_COLUMNS[library]
+
+
+def names_pattern(names) -> str:
+    """A wildcard regex matching exactly these names (one that matches nothing when empty), so
+    that rules writing the same path pattern for different kinds of scorers never overlap."""
+    import re
+
+    names = sorted(names)
+    return "|".join(re.escape(name) for name in names) if names else "(?!)"

@@ -1,10 +1,13 @@
 from pathlib import Path
 
+from curate.baseline_selection import BASELINE_METHODS
 from curate.config import check_references
 from curate.workflow import (
     chunk_names,
     chunk_shard_ids,
     fusion_score_files,
+    names_pattern,
+    score_column,
     selection_labels,
 )
 
@@ -25,6 +28,9 @@ wildcard_constraints:
     suite=r"[^/]+",
     task=r"[^/]+",
     fusion=r"[^/]+",
+    captioner=r"[^/]+",
+    sentence_encoder=r"[^/]+",
+    langid=r"[^/]+",
 
 
 def pool_chunks(pool):
@@ -80,7 +86,30 @@ def get_selection_inputs(wildcards):
         return {"scores": score_files(wildcards.pool, entry["scorer"])}
     if method == "fused_score":
         return {"scores": fused_files(wildcards.pool, entry["fusion"])}
+    if method in BASELINE_METHODS:
+        return get_baseline_inputs(wildcards.pool, entry)
     raise ValueError(f"selections.{wildcards.selection}: unknown method {method!r}")
+
+
+def get_baseline_inputs(pool, entry):
+    """A DataComp baseline reads the pool's metadata and a language detector; the image-based
+    ones a CLIP scorer's chunk embeddings and the downstream set's; the CLIP ones its scores.
+    """
+    inputs = {
+        "metadata": expand(
+            f"{DATA}/pools/{pool}/shards/{{chunk}}", chunk=pool_chunks(pool)
+        ),
+        "langid": f"{DATA}/resources/langid/{entry['langid']}.bin",
+    }
+    if "embeddings" in entry:
+        clip = entry["embeddings"]
+        inputs["embeddings"] = expand(
+            f"{DATA}/embeddings/{pool}/{clip}/{{chunk}}.npz", chunk=pool_chunks(pool)
+        )
+        inputs["target"] = f"{DATA}/embeddings/downstream/{entry['target']}/{clip}.npz"
+    if "scorer" in entry:
+        inputs["scores"] = score_files(pool, entry["scorer"])
+    return inputs
 
 
 def fused_files(pool, fusion):
@@ -107,12 +136,79 @@ def get_fusion_stats_inputs(wildcards):
     return inputs
 
 
-def get_fuse_chunk_scores(wildcards):
-    """One chunk's score files, one per scorer of the fusion, in its order."""
+def get_fuse_chunk_inputs(wildcards):
+    """One chunk's score files (one per scorer of the fusion, in its order), the pool-wide
+    statistics, and for M-FLYT the trained mixing head."""
     fusion = config["fusions"][wildcards.fusion]
-    return fusion_score_files(
-        DATA, wildcards.pool, fusion["scorers"], [wildcards.chunk]
+    inputs = {
+        "scores": fusion_score_files(
+            DATA, wildcards.pool, fusion["scorers"], [wildcards.chunk]
+        ),
+        "stats": f"{DATA}/fused/{wildcards.pool}/{wildcards.fusion}/stats.json",
+    }
+    if fusion["method"] == "mflyt":
+        inputs["mixer"] = f"{DATA}/fused/{wildcards.pool}/{wildcards.fusion}/mixer.pt"
+    return inputs
+
+
+def fusion_columns(fusion):
+    """Each scorer's score column, in the fusion's scorer order."""
+    return [
+        score_column(config["scorers"][scorer])
+        for scorer in config["fusions"][fusion]["scorers"]
+    ]
+
+
+def get_mixer_inputs(wildcards):
+    """What M-FLYT trains on: every chunk's scores and shards, the pool-wide statistics, the
+    reference CLIP (trained on a selection of the same pool) and the labelled downstream set
+    with its task's templates."""
+    fusion = config["fusions"][wildcards.fusion]
+    reference, downstream = fusion["reference"], fusion["downstream"]
+    return {
+        "stats": f"{DATA}/fused/{wildcards.pool}/{wildcards.fusion}/stats.json",
+        "scores": fusion_score_files(
+            DATA, wildcards.pool, fusion["scorers"], pool_chunks(wildcards.pool)
+        ),
+        "pool": get_pool_chunk_dirs(wildcards),
+        "reference": f"{DATA}/models/{wildcards.pool}/{reference['selection']}/{reference['recipe']}",
+        "downstream": f"{DATA}/downstream/{downstream['suite']}.npz",
+        "templates": f"{DATA}/tasks/{downstream['suite']}/{downstream['task']}",
+    }
+
+
+def scorers_of(library):
+    """A wildcard pattern of the scorers of one library (each kind has its own score rule)."""
+    return names_pattern(
+        name for name, entry in config["scorers"].items() if entry["library"] == library
     )
+
+
+def get_caption_file(wildcards):
+    captioner = config["scorers"][wildcards.scorer]["captioner"]
+    return f"{DATA}/captions/{wildcards.pool}/{captioner}/{wildcards.chunk}.parquet"
+
+
+def get_sentence_encoder(wildcards):
+    encoder = config["scorers"][wildcards.scorer]["sentence_encoder"]
+    return f"{DATA}/models/sentence_encoders/{encoder}"
+
+
+def get_captioner_curated_set(wildcards):
+    captioner = config["captioners"][wildcards.captioner]
+    return f"{DATA}/resources/curated/{captioner['curated_set']}"
+
+
+def get_embedding_score_inputs(wildcards):
+    """The chunk's embeddings by the scorer's CLIP, and for NormSim the target set's."""
+    scorer = config["scorers"][wildcards.scorer]
+    clip = scorer["embeddings"]
+    inputs = {
+        "embeddings": f"{DATA}/embeddings/{wildcards.pool}/{clip}/{wildcards.chunk}.npz"
+    }
+    if scorer["method"] == "normsim_inf":
+        inputs["target"] = f"{DATA}/embeddings/downstream/{scorer['target']}/{clip}.npz"
+    return inputs
 
 
 def get_task_dirs(wildcards):

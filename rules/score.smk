@@ -5,8 +5,11 @@ rule score_chunk:
     output:
         scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
         report=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.report.json",
+        embeddings=f"{DATA}/embeddings/{{pool}}/{{scorer}}/{{chunk}}.npz",
     log:
         f"{DATA}/logs/score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+    wildcard_constraints:
+        scorer=scorers_of("open_clip"),
     conda:
         "../envs/score.yaml"
     threads: config["threads"]
@@ -14,3 +17,58 @@ rule score_chunk:
         batch_size=config.get("score_batch_size", 256),
     script:
         "../scripts/score_chunk.py"
+
+
+rule sieve_score_chunk:
+    input:
+        captions=get_caption_file,
+        sentence_encoder=get_sentence_encoder,
+    output:
+        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
+    log:
+        f"{DATA}/logs/sieve_score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+    wildcard_constraints:
+        scorer=scorers_of("sieve"),
+    conda:
+        "../envs/caption.yaml"
+    threads: config["threads"]
+    params:
+        batch_size=config.get("score_batch_size", 256),
+    script:
+        "../scripts/sieve_score_chunk.py"
+
+
+rule embedding_score_chunk:
+    input:
+        unpack(get_embedding_score_inputs),
+    output:
+        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
+    log:
+        f"{DATA}/logs/embedding_score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+    wildcard_constraints:
+        scorer=scorers_of("embedding"),
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+    script:
+        "../scripts/embedding_score_chunk.py"
+
+
+rule embed_downstream_set:
+    input:
+        downstream=f"{DATA}/downstream/{{suite}}.npz",
+        model=get_scorer_model,
+    output:
+        f"{DATA}/embeddings/downstream/{{suite}}/{{scorer}}.npz",
+    log:
+        f"{DATA}/logs/embed_downstream_set/{{suite}}/{{scorer}}.log",
+    wildcard_constraints:
+        scorer=scorers_of("open_clip"),
+    conda:
+        "../envs/score.yaml"
+    threads: config["threads"]
+    params:
+        batch_size=config.get("score_batch_size", 256),
+    script:
+        "../scripts/embed_downstream_set.py"

@@ -1,5 +1,6 @@
 import json
 
+from curate.flyt import load_head
 from curate.logs import log_to
 from curate.score import save_scores
 from curate.selection import FUSED_COLUMN, fuse_chunk
@@ -7,6 +8,7 @@ from curate.selection import FUSED_COLUMN, fuse_chunk
 with log_to(snakemake.log[0]) as log:
     with open(snakemake.input.stats) as stream:
         stats = json.load(stream)
-    fused = fuse_chunk(list(snakemake.input.scores), snakemake.params.fusion, stats)
+    head = load_head(snakemake.input.mixer)[0] if "mixer" in snakemake.input.keys() else None
+    fused = fuse_chunk(list(snakemake.input.scores), snakemake.params.fusion, stats, snakemake.params.columns, head)
     save_scores(fused, snakemake.output[0], [FUSED_COLUMN])
     log.info("fused %d samples of chunk %s with %s", len(fused), snakemake.wildcards.chunk, snakemake.wildcards.fusion)

@@ -13,7 +13,7 @@ with log_to(snakemake.log[0]) as log:
     if "accuracy" in snakemake.input.keys():
         task = fusion["accuracy"]["task"]
         accuracies = [scorer_accuracy(read_records(path), task) for path in snakemake.input.accuracy]
-    stats = fusion_statistics(chunk_files, fusion, accuracies)
+    stats = fusion_statistics(chunk_files, fusion, accuracies, snakemake.params.columns)
     with open(snakemake.output[0], "w") as stream:
         json.dump(stats, stream, indent=2)
     log.info("fusion %s statistics: %s", snakemake.wildcards.fusion, stats)

@@ -1,0 +1,13 @@
+import numpy as np
+import torch
+
+from curate.embedding_scores import embed_downstream_images
+from curate.flyt import load_downstream_npz
+from curate.logs import log_to
+
+with log_to(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    images, labels, classnames = load_downstream_npz(snakemake.input.downstream)
+    image = embed_downstream_images(f"local-dir:{snakemake.input.model}", images, snakemake.params.batch_size)
+    np.savez(snakemake.output[0], image=image.astype(np.float16), labels=labels)
+    log.info("embedded %d downstream images with %s", len(image), snakemake.wildcards.scorer)

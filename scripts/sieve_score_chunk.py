@@ -1,0 +1,13 @@
+import pandas as pd
+import torch
+
+from curate.logs import log_to
+from curate.score import save_scores
+from curate.sentence import load_sentence_encoder, sieve_score_frame
+
+with log_to(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    encoder = load_sentence_encoder(snakemake.input.sentence_encoder)
+    scores = sieve_score_frame(encoder, pd.read_parquet(snakemake.input.captions), snakemake.params.batch_size)
+    save_scores(scores, snakemake.output.scores, ["sieve_score", "sieve_mean"], text_columns=("best_caption",))
+    log.info("Sieve-scored %d samples of chunk %s", len(scores), snakemake.wildcards.chunk)

@@ -1,0 +1,161 @@
+"""Scores of every kind as fusion inputs: Sieve + CLIP, M-FLYT heads, embedding scores, and
+the per-scorer score columns the fuse rules hand to the fusions."""
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from curate.config import ConfigError, check_references
+from curate.embedding_scores import embedding_score_frame, normsim_inf, s_clip_loss
+from curate.flyt import MixingHead
+from curate.score import load_embeddings, load_scores, save_embeddings, save_scores
+from curate.selection import FUSED_COLUMN, fuse_chunk, fuse_matrix, fusion_statistics, load_score_matrix
+from curate.workflow import names_pattern, score_column
+from tests.unit.pool_fixtures import uid
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sieve_and_clip(tmp_path):
+    """Two chunks of a Sieve scorer (column sieve_score) and a CLIP scorer (clip_score)."""
+    rng = np.random.default_rng(1)
+    files = []
+    for c, ids in enumerate([range(0, 6), range(6, 15)]):
+        ids = list(ids)
+        sieve = tmp_path / "sieve" / f"{c:05d}.parquet"
+        clip = tmp_path / "clip" / f"{c:05d}.parquet"
+        save_scores(pd.DataFrame({"uid": [uid(i) for i in ids],
+                                  "sieve_score": rng.uniform(0, 1, len(ids)).astype(np.float32),
+                                  "sieve_mean": rng.uniform(0, 1, len(ids)).astype(np.float32),
+                                  "best_caption": [f"caption {i}" for i in ids]}),
+                    sieve, ["sieve_score", "sieve_mean"], text_columns=("best_caption",))
+        save_scores(pd.DataFrame({"uid": [uid(i) for i in ids],
+                                  "clip_score": rng.normal(0.3, 0.1, len(ids)).astype(np.float32)}), clip)
+        files.append([sieve, clip])
+    return files
+
+
+def test_score_files_keep_text_columns_beside_the_scores(sieve_and_clip):
+    frame = pd.read_parquet(sieve_and_clip[0][0])
+    assert list(frame.columns) == ["uid", "sieve_score", "sieve_mean", "best_caption"]
+    assert frame["best_caption"].tolist()[:2] == ["caption 0", "caption 1"]
+    assert load_scores(sieve_and_clip[0][0], ["sieve_score"])["sieve_score"].dtype == np.float32
+
+
+def test_each_score_file_is_read_by_its_own_column(sieve_and_clip):
+    uids, S = load_score_matrix(sieve_and_clip[1], ["sieve_score", "clip_score"])
+    assert uids == [uid(i) for i in range(6, 15)]
+    assert S[:, 0].tolist() == pd.read_parquet(sieve_and_clip[1][0])["sieve_score"].astype(np.float64).tolist()
+    with pytest.raises(ValueError, match="2 score files but 1 score columns"):
+        load_score_matrix(sieve_and_clip[1], ["sieve_score"])
+    with pytest.raises(ValueError, match="missing score columns"):
+        load_score_matrix(sieve_and_clip[1], ["clip_score", "clip_score"])
+
+
+def test_sieve_clip_is_the_mean_of_pool_minmax_scores_chunked_or_not(sieve_and_clip):
+    fusion = {"method": "sieve_clip", "scorers": ["sieve", "clip"], "a": 0.5}
+    columns = ["sieve_score", "clip_score"]
+    stats = json.loads(json.dumps(fusion_statistics(sieve_and_clip, fusion, columns=columns)))
+    chunked = pd.concat([fuse_chunk(row, fusion, stats, columns) for row in sieve_and_clip], ignore_index=True)
+    S = np.concatenate([load_score_matrix(row, columns)[1] for row in sieve_and_clip])
+    mm = (S - S.min(axis=0)) / (S.max(axis=0) - S.min(axis=0))
+    np.testing.assert_allclose(chunked[FUSED_COLUMN], (0.5 * mm[:, 0] + 0.5 * mm[:, 1]).astype(np.float32), rtol=1e-6)
+    # a = 0.25 weighs CLIP a quarter; the pool's best sample on both scores gets exactly 1
+    lopsided = fuse_matrix(S, dict(fusion, a=0.25), stats)
+    np.testing.assert_allclose(lopsided, 0.75 * mm[:, 0] + 0.25 * mm[:, 1])
+    assert fuse_matrix(np.array([S.max(axis=0)]), fusion, stats)[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="sieve scorer, clip scorer"):
+        fusion_statistics(sieve_and_clip, dict(fusion, scorers=["sieve"]), columns=columns)
+
+
+def test_mflyt_fuses_by_the_head_on_pool_standardised_scores(sieve_and_clip):
+    fusion = {"method": "mflyt", "scorers": ["sieve", "clip"]}
+    columns = ["sieve_score", "clip_score"]
+    stats = fusion_statistics(sieve_and_clip, fusion, columns=columns)
+    head = MixingHead(2)
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.tensor([[2.0, -1.0]]))
+        head.linear.bias.fill_(0.5)
+    S = np.concatenate([load_score_matrix(row, columns)[1] for row in sieve_and_clip])
+    z = (S - S.mean(axis=0)) / S.std(axis=0, ddof=1)
+    chunked = pd.concat([fuse_chunk(row, fusion, stats, columns, head) for row in sieve_and_clip], ignore_index=True)
+    np.testing.assert_allclose(chunked[FUSED_COLUMN], 2 * z[:, 0] - z[:, 1] + 0.5, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="trained mixing head"):
+        fuse_matrix(S, fusion, stats)
+
+
+def test_score_columns_and_rule_patterns():
+    assert score_column({"library": "open_clip", "source": "train"}) == "clip_score"
+    assert score_column({"library": "sieve"}) == "sieve_score"
+    assert score_column({"library": "embedding", "method": "normsim_inf"}) == "normsim_inf"
+    with pytest.raises(ValueError, match="library 'hype'"):
+        score_column({"library": "hype"})
+    import re
+
+    pattern = names_pattern(["b.c", "a"])
+    assert pattern == r"a|b\.c"
+    assert re.fullmatch(pattern, "b.c") and not re.fullmatch(pattern, "bxc")
+    assert re.fullmatch(names_pattern([]), "") is None and re.fullmatch(names_pattern([]), "a") is None
+
+
+def test_embeddings_round_trip_float16(tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(4, 8)).astype(np.float32)
+    txt = rng.normal(size=(4, 8)).astype(np.float32)
+    path = save_embeddings(tmp_path / "e" / "00000.npz", [uid(i) for i in range(4)], img, txt)
+    uids, img2, txt2 = load_embeddings(path)
+    assert uids == [uid(i) for i in range(4)] and img2.dtype == np.float32
+    np.testing.assert_allclose(img2, img, atol=2e-3)
+    with pytest.raises(ValueError, match="3 uids"):
+        save_embeddings(tmp_path / "bad.npz", [uid(i) for i in range(3)], img, txt)
+
+
+def test_embedding_score_frames_are_the_scores():
+    rng = np.random.default_rng(2)
+    img = rng.normal(size=(50, 6))
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    txt = rng.normal(size=(50, 6))
+    txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+    uids = [uid(i) for i in range(50)]
+    frame = embedding_score_frame("s_clip_loss", uids, img, txt, {"batch_size": 16}, seed=3)
+    assert list(frame.columns) == ["uid", "s_clip_loss"]
+    np.testing.assert_array_equal(frame["s_clip_loss"], s_clip_loss(img, txt, batch_size=16, seed=3))
+    target = img[:5]
+    frame = embedding_score_frame("normsim_inf", uids, img, txt, target_emb=target)
+    np.testing.assert_array_equal(frame["normsim_inf"], normsim_inf(img, target))
+    assert frame["normsim_inf"][:5].tolist() == pytest.approx([1.0] * 5, abs=1e-6)  # in the target set
+    with pytest.raises(ValueError, match="target"):
+        embedding_score_frame("normsim_inf", uids, img, txt)
+    with pytest.raises(ValueError, match="unknown embedding score"):
+        embedding_score_frame("hype", uids, img, txt)
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("path, value, key", [
+    (("scorers", "sieve-tiny", "captioner"), "blip-none", "scorers.sieve-tiny.captioner"),
+    (("scorers", "sieve-tiny", "sentence_encoder"), "minilm-none", "scorers.sieve-tiny.sentence_encoder"),
+    (("scorers", "normsim-clean", "embeddings"), "nothing", "scorers.normsim-clean.embeddings"),
+    (("scorers", "normsim-clean", "embeddings"), "sieve-tiny", "not a CLIP scorer"),
+    (("fusions", "mflyt", "reference", "selection"), "nothing", "fusions.mflyt.reference.selection"),
+    (("fusions", "mflyt", "downstream", "task"), "nothing", "fusions.mflyt.downstream.task"),
+    (("captioners", "tiny-blip", "curated_set"), "nothing", "captioners.tiny-blip.curated_set"),
+])
+def test_references_of_the_new_kinds_are_checked(config, path, value, key):
+    check_references(config)
+    broken = copy.deepcopy(config)
+    entry = broken
+    for part in path[:-1]:
+        entry = entry[part]
+    entry[path[-1]] = value
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_references(broken)
