@@ -54,3 +54,16 @@ rule synthesize_downstream_set:
         suite=lambda wildcards: config["suites"][wildcards.suite],
     script:
         "../scripts/synthesize_downstream_set.py"
+
+
+rule train_langid:
+    output:
+        f"{DATA}/resources/langid/{{langid}}.bin",
+    log:
+        f"{DATA}/logs/train_langid/{{langid}}.log",
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        langid=lambda wildcards: config["langid_models"][wildcards.langid],
+    script:
+        "../scripts/train_langid.py"

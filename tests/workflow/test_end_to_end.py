@@ -100,3 +100,25 @@ def test_a_second_run_has_nothing_to_do(run, snakemake_run):
     result = snakemake_run(workdir, "-n", "--cores", "2")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def kept_truth(workdir, truth, selection):
+    from curate.subset import u8u8_to_uids
+
+    uids = set(u8u8_to_uids(load_subset(workdir / "data" / "subsets" / POOL / f"{selection}.npy")))
+    return truth[truth["uid"].isin(uids)]
+
+
+def test_datacomp_baselines_drop_what_they_look_for(run, truth):
+    workdir, _ = run
+    basic = kept_truth(workdir, truth, "basic_filter")
+    assert len(basic) > 0.5 * len(truth)
+    # English, long enough, not tiny, not extreme in aspect: these noise types are gone
+    assert basic["noise_type"].isin(["non_english", "tiny_image", "extreme_aspect"]).mean() < 0.01
+    text_based = kept_truth(workdir, truth, "text_based")
+    assert text_based["noise_type"].isin(["non_english", "gibberish"]).mean() < 0.01
+    # the CLIP half of image_based ∩ clip_score is the whole pool's top 30 %, so it never keeps
+    # a sample the plain CLIP-score filter of the same scorer drops
+    both = set(kept_truth(workdir, truth, "image_based_clip_score_30")["uid"])
+    assert both <= set(kept_truth(workdir, truth, "clip_score_clean_30")["uid"])
+    assert both <= set(kept_truth(workdir, truth, "image_based")["uid"])
