@@ -802,16 +802,18 @@ def pool_upstream_arrays(tar_paths: Sequence, uids: Sequence[str], head_inputs) 
 
 def train_pool_mixer(reference_source, tar_paths: Sequence, uids: Sequence[str], standardised_scores,
                      downstream_npz, templates: Sequence[str], hparams: FlytHParams, seed: int = 0,
-                     log: Callable[[int, dict], None] | None = None) -> FlytResult:
+                     zero_init: bool = False, log: Callable[[int, dict], None] | None = None) -> FlytResult:
     """M-FLYT on a pool (§6): a `MixingHead` over the pool-standardised scores of the samples
     ``uids`` (rows of ``standardised_scores``), trained with `train_mflyt` against the reference
     CLIP ``reference_source`` (trained on the unfiltered pool) and the labelled downstream set
     ``downstream_npz`` (`load_downstream_npz`; one random template of ``templates`` per class per
-    step). Upstream and downstream batches are drawn by seeded permutations."""
+    step). Upstream and downstream batches are drawn by seeded permutations. With ``zero_init``
+    the head starts from zero weights (uniform sampling), so its final weights are all learned."""
     images, texts, X = pool_upstream_arrays(tar_paths, uids, standardised_scores)
     if not images:
         raise ValueError("none of the scored uids is in the pool shards")
     ds_images, ds_labels, classnames = load_downstream_npz(downstream_npz)
     upstream = in_memory_loader(images, texts, X, seed=seed)
     downstream = in_memory_loader(ds_images, ds_labels, seed=seed + 1)
-    return train_mflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed, log=log)
+    return train_mflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed,
+                       zero_init=zero_init, log=log)

@@ -33,6 +33,7 @@ with log_to(snakemake.log[0]) as log:
         read_templates(snakemake.input.templates),
         hparams,
         seed=fusion.get("seed", 0),
+        zero_init=fusion.get("zero_init", False),
         log=lambda step, info: log.info("step %d: %s", step, {k: v for k, v in info.items() if k != "step"}),
     )
     weights = dict(zip(fusion["scorers"], mixing_weights(result.head).tolist()))
