@@ -40,11 +40,17 @@ def check_references(config: dict) -> None:
     for fusion, entry in config.get("fusions", {}).items():
         for scorer in entry["scorers"]:
             _require(config, "scorers", scorer, f"fusions.{fusion}.scorers")
+        if entry["method"] == "eflyt" and config["scorers"][entry["scorers"][0]].get("library", "open_clip") != "open_clip":
+            raise ConfigError(f"fusions.{fusion}.scorers: E-FLYT reads a CLIP scorer's embeddings")
         if entry["method"] == "none" and len(entry["scorers"]) != 1:
             raise ConfigError(f"fusions.{fusion}.scorers: method 'none' takes exactly one scorer")
-        if entry["method"] == "mflyt":
-            _require(config, "selections", entry["reference"]["selection"], f"fusions.{fusion}.reference.selection")
-            _require(config, "recipes", entry["reference"]["recipe"], f"fusions.{fusion}.reference.recipe")
+        if entry["method"] in ("mflyt", "eflyt"):
+            reference = entry["reference"]
+            if "scorer" in reference:
+                _require(config, "scorers", reference["scorer"], f"fusions.{fusion}.reference.scorer")
+            else:
+                _require(config, "selections", reference["selection"], f"fusions.{fusion}.reference.selection")
+                _require(config, "recipes", reference["recipe"], f"fusions.{fusion}.reference.recipe")
             suite, task = entry["downstream"]["suite"], entry["downstream"]["task"]
             _require(config, "suites", suite, f"fusions.{fusion}.downstream.suite")
             if task not in config["suites"][suite]["tasks"]:

@@ -800,20 +800,30 @@ def pool_upstream_arrays(tar_paths: Sequence, uids: Sequence[str], head_inputs) 
     return images, texts, X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]
 
 
-def train_pool_mixer(reference_source, tar_paths: Sequence, uids: Sequence[str], standardised_scores,
+def train_pool_mixer(reference_source, tar_paths: Sequence, uids: Sequence[str], head_inputs,
                      downstream_npz, templates: Sequence[str], hparams: FlytHParams, seed: int = 0,
-                     zero_init: bool = False, log: Callable[[int, dict], None] | None = None) -> FlytResult:
-    """M-FLYT on a pool (§6): a `MixingHead` over the pool-standardised scores of the samples
-    ``uids`` (rows of ``standardised_scores``), trained with `train_mflyt` against the reference
-    CLIP ``reference_source`` (trained on the unfiltered pool) and the labelled downstream set
+                     zero_init: bool = False, head: str = "mixing", hidden: int = 1024,
+                     log: Callable[[int, dict], None] | None = None) -> FlytResult:
+    """FLYT on a pool (§6): a scoring head over ``head_inputs`` (one row per uid of ``uids``),
+    trained against the reference CLIP ``reference_source`` and the labelled downstream set
     ``downstream_npz`` (`load_downstream_npz`; one random template of ``templates`` per class per
-    step). Upstream and downstream batches are drawn by seeded permutations. With ``zero_init``
-    the head starts from zero weights (uniform sampling), so its final weights are all learned."""
-    images, texts, X = pool_upstream_arrays(tar_paths, uids, standardised_scores)
+    step). Upstream and downstream batches are drawn by seeded permutations.
+
+    ``head="mixing"``: M-FLYT, a `MixingHead` over the pool-standardised scores (the reference is
+    a CLIP trained on the unfiltered pool); with ``zero_init`` it starts from zero weights
+    (uniform sampling), so its final weights are all learned. ``head="glu"``: E-FLYT, a `GLUHead`
+    of ``hidden`` units over `eflyt_features` of a frozen CLIP's embeddings (the reference starts
+    from that CLIP)."""
+    images, texts, X = pool_upstream_arrays(tar_paths, uids, head_inputs)
     if not images:
         raise ValueError("none of the scored uids is in the pool shards")
     ds_images, ds_labels, classnames = load_downstream_npz(downstream_npz)
     upstream = in_memory_loader(images, texts, X, seed=seed)
     downstream = in_memory_loader(ds_images, ds_labels, seed=seed + 1)
+    if head == "glu":
+        return train_eflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed,
+                           hidden=hidden, log=log)
+    if head != "mixing":
+        raise ValueError(f"unknown head {head!r}; known: mixing, glu")
     return train_mflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed,
                        zero_init=zero_init, log=log)

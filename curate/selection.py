@@ -100,12 +100,14 @@ def select(method: str, params: dict, inputs: dict) -> np.ndarray:
 # - ``mflyt``: a trained M-FLYT mixing head (`curate.flyt.MixingHead`) over the pool-standardised
 #   scores (§6); its logits are the fused score. The head is trained by the workflow's
 #   ``train_mixer`` rule from the same statistics.
+# - ``eflyt``: a trained E-FLYT GLU head over a CLIP scorer's chunk embeddings (§6); scorers =
+#   [that CLIP scorer], whose statistics are computed but not used (`fuse_embeddings_chunk`).
 #
 # Each scorer's file holds its score under its own name (`curate.workflow.score_column`:
 # ``clip_score``, ``sieve_score``, ...), so the callers pass one column per scorer.
 # --------------------------------------------------------------------------------------------
 
-FUSION_METHODS = ("none", "sum", "standardised_sum", "in_weighted", "mos", "sieve_clip", "mflyt")
+FUSION_METHODS = ("none", "sum", "standardised_sum", "in_weighted", "mos", "sieve_clip", "mflyt", "eflyt")
 FUSED_COLUMN = "score"
 
 
@@ -229,6 +231,28 @@ def fuse_chunk(paths: list, fusion: dict, stats: dict, columns: list[str] | None
     fused = fuse_matrix(S, fusion, stats, head)
     if np.isnan(fused).any():
         raise ValueError(f"fusion {fusion['method']} gave NaN scores for chunk {paths[0]}")
+    return pd.DataFrame({"uid": pd.Series(uids, dtype=object), FUSED_COLUMN: fused.astype(np.float32)})
+
+
+def eflyt_inputs(embedding_files: list) -> tuple[list[str], np.ndarray]:
+    """E-FLYT's head inputs of chunks: ``(uids, [image | text] embeddings)``, L2-normalised."""
+    from curate.flyt import eflyt_features
+    from curate.score import load_embeddings
+
+    uids, rows = [], []
+    for path in embedding_files:
+        chunk_uids, image, text = load_embeddings(path)
+        uids += chunk_uids
+        rows.append(eflyt_features(image, text).numpy())
+    return uids, np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def fuse_embeddings_chunk(embedding_file, head) -> pd.DataFrame:
+    """One chunk's E-FLYT scores: the trained head's logits over its embeddings."""
+    from curate.flyt import apply_mixer
+
+    uids, X = eflyt_inputs([embedding_file])
+    fused = apply_mixer(head, X)
     return pd.DataFrame({"uid": pd.Series(uids, dtype=object), FUSED_COLUMN: fused.astype(np.float32)})
 
 

@@ -146,8 +146,13 @@ def get_fuse_chunk_inputs(wildcards):
         ),
         "stats": f"{DATA}/fused/{wildcards.pool}/{wildcards.fusion}/stats.json",
     }
-    if fusion["method"] == "mflyt":
+    if fusion["method"] in ("mflyt", "eflyt"):
         inputs["mixer"] = f"{DATA}/fused/{wildcards.pool}/{wildcards.fusion}/mixer.pt"
+    if fusion["method"] == "eflyt":
+        extractor = fusion["scorers"][0]
+        inputs["embeddings"] = (
+            f"{DATA}/embeddings/{wildcards.pool}/{extractor}/{wildcards.chunk}.npz"
+        )
     return inputs
 
 
@@ -165,16 +170,27 @@ def get_mixer_inputs(wildcards):
     with its task's templates."""
     fusion = config["fusions"][wildcards.fusion]
     reference, downstream = fusion["reference"], fusion["downstream"]
-    return {
+    inputs = {
         "stats": f"{DATA}/fused/{wildcards.pool}/{wildcards.fusion}/stats.json",
         "scores": fusion_score_files(
             DATA, wildcards.pool, fusion["scorers"], pool_chunks(wildcards.pool)
         ),
         "pool": get_pool_chunk_dirs(wildcards),
-        "reference": f"{DATA}/models/{wildcards.pool}/{reference['selection']}/{reference['recipe']}",
         "downstream": f"{DATA}/downstream/{downstream['suite']}.npz",
         "templates": f"{DATA}/tasks/{downstream['suite']}/{downstream['task']}",
     }
+    if "scorer" in reference:
+        inputs["reference"] = f"{DATA}/models/scorers/{reference['scorer']}"
+    else:
+        inputs["reference"] = (
+            f"{DATA}/models/{wildcards.pool}/{reference['selection']}/{reference['recipe']}"
+        )
+    if fusion["method"] == "eflyt":
+        inputs["embeddings"] = expand(
+            f"{DATA}/embeddings/{wildcards.pool}/{fusion['scorers'][0]}/{{chunk}}.npz",
+            chunk=pool_chunks(wildcards.pool),
+        )
+    return inputs
 
 
 def scorers_of(library):

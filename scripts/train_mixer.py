@@ -6,39 +6,47 @@ import torch
 from curate.flyt import FlytHParams, mixing_weights, read_templates, save_head, train_pool_mixer
 from curate.fusion import zscore
 from curate.logs import log_to
-from curate.selection import load_score_matrix
+from curate.selection import eflyt_inputs, load_score_matrix
 from curate.shards import shard_paths
 
 with log_to(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     fusion = snakemake.params.fusion
-    with open(snakemake.input.stats) as stream:
-        stats = json.load(stream)
-    arrays = {key: np.asarray(stats[key], dtype=np.float64) for key in ("min", "max", "mean", "std", "n")}
-    files = list(snakemake.input.scores)
-    m = len(fusion["scorers"])
-    uids, rows = [], []
-    for i in range(0, len(files), m):
-        chunk_uids, S = load_score_matrix(files[i : i + m], snakemake.params.columns)
-        uids += chunk_uids
-        rows.append(zscore(S, arrays))
+    if fusion["method"] == "eflyt":
+        uids, head_inputs = eflyt_inputs(list(snakemake.input.embeddings))
+    else:
+        with open(snakemake.input.stats) as stream:
+            stats = json.load(stream)
+        arrays = {key: np.asarray(stats[key], dtype=np.float64) for key in ("min", "max", "mean", "std", "n")}
+        files = list(snakemake.input.scores)
+        m = len(fusion["scorers"])
+        uids, rows = [], []
+        for i in range(0, len(files), m):
+            chunk_uids, S = load_score_matrix(files[i : i + m], snakemake.params.columns)
+            uids += chunk_uids
+            rows.append(zscore(S, arrays))
+        head_inputs = np.concatenate(rows)
     tars = [path for chunk_dir in snakemake.input.pool for path in shard_paths(chunk_dir)]
     hparams = FlytHParams(**snakemake.params.hparams)
     result = train_pool_mixer(
         f"local-dir:{snakemake.input.reference}",
         tars,
         uids,
-        np.concatenate(rows),
+        head_inputs,
         snakemake.input.downstream,
         read_templates(snakemake.input.templates),
         hparams,
         seed=fusion.get("seed", 0),
         zero_init=fusion.get("zero_init", False),
+        head="glu" if fusion["method"] == "eflyt" else "mixing",
+        hidden=fusion.get("hidden", 1024),
         log=lambda step, info: log.info("step %d: %s", step, {k: v for k, v in info.items() if k != "step"}),
     )
-    weights = dict(zip(fusion["scorers"], mixing_weights(result.head).tolist()))
-    save_head(snakemake.output.mixer, result.head, {"scorers": fusion["scorers"], "weights": weights})
+    summary = {"tau_ds": result.tau_ds, "hparams": hparams.to_dict(), "history": result.history}
+    meta = {"scorers": fusion["scorers"]}
+    if fusion["method"] == "mflyt":
+        summary["weights"] = meta["weights"] = dict(zip(fusion["scorers"], mixing_weights(result.head).tolist()))
+        log.info("M-FLYT weights: %s", summary["weights"])
+    save_head(snakemake.output.mixer, result.head, meta)
     with open(snakemake.output.summary, "w") as stream:
-        json.dump({"weights": weights, "tau_ds": result.tau_ds, "hparams": hparams.to_dict(),
-                   "history": result.history}, stream, indent=2, default=float)
-    log.info("M-FLYT weights: %s", weights)
+        json.dump(summary, stream, indent=2, default=float)

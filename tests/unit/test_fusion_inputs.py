@@ -159,3 +159,22 @@ def test_references_of_the_new_kinds_are_checked(config, path, value, key):
     entry[path[-1]] = value
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         check_references(broken)
+
+
+def test_eflyt_scores_a_chunk_by_its_head_over_normalised_embeddings(tmp_path):
+    from curate.flyt import GLUHead
+    from curate.selection import eflyt_inputs, fuse_embeddings_chunk
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(size=(5, 4)).astype(np.float32)
+    txt = rng.normal(size=(5, 4)).astype(np.float32)
+    path = save_embeddings(tmp_path / "00000.npz", [uid(i) for i in range(5)], img, txt)
+    uids, X = eflyt_inputs([path, path])
+    assert uids == [uid(i) for i in range(5)] * 2 and X.shape == (10, 8)
+    np.testing.assert_allclose(np.linalg.norm(X[:, :4], axis=1), 1, rtol=1e-5)
+    torch.manual_seed(0)
+    head = GLUHead(8, hidden=3)
+    frame = fuse_embeddings_chunk(path, head)
+    with torch.no_grad():
+        expected = head(torch.from_numpy(X[:5])).reshape(-1).numpy()
+    np.testing.assert_allclose(frame[FUSED_COLUMN], expected, rtol=1e-6)

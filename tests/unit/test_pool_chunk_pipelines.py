@@ -103,3 +103,19 @@ def test_a_short_mixer_training_on_a_pool_is_reproducible(tmp_path, pool):
     assert not np.allclose(mixing_weights(runs[0].head), 0)
     with pytest.raises(ValueError, match="none of the scored uids"):
         train_pool_mixer(f"local-dir:{model_dir}", pool, ["e" * 32], Z[:1], downstream, templates, hp)
+
+
+def test_eflyt_trains_a_glu_head_over_embeddings(tmp_path, pool):
+    from curate.flyt import GLUHead
+
+    model_dir = export_random_tiny_model(tmp_path)
+    downstream = tmp_path / "downstream.npz"
+    write_downstream_set(downstream, n_per_class=1, seed=0, image_size=32)
+    X = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
+    hp = FlytHParams(steps=1, warmup=1, upstream_batch=4, downstream_batch=8)
+    result = train_pool_mixer(f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream,
+                              ["a {c}."], hp, head="glu", hidden=5)
+    assert isinstance(result.head, GLUHead) and result.head.config()["hidden"] == 5
+    with pytest.raises(ValueError, match="unknown head"):
+        train_pool_mixer(f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream,
+                         ["a {c}."], hp, head="mlp")
