@@ -34,6 +34,8 @@ def check_references(config: dict) -> None:
                 raise ConfigError(f"scorers.{scorer}.embeddings: {entry['embeddings']!r} is not a CLIP scorer")
             if "target" in entry:
                 _require(config, "suites", entry["target"], f"scorers.{scorer}.target")
+            if "positives" in entry:
+                _require(config, "curated_sets", entry["positives"], f"scorers.{scorer}.positives")
     for captioner, entry in config.get("captioners", {}).items():
         if entry["source"] == "train":
             _require(config, "curated_sets", entry["curated_set"], f"captioners.{captioner}.curated_set")

@@ -224,22 +224,51 @@ def linear_classifier_score(emb, w, b: float, chunk_size: int = 65536) -> np.nda
 
 # ----------------------------------------------------------------------------- in the workflow
 #: The embedding scores a scorer entry (``library: embedding``) can name as its ``method``.
-EMBEDDING_METHODS = ("s_clip_loss", "normsim_inf")
+EMBEDDING_METHODS = ("s_clip_loss", "normsim_inf", "image_classifier", "image_text_classifier")
+#: The linear classifiers among them, and what they see: the image embedding, or image and text.
+CLASSIFIER_METHODS = ("image_classifier", "image_text_classifier")
+
+
+def classifier_features(method: str, image_emb, text_emb) -> np.ndarray:
+    """A classifier's input rows: the image embeddings (``image_classifier``, FLYT's
+    IN1K-Classifier) or ``[image | text]`` (``image_text_classifier``, the CC2M-Classifier)."""
+    if method == "image_classifier":
+        return _as_f32_2d(image_emb, "image_emb")
+    if method == "image_text_classifier":
+        return concat_embeddings(image_emb, text_emb)
+    raise ValueError(f"{method!r} is not a classifier; known: {', '.join(CLASSIFIER_METHODS)}")
+
+
+def train_pool_classifier(method: str, pool_embeddings, positive_embeddings, params: dict | None = None):
+    """FLYT App. B.2's classifier of a high-quality set (label 1: ``positive_embeddings``, an
+    ``(image, text)`` pair of arrays; ImageNet-train images or CC2M pairs) against the pool
+    (label 0: ``pool_embeddings``, the same pair over every chunk), by
+    `train_linear_classifier` with ``params`` (``steps``, ``lr``, ``batch_size``,
+    ``warmup_steps``, ``weight_decay``, ``seed``). Returns ``(w, b)``."""
+    params = dict(params or {})
+    keys = ("steps", "lr", "batch_size", "warmup_steps", "weight_decay", "seed", "epochs", "balanced")
+    return train_linear_classifier(classifier_features(method, *positive_embeddings),
+                                   classifier_features(method, *pool_embeddings),
+                                   **{k: params[k] for k in keys if k in params})
 
 
 def embedding_score_frame(method: str, uids, image_emb, text_emb, params: dict | None = None,
-                          target_emb=None, seed: int = 0):
+                          target_emb=None, seed: int = 0, classifier=None):
     """One chunk's embedding score file, ``DataFrame[uid, <method> (float32)]``.
 
     ``s_clip_loss`` takes ``batch_size`` / ``temperature`` / ``n_repeats`` from ``params``; its
     random batches are drawn inside the chunk with ``seed`` (derive it from the chunk so chunks are
     independent; a chunk at least as large as the batch gives batches of the same law as the
     pool's). ``normsim_inf`` needs ``target_emb`` (image embeddings of the target set by the same
-    CLIP)."""
+    CLIP). The classifiers need their trained ``classifier = (w, b)`` (`train_pool_classifier`)."""
     import pandas as pd
 
     params = dict(params or {})
-    if method == "s_clip_loss":
+    if method in CLASSIFIER_METHODS:
+        if classifier is None:
+            raise ValueError(f"{method} needs its trained classifier (w, b)")
+        scores = linear_classifier_score(classifier_features(method, image_emb, text_emb), *classifier)
+    elif method == "s_clip_loss":
         scores = s_clip_loss(image_emb, text_emb, batch_size=int(params.get("batch_size", S_CLIP_LOSS_BATCH_SIZE)),
                              seed=seed, temperature=float(params.get("temperature", S_CLIP_LOSS_TEMPERATURE)),
                              n_repeats=int(params.get("n_repeats", 1)))
@@ -250,6 +279,17 @@ def embedding_score_frame(method: str, uids, image_emb, text_emb, params: dict |
     else:
         raise ValueError(f"unknown embedding score {method!r}; known: {', '.join(EMBEDDING_METHODS)}")
     return pd.DataFrame({"uid": pd.Series(list(uids), dtype=object), method: scores.astype(np.float32)})
+
+
+def embed_pairs(model_source: str, pairs, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised ``(image, text)`` embeddings (float32) of (PIL image, caption) pairs, e.g. a
+    curated set's (`curate.captioning.iter_webdataset_pairs`): the CC2M-Classifier's positives."""
+    from .clip import encode, load_model
+
+    model, preprocess, tokenizer = load_model(model_source)
+    pairs = list(pairs)
+    with torch.no_grad():
+        return encode(model, preprocess, tokenizer, [im for im, _ in pairs], [t for _, t in pairs], batch_size)
 
 
 def embed_downstream_images(model_source: str, images, batch_size: int = 256) -> np.ndarray:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 from curate.baseline_selection import BASELINE_METHODS
 from curate.config import check_references
+from curate.embedding_scores import CLASSIFIER_METHODS
 from curate.workflow import (
     chunk_names,
     chunk_shard_ids,
@@ -224,7 +225,30 @@ def get_embedding_score_inputs(wildcards):
     }
     if scorer["method"] == "normsim_inf":
         inputs["target"] = f"{DATA}/embeddings/downstream/{scorer['target']}/{clip}.npz"
+    if scorer["method"] in CLASSIFIER_METHODS:
+        inputs["classifier"] = (
+            f"{DATA}/scores/{wildcards.pool}/{wildcards.scorer}/classifier.npz"
+        )
     return inputs
+
+
+def get_classifier_inputs(wildcards):
+    """A classifier scorer learns its positives (the downstream set's images, or a curated set's
+    pairs: FLYT's ImageNet-train and CC2M) against every chunk's embeddings by its CLIP.
+    """
+    scorer = config["scorers"][wildcards.scorer]
+    clip = scorer["embeddings"]
+    if scorer["method"] == "image_classifier":
+        positives = f"{DATA}/embeddings/downstream/{scorer['target']}/{clip}.npz"
+    else:
+        positives = f"{DATA}/embeddings/curated/{scorer['positives']}/{clip}.npz"
+    return {
+        "embeddings": expand(
+            f"{DATA}/embeddings/{wildcards.pool}/{clip}/{{chunk}}.npz",
+            chunk=pool_chunks(wildcards.pool),
+        ),
+        "positives": positives,
+    }
 
 
 def get_task_dirs(wildcards):

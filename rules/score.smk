@@ -72,3 +72,37 @@ rule embed_downstream_set:
         batch_size=config.get("score_batch_size", 256),
     script:
         "../scripts/embed_downstream_set.py"
+
+
+rule embed_curated_set:
+    input:
+        curated_set=f"{DATA}/resources/curated/{{curated_set}}",
+        model=get_scorer_model,
+    output:
+        f"{DATA}/embeddings/curated/{{curated_set}}/{{scorer}}.npz",
+    log:
+        f"{DATA}/logs/embed_curated_set/{{curated_set}}/{{scorer}}.log",
+    wildcard_constraints:
+        scorer=scorers_of("open_clip"),
+    conda:
+        "../envs/score.yaml"
+    threads: config["threads"]
+    params:
+        batch_size=config.get("score_batch_size", 256),
+    script:
+        "../scripts/embed_curated_set.py"
+
+
+rule train_embedding_classifier:
+    input:
+        unpack(get_classifier_inputs),
+    output:
+        f"{DATA}/scores/{{pool}}/{{scorer}}/classifier.npz",
+    log:
+        f"{DATA}/logs/train_embedding_classifier/{{pool}}/{{scorer}}.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+    script:
+        "../scripts/train_embedding_classifier.py"

@@ -178,3 +178,30 @@ def test_eflyt_scores_a_chunk_by_its_head_over_normalised_embeddings(tmp_path):
     with torch.no_grad():
         expected = head(torch.from_numpy(X[:5])).reshape(-1).numpy()
     np.testing.assert_allclose(frame[FUSED_COLUMN], expected, rtol=1e-6)
+
+
+def test_classifier_scores_separate_the_positives_from_the_pool():
+    from curate.embedding_scores import classifier_features, train_pool_classifier
+
+    rng = np.random.default_rng(4)
+    pool_img = rng.normal(size=(300, 4)).astype(np.float32)
+    pool_txt = rng.normal(size=(300, 4)).astype(np.float32)
+    positives = (pool_img[:40] + np.array([3, 0, 0, 0], np.float32), pool_txt[:40] + np.array([0, 3, 0, 0], np.float32))
+    assert classifier_features("image_classifier", *positives).shape == (40, 4)
+    assert classifier_features("image_text_classifier", *positives).shape == (40, 8)
+    with pytest.raises(ValueError, match="not a classifier"):
+        classifier_features("normsim_inf", *positives)
+    params = {"steps": 300, "lr": 0.05, "warmup_steps": 10, "seed": 0}
+    # the positives differ from the pool along image dimension 0 and text dimension 1 (= column 5
+    # of [image | text]): the weights find exactly those
+    for method, directions in (("image_classifier", {0}), ("image_text_classifier", {0, 5})):
+        w, b = train_pool_classifier(method, (pool_img, pool_txt), positives, params)
+        assert set(np.argsort(-np.abs(w))[:len(directions)]) == directions and (w[list(directions)] > 0).all()
+        frame = embedding_score_frame(method, [uid(i) for i in range(40)], *positives, classifier=(w, b))
+        pool_scores = embedding_score_frame(method, [uid(i) for i in range(300)], pool_img, pool_txt,
+                                            classifier=(w, b))[method]
+        assert frame[method].mean() > pool_scores.mean() + 1
+        again = train_pool_classifier(method, (pool_img, pool_txt), positives, params)
+        np.testing.assert_array_equal(again[0], w)
+    with pytest.raises(ValueError, match="trained classifier"):
+        embedding_score_frame("image_classifier", [uid(0)], pool_img[:1], pool_txt[:1])

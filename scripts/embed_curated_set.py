@@ -1,0 +1,17 @@
+import numpy as np
+import torch
+
+from curate.captioning import iter_webdataset_pairs
+from curate.embedding_scores import embed_pairs
+from curate.logs import log_to
+from curate.shards import shard_paths
+
+with log_to(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    image, text = embed_pairs(
+        f"local-dir:{snakemake.input.model}",
+        iter_webdataset_pairs(shard_paths(snakemake.input.curated_set)),
+        snakemake.params.batch_size,
+    )
+    np.savez(snakemake.output[0], image=image.astype(np.float16), text=text.astype(np.float16))
+    log.info("embedded %d pairs of %s with %s", len(image), snakemake.wildcards.curated_set, snakemake.wildcards.scorer)
