@@ -385,3 +385,58 @@ def iter_webdataset_pairs(tar_paths: Iterable) -> Iterable:
                     del pending[key]
                     img = Image.open(io.BytesIO(rec["jpg"])).convert("RGB")
                     yield img, rec["txt"].decode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Captioning a pool chunk (the workflow's caption rule)
+# ---------------------------------------------------------------------------------------------
+
+def chunk_seed(seed: int, chunk: str) -> int:
+    """The captioning seed of one pool chunk: derived from (captioner seed, chunk index), so
+    chunks can be captioned in any order, on any machine, and give the same captions."""
+    return int(np.random.SeedSequence([int(seed), int(chunk)]).generate_state(1)[0])
+
+
+def caption_pool_chunk(model_dir, tar_paths: Sequence, seed: int, batch_size: int = 32,
+                       settings: CaptionSettings = CAPTION_SETTINGS):
+    """Caption every kept sample of a pool chunk's shards (§4): ``settings.num_captions``
+    seeded nucleus captions per image.
+
+    Returns ``(DataFrame[uid, text, captions], report)``: one row per kept sample in reading
+    order, ``text`` its alt-text, ``captions`` the list of captions (prompt stripped);
+    ``report`` is the chunk's `curate.shards.SkipReport` (bad samples are counted, not
+    captioned).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .shards import SkipReport, iter_pool_samples
+
+    model, processor = load_captioner(model_dir)
+    report = SkipReport()
+    uids: list[str] = []
+    texts: list[str] = []
+    captions: list[list[str]] = []
+    images: list = []
+    batch_index = 0
+
+    def flush():
+        nonlocal batch_index
+        # one generate call per batch, seeded by (seed, batch index): same seed, same captions
+        captions.extend(generate_captions(model, processor, images, seed=batch_seed(seed, batch_index),
+                                          settings=settings, batch_size=len(images)))
+        batch_index += 1
+        images.clear()
+
+    samples = iter_pool_samples([str(p) for p in tar_paths], report)
+    for sample in tqdm(samples, desc="caption", unit="sample", mininterval=30, miniters=1):
+        uids.append(sample.uid)
+        texts.append(sample.text)
+        images.append(sample.image)
+        if len(images) >= batch_size:
+            flush()
+    if images:
+        flush()
+    frame = pd.DataFrame({"uid": pd.Series(uids, dtype=object), "text": pd.Series(texts, dtype=object),
+                          "captions": pd.Series(captions, dtype=object)})
+    return frame, report.as_dict()

@@ -39,6 +39,11 @@ def check_references(config: dict) -> None:
             _require(config, "scorers", entry["scorer"], f"selections.{selection}.scorer")
         if "fusion" in entry:
             _require(config, "fusions", entry["fusion"], f"selections.{selection}.fusion")
+        if "captioner" in entry:
+            _require(config, "captioners", entry["captioner"], f"selections.{selection}.captioner")
+    for captioner, entry in config.get("captioners", {}).items():
+        if entry["source"] == "train":
+            _require(config, "curated_sets", entry["curated_set"], f"captioners.{captioner}.curated_set")
     for suite, entry in config["suites"].items():
         for group, tasks in entry["groups"].items():
             for task in tasks:

@@ -1,6 +1,8 @@
+import re
 from pathlib import Path
 
 from curate.config import check_references
+from curate.selection import STRATEGY_METHODS, strategy_score_source
 from curate.workflow import (
     chunk_names,
     chunk_shard_ids,
@@ -25,6 +27,7 @@ wildcard_constraints:
     suite=r"[^/]+",
     task=r"[^/]+",
     fusion=r"[^/]+",
+    captioner=r"[^/]+",
 
 
 def pool_chunks(pool):
@@ -80,6 +83,8 @@ def get_selection_inputs(wildcards):
         return {"scores": score_files(wildcards.pool, entry["scorer"])}
     if method == "fused_score":
         return {"scores": fused_files(wildcards.pool, entry["fusion"])}
+    if method in STRATEGY_METHODS:
+        return {"scores": strategy_score_files(wildcards.pool, entry)}
     raise ValueError(f"selections.{wildcards.selection}: unknown method {method!r}")
 
 
@@ -159,3 +164,50 @@ def print_built_tables():
     built = sorted(Path("results").glob("**/*.csv"))
     if built:
         print("Tables written:", *(f"  {path.resolve()}" for path in built), sep="\n")
+
+
+# MoS strategies (sample weighting, re-captioning): what a selection adds beside its subset.
+def strategy_score_files(pool, entry):
+    kind, name = strategy_score_source(entry)
+    return score_files(pool, name) if kind == "scorer" else fused_files(pool, name)
+
+
+def get_strategy_scores(wildcards):
+    return strategy_score_files(
+        wildcards.pool, config["selections"][wildcards.selection]
+    )
+
+
+def get_reshard_extras(wildcards):
+    """A sample_weighting selection's weights, a recaption selection's captions."""
+    method = config["selections"][wildcards.selection]["method"]
+    prefix = f"{DATA}/subsets/{wildcards.pool}/{wildcards.selection}"
+    if method == "sample_weighting":
+        return {"weights": f"{prefix}.weights.parquet"}
+    if method == "recaption":
+        return {"captions": f"{prefix}.captions.parquet"}
+    return {}
+
+
+def get_recaption_captions(wildcards):
+    """The pool's caption files by the selection's captioner (the caption rule's output)."""
+    captioner = config["selections"][wildcards.selection]["captioner"]
+    return expand(
+        f"{DATA}/captions/{wildcards.pool}/{captioner}/{{chunk}}.parquet",
+        chunk=pool_chunks(wildcards.pool),
+    )
+
+
+def get_captioner_curated_set(wildcards):
+    captioner = config["captioners"][wildcards.captioner]
+    return f"{DATA}/resources/curated/{captioner['curated_set']}"
+
+
+def recipes_trained_by(trainer):
+    """A wildcard pattern matching the recipes of one trainer (`trainer`, default open_clip)."""
+    names = [
+        name
+        for name, recipe in config["recipes"].items()
+        if recipe.get("trainer", "open_clip") == trainer
+    ]
+    return "|".join(re.escape(name) for name in names) if names else "(?!)"
