@@ -203,6 +203,13 @@ def get_captioner_curated_set(wildcards):
     return f"{DATA}/resources/curated/{captioner['curated_set']}"
 
 
+def suites_from(source):
+    """A wildcard pattern matching the suites of one source (synthetic: generated here; local:
+    clip_benchmark wds folders put under data_root/tasks/{suite}/{task} beforehand)."""
+    names = [name for name, suite in config["suites"].items() if suite["source"] == source]
+    return "|".join(re.escape(name) for name in names) if names else "(?!)"
+
+
 def recipes_trained_by(trainer):
     """A wildcard pattern matching the recipes of one trainer (`trainer`, default open_clip)."""
     names = [

@@ -31,6 +31,8 @@ rule train_scorer:
 
 
 rule synthesize_task:
+    wildcard_constraints:
+        suite=suites_from("synthetic"),
     output:
         directory(f"{DATA}/tasks/{{suite}}/{{task}}"),
     log:
