@@ -210,11 +210,22 @@ def suites_from(source):
     return "|".join(re.escape(name) for name in names) if names else "(?!)"
 
 
-def recipes_trained_by(trainer):
-    """A wildcard pattern matching the recipes of one trainer (`trainer`, default open_clip)."""
+def recipes_trained_by(*trainers):
+    """A wildcard pattern matching the recipes of these trainers (`trainer`, default open_clip)."""
     names = [
         name
         for name, recipe in config["recipes"].items()
-        if recipe.get("trainer", "open_clip") == trainer
+        if recipe.get("trainer", "open_clip") in trainers
     ]
     return "|".join(re.escape(name) for name in names) if names else "(?!)"
+
+
+def get_llava_base_inputs(wildcards):
+    """A tiny LLaVA base is built from a curated set; a real one from local model folders."""
+    base = config["recipes"][wildcards.recipe]["base"]
+    if base["source"] == "train":
+        return {"curated_set": f"{DATA}/resources/curated/{base['curated_set']}"}
+    return {
+        "vision_tower": base["vision_tower"],
+        "language_model": base["language_model"],
+    }

@@ -1,4 +1,6 @@
 rule evaluate_model:
+    wildcard_constraints:
+        recipe=recipes_trained_by("open_clip", "weighted_clip"),
     input:
         tasks=get_task_dirs,
         model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",

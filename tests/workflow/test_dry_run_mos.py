@@ -56,3 +56,28 @@ def test_a_recaption_selection_without_a_captioner_fails_at_start(tmp_path, snak
     result = snakemake_run(tmp_path, "-n", "--cores", "1", "--configfile", str(ROOT / "config.yaml"), str(extra))
     assert result.returncode != 0
     assert "captioner" in result.stdout + result.stderr
+
+
+def test_tiny_llava_builds_its_base_and_evaluates_by_captioning(tmp_path, snakemake_run):
+    targets = [f"data/evals/synthetic-tiny/{selection}/tiny-mos-llava/synthetic-captioning.jsonl"
+               for selection in ("weight_clean", "mos_weight_tiny")]
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert jobs["build_llava_base"] == "1" and jobs["train_llava"] == "2" and jobs["evaluate_llava"] == "2"
+    assert "evaluate_model" not in jobs and "train_clip" not in jobs and "train_weighted_clip" not in jobs
+
+
+def test_paper_llava_recipe_assembles_its_base_from_local_model_folders(tmp_path, snakemake_run):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    base, suite = config["recipes"]["mos-llava"]["base"], config["suites"]["mos-llava"]
+    for folder in (base["vision_tower"], base["language_model"]):
+        (tmp_path / folder).mkdir(parents=True)
+    for task in suite["tasks"]:
+        (tmp_path / "data" / "tasks" / "mos-llava" / task / "test").mkdir(parents=True)
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",
+                           "data/evals/synthetic-tiny/weight_clean/mos-llava/mos-llava.jsonl")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert jobs["build_llava_base"] == "1" and jobs["train_llava"] == "1" and jobs["evaluate_llava"] == "1"
+    assert "pretrained/vicuna-7b-v1.5" in result.stdout + result.stderr
