@@ -206,7 +206,9 @@ def get_captioner_curated_set(wildcards):
 def suites_from(source):
     """A wildcard pattern matching the suites of one source (synthetic: generated here; local:
     clip_benchmark wds folders put under data_root/tasks/{suite}/{task} beforehand)."""
-    names = [name for name, suite in config["suites"].items() if suite["source"] == source]
+    names = [
+        name for name, suite in config["suites"].items() if suite["source"] == source
+    ]
     return "|".join(re.escape(name) for name in names) if names else "(?!)"
 
 

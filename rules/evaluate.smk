@@ -1,6 +1,4 @@
 rule evaluate_model:
-    wildcard_constraints:
-        recipe=recipes_trained_by("open_clip", "weighted_clip"),
     input:
         tasks=get_task_dirs,
         model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",
@@ -8,6 +6,8 @@ rule evaluate_model:
         f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
     log:
         f"{DATA}/logs/evaluate_model/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+    wildcard_constraints:
+        recipe=recipes_trained_by("open_clip", "weighted_clip"),
     conda:
         "../envs/eval.yaml"
     threads: config["threads"]

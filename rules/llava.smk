@@ -15,8 +15,6 @@ rule build_llava_base:
 
 
 rule train_llava:
-    wildcard_constraints:
-        recipe=recipes_trained_by("llava"),
     input:
         reshard=f"{DATA}/reshards/{{pool}}/{{selection}}",
         base=f"{DATA}/models/llava_bases/{{recipe}}",
@@ -24,6 +22,8 @@ rule train_llava:
         directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
     log:
         f"{DATA}/logs/train_llava/{{pool}}/{{selection}}/{{recipe}}.log",
+    wildcard_constraints:
+        recipe=recipes_trained_by("llava"),
     conda:
         "../envs/llava.yaml"
     threads: config["threads"]
@@ -35,8 +35,6 @@ rule train_llava:
 
 
 rule evaluate_llava:
-    wildcard_constraints:
-        recipe=recipes_trained_by("llava"),
     input:
         tasks=get_task_dirs,
         model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",
@@ -44,6 +42,8 @@ rule evaluate_llava:
         f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
     log:
         f"{DATA}/logs/evaluate_llava/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+    wildcard_constraints:
+        recipe=recipes_trained_by("llava"),
     conda:
         "../envs/llava.yaml"
     threads: config["threads"]

@@ -31,12 +31,12 @@ rule train_scorer:
 
 
 rule synthesize_task:
-    wildcard_constraints:
-        suite=suites_from("synthetic"),
     output:
         directory(f"{DATA}/tasks/{{suite}}/{{task}}"),
     log:
         f"{DATA}/logs/synthesize_task/{{suite}}/{{task}}.log",
+    wildcard_constraints:
+        suite=suites_from("synthetic"),
     conda:
         "../envs/download.yaml"
     params:

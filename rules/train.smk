@@ -1,12 +1,12 @@
 rule train_clip:
-    wildcard_constraints:
-        recipe=recipes_trained_by("open_clip"),
     input:
         f"{DATA}/reshards/{{pool}}/{{selection}}",
     output:
         directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
     log:
         f"{DATA}/logs/train_clip/{{pool}}/{{selection}}/{{recipe}}.log",
+    wildcard_constraints:
+        recipe=recipes_trained_by("open_clip"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
@@ -18,14 +18,14 @@ rule train_clip:
 
 
 rule train_weighted_clip:
-    wildcard_constraints:
-        recipe=recipes_trained_by("weighted_clip"),
     input:
         f"{DATA}/reshards/{{pool}}/{{selection}}",
     output:
         directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
     log:
         f"{DATA}/logs/train_weighted_clip/{{pool}}/{{selection}}/{{recipe}}.log",
+    wildcard_constraints:
+        recipe=recipes_trained_by("weighted_clip"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
