@@ -7,8 +7,9 @@ open_clip's own model, transforms and tokenizer and `curate.flyt.weighted_clip_l
 - data: the reshard's webdataset tars (``.jpg``, ``.txt``, ``.json``); a sample's ``.json`` field
   ``weight`` (`curate.reshard.WEIGHT_KEY`) is its loss weight, 1 where absent (filtering and
   re-captioning subsets train unweighted). Each epoch is one pass over the subset: the shards in
-  a seeded order, through a seeded shuffle buffer (seed, epoch), cut into ``batch_size`` batches
-  (the last short batch is dropped, as open_clip_train does).
+  a seeded order, dealt to the DataLoader workers, each through a seeded shuffle buffer, cut into
+  full ``batch_size`` batches (`ReshardBatches`; partial batches are dropped, as open_clip_train
+  does). Steps are ``epochs * (samples // batch_size)``.
 - loss: per batch the weights are normalised to sum to 1 and given to `weighted_clip_loss`;
   uniform weights give open_clip's CLIP loss exactly, a zero weight removes the sample from the
   batch (its terms and its place in every denominator). A batch whose weights are all zero is
@@ -112,9 +113,49 @@ def _param_groups(model, wd: float) -> list[dict]:
     ]
 
 
-def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: int = 1) -> dict:
+class ReshardBatches(torch.utils.data.IterableDataset):
+    """One epoch of training batches ``(images, tokens, weights)`` from reshard tars.
+
+    The shards are put in a seeded order and dealt to the DataLoader's workers round-robin
+    (worker ``i`` of ``W`` reads shards ``i, i + W, ...`` through its own seeded shuffle buffer);
+    each worker yields only full batches. The DataLoader takes batches from the workers in turn,
+    so the epoch's batches depend on (seed, epoch, number of workers) only.
+    """
+
+    def __init__(self, shards, seed: int, epoch: int, batch_size: int, preprocess, tokenizer,
+                 shuffle_buffer: int = 1000):
+        super().__init__()
+        self.shards, self.seed, self.epoch = list(shards), int(seed), int(epoch)
+        self.batch_size, self.preprocess, self.tokenizer = int(batch_size), preprocess, tokenizer
+        self.shuffle_buffer = int(shuffle_buffer)
+
+    def __iter__(self):
+        from PIL import Image
+
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        order = list(self.shards)
+        random.Random(f"weighted-clip-shards-{self.seed}-{self.epoch}").shuffle(order)
+        mine = order[worker::workers]
+        batch = []
+        for jpg, text, weight in read_samples(mine, order_seed=(self.seed * 100_003 + self.epoch) * 1009 + worker,
+                                              shuffle_buffer=self.shuffle_buffer):
+            batch.append((jpg, text, weight))
+            if len(batch) == self.batch_size:
+                images = torch.stack([self.preprocess(Image.open(io.BytesIO(j)).convert("RGB")) for j, _, _ in batch])
+                tokens = self.tokenizer([t for _, t, _ in batch])
+                weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32)
+                yield images, tokens, weights
+                batch = []
+
+
+def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: int = 1, workers: int | None = None) -> dict:
     """Train `recipe["model"]` from scratch on the reshard in `shard_dir`, export it to `out_dir`
-    (an open_clip model folder that `curate.clip.load_model` reads). Returns a summary."""
+    (an open_clip model folder that `curate.clip.load_model` reads). Returns a summary.
+
+    Optional recipe keys: ``device`` (cpu), ``precision`` (``fp32``, or ``amp_bf16``: autocast to
+    bfloat16 on CUDA), ``workers`` (DataLoader workers decoding images, default 0),
+    ``shuffle_buffer`` (1000)."""
     import open_clip
 
     from curate.clip import _register_archs, export_local_dir
@@ -135,6 +176,10 @@ def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: in
     total_steps = steps_per_epoch * epochs
     warmup_steps = int(round(float(recipe["warmup_epochs"]) * steps_per_epoch))
     device = torch.device(recipe.get("device", "cpu"))
+    precision = recipe.get("precision", "fp32")
+    if precision not in ("fp32", "amp_bf16"):
+        raise ValueError(f"weighted_clip precision must be fp32 or amp_bf16, got {precision!r}")
+    workers = int(recipe.get("workers", 0) if workers is None else workers)
     torch.set_num_threads(int(threads))
     torch.manual_seed(int(seed))
     np.random.seed(int(seed) % 2**32)
@@ -145,23 +190,21 @@ def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: in
     model.train()
     opt = torch.optim.AdamW(_param_groups(model, float(recipe["wd"])), lr=float(recipe["lr"]),
                             betas=(float(recipe["beta1"]), float(recipe["beta2"])), eps=float(recipe["eps"]))
-    from PIL import Image
-
     step, skipped, losses = 0, 0, []
     for epoch in range(epochs):
-        batch: list = []
-        for jpg, text, weight in read_samples(shards, order_seed=seed * 100_003 + epoch,
-                                              shuffle_buffer=int(recipe.get("shuffle_buffer", 1000))):
-            batch.append((jpg, text, weight))
-            if len(batch) < batch_size:
-                continue
-            images = torch.stack([preprocess(Image.open(io.BytesIO(j)).convert("RGB")) for j, _, _ in batch]).to(device)
-            texts = tokenizer([t for _, t, _ in batch]).to(device)
-            weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32, device=device)
-            batch = []
+        dataset = ReshardBatches(shards, seed, epoch, batch_size, preprocess, tokenizer,
+                                 shuffle_buffer=int(recipe.get("shuffle_buffer", 1000)))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
+                                             generator=torch.Generator().manual_seed(int(seed) * 1_000 + epoch),
+                                             persistent_workers=False, pin_memory=device.type == "cuda")
+        for images, texts, weights in loader:
+            if step >= total_steps:
+                break
+            images, texts, weights = images.to(device), texts.to(device), weights.to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, warmup_steps, float(recipe["lr"]))
-            loss = batch_loss(model, images, texts, weights)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "amp_bf16"):
+                loss = batch_loss(model, images, texts, weights)
             step += 1
             if loss is None:
                 skipped += 1
@@ -175,15 +218,13 @@ def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: in
             if step % 50 == 0 or step == total_steps:
                 log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, step, total_steps, losses[-1],
                          opt.param_groups[0]["lr"])
-            if step >= total_steps:
-                break
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / "_checkpoint.pt"
     torch.save({"state_dict": model.state_dict()}, checkpoint)
     export_local_dir(checkpoint, str(recipe["model"]), out_dir)
     checkpoint.unlink()
-    summary = {"samples": n_samples, "steps": step, "skipped_steps": skipped, "epochs": epochs,
+    summary = {"samples": n_samples, "steps": step, "skipped_steps": skipped, "epochs": epochs, "workers": workers,
                "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

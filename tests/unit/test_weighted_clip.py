@@ -114,3 +114,25 @@ def test_tiny_training_is_deterministic_and_its_batches_carry_the_weights(weight
     assert digest[0] == digest[1]
     model, preprocess, tokenizer = load_model(f"local-dir:{tmp_path / 'a'}")
     assert json.loads((tmp_path / "a" / "train_summary.json").read_text())["steps"] == 6
+
+
+def test_batches_from_several_workers_are_deterministic_and_cover_the_subset(weighted_reshard):
+    folder, weights = weighted_reshard
+    _, preprocess, tokenizer = load_model("tiny-vit")
+    shards = sorted(folder.glob("*.tar"))
+
+    def epoch(workers):
+        data = wc.ReshardBatches(shards, seed=0, epoch=0, batch_size=4, preprocess=preprocess, tokenizer=tokenizer,
+                                 shuffle_buffer=4)
+        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers,
+                                             generator=torch.Generator().manual_seed(0))
+        return [(images, tokens, w) for images, tokens, w in loader]
+
+    two = epoch(2)
+    again = epoch(2)
+    assert len(two) == len(again) and all(torch.equal(a[2], b[2]) and torch.equal(a[1], b[1]) for a, b in zip(two, again))
+    # 3 shards of 10, 10, 4 samples: worker 0 and 1 each drop only their partial batch
+    assert 4 <= len(two) <= 6
+    assert all(images.shape == (4, 3, 64, 64) for images, _, _ in two)
+    assert sorted(np.round(torch.cat([w for _, _, w in epoch(0)]).numpy() * 3).astype(int).tolist()) == \
+        sorted([i % 4 for i in range(24)])
