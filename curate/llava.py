@@ -17,7 +17,8 @@ One code path through transformers' LLaVA classes at both scales:
   with the sample weights of the reshard (1 where absent): uniform weights give the plain mean,
   a zero weight leaves the sample out. AdamW, linear warm-up over ``warmup_ratio`` of the steps,
   then cosine (LLaVA's schedule), one pass per epoch through the seeded reader of
-  `curate.weighted_clip.read_samples`.
+  `curate.weighted_clip.read_samples`; ``micro_batch_size`` accumulates gradients over
+  micro-batches (same update as one batch), ``precision: amp_bf16`` autocasts on CUDA.
 - `generate_captions` (greedy) and `cider` (pycocoevalcap's CIDEr-D) evaluate the captioner.
 """
 
@@ -167,10 +168,12 @@ def _prefix(model, tokenizer) -> list[int]:
     return [tokenizer.bos_token_id] + [model.config.image_token_index] * int(model.config.image_seq_length)
 
 
-def weighted_caption_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
+def weighted_caption_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                          total_weight: torch.Tensor | None = None) -> torch.Tensor | None:
     """``sum_i w_i l_i / sum_i w_i`` with ``l_i`` the mean next-token cross-entropy over sample i's
-    labelled tokens; None when every weight is 0."""
-    total = weights.sum()
+    labelled tokens; None when every weight is 0. With gradient accumulation the denominator is
+    the whole batch's `total_weight`, so the micro-batches' losses add up to the batch's."""
+    total = weights.sum() if total_weight is None else total_weight
     if not total > 0:
         return None
     shift_logits = logits[:, :-1].float()
@@ -217,27 +220,37 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
 
     def run(batch):
         nonlocal step, skipped
-        pix = processor.image_processor(images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in batch],
-                                        return_tensors="pt")["pixel_values"].to(device)
-        seqs = [prefix + caption_ids(tokenizer, t)[:max_text] + [tokenizer.eos_token_id] for _, t, _ in batch]
-        ids, attn, labels = _pad(seqs, tokenizer.pad_token_id, [len(prefix)] * len(seqs))
-        weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32, device=device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, warmup, float(recipe["lr"]))
         step += 1
-        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device), pixel_values=pix).logits
-        loss = weighted_caption_loss(logits, labels.to(device), weights)
-        if loss is None:
+        all_weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32, device=device)
+        total_weight = all_weights.sum()
+        if not total_weight > 0:
             skipped += 1
             return
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        batch_loss = 0.0
+        for start in range(0, len(batch), micro):
+            part = batch[start:start + micro]
+            pix = processor.image_processor(images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in part],
+                                            return_tensors="pt")["pixel_values"].to(device)
+            seqs = [prefix + caption_ids(tokenizer, t)[:max_text] + [tokenizer.eos_token_id] for _, t, _ in part]
+            ids, attn, labels = _pad(seqs, tokenizer.pad_token_id, [len(prefix)] * len(seqs))
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "amp_bf16"):
+                logits = model(input_ids=ids.to(device), attention_mask=attn.to(device), pixel_values=pix).logits
+            loss = weighted_caption_loss(logits, labels.to(device), all_weights[start:start + micro], total_weight)
+            loss.backward()
+            batch_loss += float(loss.detach())
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(batch_loss)
         if step % 20 == 0 or step == total:
             log.info("step %d/%d loss %.4f", step, total, losses[-1])
 
     max_text = int(recipe.get("max_text_tokens", 64))
+    micro = int(recipe.get("micro_batch_size", batch_size))
+    precision = recipe.get("precision", "fp32")
+    if precision not in ("fp32", "amp_bf16"):
+        raise ValueError(f"llava precision must be fp32 or amp_bf16, got {precision!r}")
     for epoch in range(int(recipe["epochs"])):
         batch = []
         for sample in read_samples(shards, order_seed=seed * 100_003 + epoch,

@@ -73,14 +73,16 @@ def test_projector_pretraining_trains_only_the_projector_deterministically_with_
     seen = []
     original = ll.weighted_caption_loss
 
-    def recording(logits, labels, batch_weights):
+    def recording(logits, labels, batch_weights, total_weight=None):
         seen.append(batch_weights.clone())
-        return original(logits, labels, batch_weights)
+        return original(logits, labels, batch_weights, total_weight)
 
     monkeypatch.setattr(ll, "weighted_caption_loss", recording)
     summary = ll.train_projector(RECIPE, tmp_path / "reshard", root / "base", tmp_path / "a", seed=0)
     assert summary["steps"] == 3
-    assert sorted(torch.cat(seen).tolist()) == sorted(weights.values())
+    # a batch whose weights are all 0 is skipped without a forward pass
+    recorded = torch.cat(seen).tolist() + [0.0] * (RECIPE["batch_size"] * summary["skipped_steps"])
+    assert sorted(recorded) == sorted(weights.values())
     ll.train_projector(RECIPE, tmp_path / "reshard", root / "base", tmp_path / "b", seed=0)
     digest = [hashlib.sha256((tmp_path / d / "model.safetensors").read_bytes()).hexdigest() for d in "ab"]
     assert digest[0] == digest[1]
@@ -90,3 +92,16 @@ def test_projector_pretraining_trains_only_the_projector_deterministically_with_
     assert changed and all(name.startswith("model.multi_modal_projector") for name in changed)
     captions = ll.generate_captions(trained, processor, [__import__("PIL.Image").Image.new("RGB", (64, 64))] * 2)
     assert len(captions) == 2 and captions[0] == captions[1]
+
+
+def test_micro_batches_give_the_same_update_as_one_batch(tiny_llava, tmp_path):
+    root, _ = tiny_llava
+    pool = write_pool(tmp_path / "pool", samples_per_shard=6, n_samples=8)
+    reshard(uids_to_u8u8([uid(i) for i in range(8)]), pool, tmp_path / "reshard",
+            weights={uid(i): 0.25 * (i % 4) for i in range(8)})
+    ll.train_projector(RECIPE, tmp_path / "reshard", root / "base", tmp_path / "whole", seed=0)
+    ll.train_projector(dict(RECIPE, micro_batch_size=3), tmp_path / "reshard", root / "base", tmp_path / "micro", seed=0)
+    whole, _ = ll.load_llava(tmp_path / "whole")
+    micro, _ = ll.load_llava(tmp_path / "micro")
+    for (name, p), (_, q) in zip(whole.named_parameters(), micro.named_parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
