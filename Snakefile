@@ -17,6 +17,7 @@ include: "rules/caption.smk"
 include: "rules/fuse.smk"
 include: "rules/subset.smk"
 include: "rules/train.smk"
+include: "rules/llava.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
 

@@ -3,6 +3,11 @@
 Every pool sample whose uid occurs c times in the subset is written c times with keys
 "{uid}-{j}"; an optional seeded shuffle buffer spreads repeats apart. Shards are numbered
 contiguously from 0 and the tar members carry a fixed mtime, so reruns give the same bytes.
+
+MoS strategies reach training through the reshard: `weights` (uid -> loss weight, sample
+weighting) puts a ``weight`` field into every sample's ``.json`` (`WEIGHT_KEY`); `captions`
+(uid -> caption, re-captioning) replaces those samples' ``.txt`` and keeps the alt-text in the
+``.json`` under ``original_caption``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from curate.shards import SkipReport, add_tar_member, iter_pool_samples
 from curate.subset import u8u8_to_uids
 
 SAMPLES_PER_SHARD = 10_000
+#: The field of a reshard sample's .json that holds its loss weight (sample weighting).
+WEIGHT_KEY = "weight"
 
 
 def repeat_counts(subset: np.ndarray) -> Counter:
@@ -51,13 +58,24 @@ def reshard(
     samples_per_shard: int = SAMPLES_PER_SHARD,
     shuffle_buffer: int = 0,
     seed: int = 0,
+    weights: dict | None = None,
+    captions: dict | None = None,
 ) -> dict:
-    """Write the subset's samples from `pool_shards` into `out_dir`; return (and write) meta.json."""
+    """Write the subset's samples from `pool_shards` into `out_dir`; return (and write) meta.json.
+
+    `weights`: every subset uid's loss weight (a uid without one stops the reshard), written as
+    the ``weight`` field of its ``.json``. `captions`: uids whose ``.txt`` is replaced."""
     if samples_per_shard < 1:
         raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = repeat_counts(subset)
+    if weights is not None:
+        unweighted = [uid for uid in counts if uid not in weights]
+        if unweighted:
+            raise ValueError(f"{len(unweighted)} subset uids have no weight, e.g. {unweighted[:3]}")
+    captions = captions or {}
+    recaptioned: set[str] = set()
     report = SkipReport()
     found: set[str] = set()
 
@@ -67,9 +85,17 @@ def reshard(
             if not repeats:
                 continue
             found.add(sample.uid)
-            meta = json.dumps(sample.meta, sort_keys=True).encode()
+            fields = dict(sample.meta)
+            text = sample.text
+            if weights is not None:
+                fields[WEIGHT_KEY] = float(weights[sample.uid])
+            if sample.uid in captions:
+                fields["original_caption"] = text
+                text = str(captions[sample.uid])
+                recaptioned.add(sample.uid)
+            meta = json.dumps(fields, sort_keys=True).encode()
             for j in range(repeats):
-                yield f"{sample.uid}-{j}", sample.jpg, sample.text.encode(), meta
+                yield f"{sample.uid}-{j}", sample.jpg, text.encode(), meta
 
     rng = np.random.default_rng(seed)
     shard_sizes: list[int] = []
@@ -100,6 +126,8 @@ def reshard(
         "samples_per_shard": samples_per_shard,
         "shuffle_buffer": shuffle_buffer,
         "seed": seed,
+        "weighted": weights is not None,
+        "recaptioned": len(recaptioned),
         "pool_report": report.as_dict(),
     }
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

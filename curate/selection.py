@@ -9,6 +9,10 @@ Methods available so far:
   ``top_fraction`` (§1) or ``scs`` (§7; the subset then holds repeats).
 - DataComp's baselines ``basic_filter``, ``text_based``, ``image_based``,
   ``image_based_clip_score`` and ``laion2b`` (`curate.baseline_selection`).
+- MoS's three data strategies (§5; see "MoS strategies" at the end), each on one ``scorer``'s
+  score or one ``fusion``'s fused score: ``drop_lowest`` (drop the lowest ``rho``, MoS's
+  keep-exactly rule), ``sample_weighting`` (every scored sample, with a loss weight) and
+  ``recaption`` (every scored sample; the lowest ``rho`` get a captioner's caption).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import pandas as pd
 
 from curate import fusion as fusion_lib
 from curate.baseline_selection import BASELINE_METHODS, select_baseline
-from curate.sampling import scs
+from curate.sampling import keep_ratio, scs
 from curate.sampling import threshold as keep_above_threshold
 from curate.sampling import top_fraction
 from curate.score import load_scores
@@ -29,7 +33,8 @@ from curate.subset import uids_to_u8u8
 
 log = logging.getLogger(__name__)
 
-METHODS = ("no_filter", "clip_score", "oracle", "fused_score", *BASELINE_METHODS)
+METHODS = ("no_filter", "clip_score", "oracle", "fused_score", *BASELINE_METHODS, "drop_lowest", "sample_weighting",
+           "recaption")
 
 
 def pool_uids(metadata_parquets: list) -> list[str]:
@@ -68,13 +73,16 @@ def select(method: str, params: dict, inputs: dict) -> np.ndarray:
     elif method == "oracle":
         uids = clean_uids(inputs["ground_truth"])
     elif method == "clip_score":
-        all_uids, scores = load_chunk_scores(inputs["scores"])
+        all_uids, scores = load_chunk_scores(inputs["scores"], column=params.get("score_column", "clip_score"))
         uids = select_clip_score(all_uids, scores, params.get("fraction"), params.get("threshold"))
     elif method == "fused_score":
         all_uids, scores = load_chunk_scores(inputs["scores"], column=FUSED_COLUMN)
         uids = sample_fused(all_uids, scores, params)
     elif method in BASELINE_METHODS:
         uids = select_baseline(method, params, inputs)
+    elif method in STRATEGY_METHODS:
+        all_uids, scores = load_strategy_scores(params, inputs["scores"])
+        uids = strategy_subset(method, all_uids, scores, params)
     else:
         raise ValueError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
     return uids_to_u8u8(uids)
@@ -287,3 +295,79 @@ def sample_fused(uids: list[str], scores: np.ndarray, params: dict) -> list[str]
         drawn = scs(scores, n, alpha=params["alpha"], batch_size=G, seed=params.get("seed", 0))
         return [uids[i] for i in drawn]
     raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# MoS strategies (ALGORITHMS §5): filtering, sample weighting, re-captioning. Each takes one
+# score per sample: a scorer's raw score (``scorer``) or a fusion's fused score (``fusion``).
+# - ``drop_lowest``: keep exactly ``max(1, min(round(N * (1 - rho)), N))`` samples, the highest
+#   after a stable descending sort (MoS's keep rule, `curate.sampling.keep_ratio`).
+# - ``sample_weighting``: the subset is every scored sample; its loss weight is the score
+#   min-max normalised over the pool, ``(s - min) / (max - min + 1e-8)`` in [0, 1]
+#   (`sample_weights`, written beside the subset and into the reshard).
+# - ``recaption``: the subset is every scored sample; the lowest ``rho`` (the complement of
+#   ``drop_lowest``'s kept set) get a ``captioner``'s caption instead of their alt-text
+#   (`recaption_uids`; the captions are written beside the subset and into the reshard).
+# --------------------------------------------------------------------------------------------
+
+STRATEGY_METHODS = ("drop_lowest", "sample_weighting", "recaption")
+WEIGHT_COLUMN = "weight"
+CAPTION_COLUMN = "caption"
+
+
+def strategy_score_source(params: dict) -> tuple[str, str]:
+    """``("scorer" | "fusion", name)`` of a strategy selection: exactly one of the two."""
+    if ("scorer" in params) == ("fusion" in params):
+        raise ValueError(f"a {params.get('method')} selection takes exactly one of scorer or fusion, got {params}")
+    return ("scorer", params["scorer"]) if "scorer" in params else ("fusion", params["fusion"])
+
+
+def load_strategy_scores(params: dict, score_files: list) -> tuple[list[str], np.ndarray]:
+    kind, _ = strategy_score_source(params)
+    return load_chunk_scores(score_files, column=params.get("score_column", "clip_score") if kind == "scorer" else FUSED_COLUMN)
+
+
+def lowest_mask(scores: np.ndarray, rho: float) -> np.ndarray:
+    """True for the lowest ``rho`` of the samples: those MoS's keep rule with ``1 - rho`` drops."""
+    if not 0.0 <= float(rho) < 1.0:
+        raise ValueError(f"rho must be in [0, 1), got {rho}")
+    scores = np.asarray(scores, dtype=np.float64)
+    low = np.ones(scores.shape[0], dtype=bool)
+    low[keep_ratio(scores, 1.0 - float(rho))] = False
+    return low
+
+
+def sample_weights(scores: np.ndarray) -> np.ndarray:
+    """Per-sample loss weights: the scores min-max normalised over the pool (§5), in [0, 1]."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return scores.copy()
+    return np.clip(fusion_lib.minmax(scores), 0.0, 1.0)
+
+
+def strategy_subset(method: str, uids: list[str], scores: np.ndarray, params: dict) -> list[str]:
+    if method == "drop_lowest":
+        return [uid for uid, low in zip(uids, lowest_mask(scores, params["rho"])) if not low]
+    if method in ("sample_weighting", "recaption"):
+        return list(uids)
+    raise ValueError(f"unknown strategy {method!r}; known: {', '.join(STRATEGY_METHODS)}")
+
+
+def weights_table(uids: list[str], scores: np.ndarray) -> pd.DataFrame:
+    """``DataFrame[uid, weight (float64)]`` of a sample_weighting selection."""
+    return pd.DataFrame({"uid": pd.Series(list(uids), dtype=object), WEIGHT_COLUMN: sample_weights(scores)})
+
+
+def recaption_uids(uids: list[str], scores: np.ndarray, rho: float) -> list[str]:
+    """The uids whose alt-text a recaption selection replaces (the lowest ``rho``), in pool order."""
+    return [uid for uid, low in zip(uids, lowest_mask(scores, rho)) if low]
+
+
+def read_uid_column(path, column: str) -> dict:
+    """``{uid: value}`` of a weights or captions file (parquet with ``uid`` and `column`)."""
+    frame = pd.read_parquet(path)
+    if "uid" not in frame.columns or column not in frame.columns:
+        raise ValueError(f"{path}: needs columns uid and {column}, has {list(frame.columns)}")
+    if frame["uid"].duplicated().any():
+        raise ValueError(f"{path}: uid {frame['uid'][frame['uid'].duplicated()].iloc[0]} appears twice")
+    return dict(zip(frame["uid"].tolist(), frame[column].tolist()))

@@ -3,6 +3,7 @@ from pathlib import Path
 from curate.baseline_selection import BASELINE_METHODS
 from curate.config import check_references
 from curate.embedding_scores import CLASSIFIER_METHODS
+from curate.selection import STRATEGY_METHODS, strategy_score_source
 from curate.workflow import (
     chunk_names,
     chunk_shard_ids,
@@ -89,6 +90,8 @@ def get_selection_inputs(wildcards):
         return {"scores": fused_files(wildcards.pool, entry["fusion"])}
     if method in BASELINE_METHODS:
         return get_baseline_inputs(wildcards.pool, entry)
+    if method in STRATEGY_METHODS:
+        return {"scores": strategy_score_files(wildcards.pool, entry)}
     raise ValueError(f"selections.{wildcards.selection}: unknown method {method!r}")
 
 
@@ -295,3 +298,79 @@ def print_built_tables():
     built = sorted(Path("results").glob("**/*.csv"))
     if built:
         print("Tables written:", *(f"  {path.resolve()}" for path in built), sep="\n")
+
+
+# MoS strategies (sample weighting, re-captioning): what a selection adds beside its subset.
+def strategy_score_files(pool, entry):
+    kind, name = strategy_score_source(entry)
+    return score_files(pool, name) if kind == "scorer" else fused_files(pool, name)
+
+
+def get_strategy_scores(wildcards):
+    return strategy_score_files(
+        wildcards.pool, config["selections"][wildcards.selection]
+    )
+
+
+def get_reshard_extras(wildcards):
+    """A sample_weighting selection's weights, a recaption selection's captions."""
+    method = config["selections"][wildcards.selection]["method"]
+    prefix = f"{DATA}/subsets/{wildcards.pool}/{wildcards.selection}"
+    if method == "sample_weighting":
+        return {"weights": f"{prefix}.weights.parquet"}
+    if method == "recaption":
+        return {"captions": f"{prefix}.captions.parquet"}
+    return {}
+
+
+def get_recaption_captions(wildcards):
+    """The pool's caption files by the selection's captioner (the caption rule's output)."""
+    captioner = config["selections"][wildcards.selection]["captioner"]
+    return expand(
+        f"{DATA}/captions/{wildcards.pool}/{captioner}/{{chunk}}.parquet",
+        chunk=pool_chunks(wildcards.pool),
+    )
+
+
+def get_captioner_curated_set(wildcards):
+    captioner = config["captioners"][wildcards.captioner]
+    return f"{DATA}/resources/curated/{captioner['curated_set']}"
+
+
+def suites_from(source):
+    """A wildcard pattern matching the suites of one source (synthetic: generated here; local:
+    clip_benchmark wds folders put under data_root/tasks/{suite}/{task} beforehand)."""
+    return names_pattern(
+        name for name, suite in config["suites"].items() if suite["source"] == source
+    )
+
+
+def recipes_trained_by(*trainers):
+    """A wildcard pattern matching the recipes of these trainers (`trainer`, default open_clip)."""
+    return names_pattern(
+        name
+        for name, recipe in config["recipes"].items()
+        if recipe.get("trainer", "open_clip") in trainers
+    )
+
+
+def selection_params(selection):
+    """A selection's config entry, plus the score column of its scorer (each scorer's files
+    hold the score under its own name: clip_score, sieve_score, ...)."""
+    entry = config["selections"][selection]
+    if "scorer" in entry:
+        return entry | {
+            "score_column": score_column(config["scorers"][entry["scorer"]])
+        }
+    return entry
+
+
+def get_llava_base_inputs(wildcards):
+    """A tiny LLaVA base is built from a curated set; a real one from local model folders."""
+    base = config["recipes"][wildcards.recipe]["base"]
+    if base["source"] == "train":
+        return {"curated_set": f"{DATA}/resources/curated/{base['curated_set']}"}
+    return {
+        "vision_tower": base["vision_tower"],
+        "language_model": base["language_model"],
+    }

@@ -6,6 +6,8 @@ rule evaluate_model:
         f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
     log:
         f"{DATA}/logs/evaluate_model/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+    wildcard_constraints:
+        recipe=recipes_trained_by("open_clip", "weighted_clip"),
     conda:
         "../envs/eval.yaml"
     threads: config["threads"]

@@ -35,6 +35,8 @@ rule synthesize_task:
         directory(f"{DATA}/tasks/{{suite}}/{{task}}"),
     log:
         f"{DATA}/logs/synthesize_task/{{suite}}/{{task}}.log",
+    wildcard_constraints:
+        suite=suites_from("synthetic"),
     conda:
         "../envs/download.yaml"
     params:

@@ -8,13 +8,14 @@ rule select_subset:
     conda:
         "../envs/fuse.yaml"
     params:
-        selection=lambda wildcards: config["selections"][wildcards.selection],
+        selection=lambda wildcards: selection_params(wildcards.selection),
     script:
         "../scripts/select_subset.py"
 
 
 rule reshard_subset:
     input:
+        unpack(get_reshard_extras),
         subset=f"{DATA}/subsets/{{pool}}/{{selection}}.npy",
         pool=get_pool_chunk_dirs,
     output:
@@ -27,3 +28,34 @@ rule reshard_subset:
         reshard=config["reshard"],
     script:
         "../scripts/reshard_subset.py"
+
+
+rule sample_weights:
+    input:
+        scores=get_strategy_scores,
+    output:
+        f"{DATA}/subsets/{{pool}}/{{selection}}.weights.parquet",
+    log:
+        f"{DATA}/logs/sample_weights/{{pool}}/{{selection}}.log",
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        selection=lambda wildcards: selection_params(wildcards.selection),
+    script:
+        "../scripts/sample_weights.py"
+
+
+rule recaption_texts:
+    input:
+        scores=get_strategy_scores,
+        captions=get_recaption_captions,
+    output:
+        f"{DATA}/subsets/{{pool}}/{{selection}}.captions.parquet",
+    log:
+        f"{DATA}/logs/recaption_texts/{{pool}}/{{selection}}.log",
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        selection=lambda wildcards: selection_params(wildcards.selection),
+    script:
+        "../scripts/recaption_texts.py"

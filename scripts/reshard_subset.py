@@ -1,10 +1,13 @@
 from curate.logs import log_to
 from curate.reshard import reshard
+from curate.selection import CAPTION_COLUMN, WEIGHT_COLUMN, read_uid_column
 from curate.shards import shard_paths
 from curate.subset import load_subset
 
 with log_to(snakemake.log[0]) as log:
     settings = snakemake.params.reshard
+    weights = read_uid_column(snakemake.input.weights, WEIGHT_COLUMN) if "weights" in snakemake.input.keys() else None
+    captions = read_uid_column(snakemake.input.captions, CAPTION_COLUMN) if "captions" in snakemake.input.keys() else None
     meta = reshard(
         load_subset(snakemake.input.subset),
         [path for chunk in snakemake.input.pool for path in shard_paths(chunk)],
@@ -12,5 +15,7 @@ with log_to(snakemake.log[0]) as log:
         samples_per_shard=settings["samples_per_shard"],
         shuffle_buffer=settings["shuffle_buffer"],
         seed=settings["seed"],
+        weights=weights,
+        captions=captions,
     )
     log.info("resharded: %s", {k: v for k, v in meta.items() if k != "shard_sizes"})
