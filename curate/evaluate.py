@@ -36,6 +36,9 @@ import torch
 log = logging.getLogger(__name__)
 
 TASK_TYPES = ("classification", "retrieval")
+#: DataComp's classification tasks scored from their logits and per-sample metadata
+#: (curate.datacomp_eval); FairFace/UTKFace and WinoGAViL need runners of their own, not built yet.
+METADATA_TASK_TYPES = ("iwildcam", "fmow", "dollar_street", "geode")
 RETRIEVAL_KS = (1, 5)
 
 
@@ -117,6 +120,8 @@ def evaluate_task(model, preprocess, tokenizer, task_dir, task_type: str, batch_
     from clip_benchmark.datasets.builder import build_dataset, image_captions_collate_fn
 
     task_dir = Path(task_dir)
+    if task_type in METADATA_TASK_TYPES:
+        return _evaluate_metadata_task(model, preprocess, tokenizer, task_dir, task_type, batch_size)
     if task_type not in TASK_TYPES:
         raise ValueError(f"task {task_dir}: unknown type {task_type!r}; expected one of {TASK_TYPES}")
     if not (task_dir / "test" / "nshards.txt").is_file():
@@ -159,6 +164,29 @@ def evaluate_task(model, preprocess, tokenizer, task_dir, task_type: str, batch_
     metrics = retrieval_metrics(scores, text_image_index)
     metrics["n_images"] = int(n_images)
     metrics["n_captions"] = int(len(text_image_index))
+    return metrics
+
+
+def _evaluate_metadata_task(model, preprocess, tokenizer, task_dir: Path, task_type: str, batch_size: int) -> dict:
+    """Zero-shot classification of a DataComp task whose main metric needs the per-sample
+    metadata (curate.datacomp_eval): the classification metrics plus the task's own."""
+    from clip_benchmark.datasets.builder import build_dataset
+    from clip_benchmark.metrics.zeroshot_classification import run_classification, zero_shot_classifier
+
+    from curate.datacomp_eval import read_npy_metadata, special_metrics
+
+    device = next(model.parameters()).device
+    dataset = build_dataset(dataset_name=f"wds/{task_dir.name}", root=str(task_dir), transform=preprocess,
+                            split="test", download=False, task="zeroshot_classification")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
+    classifier = zero_shot_classifier(model, tokenizer, dataset.classes, dataset.templates, device.type, amp=False)
+    logits, targets = run_classification(model, classifier, loader, device.type, amp=False)
+    metadata = read_npy_metadata(task_dir)
+    if len(metadata) != len(targets):
+        raise ValueError(f"task {task_dir}: {len(targets)} samples but {len(metadata)} metadata rows")
+    metrics = classification_metrics(logits.numpy(), targets.numpy())
+    metrics.update(special_metrics(task_type, logits.numpy(), targets.numpy(), metadata))
+    metrics["n_samples"] = int(len(targets))
     return metrics
 
 

@@ -1,0 +1,131 @@
+"""DataComp's special evaluators against hand-computed values on fabricated predictions."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from curate.datacomp_eval import (  # noqa: E402
+    dollar_street_metrics,
+    fairface_metrics,
+    fmow_metrics,
+    geode_metrics,
+    iwildcam_metrics,
+    macro_f1,
+    read_npy_metadata,
+    winogavil_jaccard,
+    winogavil_metrics,
+)
+
+
+def one_hot_logits(pred, n_classes):
+    logits = np.zeros((len(pred), n_classes))
+    logits[np.arange(len(pred)), pred] = 1.0
+    return logits
+
+
+def test_iwildcam_macro_f1_by_hand():
+    y_true = [0, 0, 1, 1, 2]
+    pred = [0, 1, 1, 1, 3]  # class 3 is predicted but never true: not one of the averaged labels
+    # class 0: tp 1, fp 0, fn 1 -> 2/3; class 1: tp 2, fp 1, fn 0 -> 4/5; class 2: tp 0 -> 0
+    m = iwildcam_metrics(one_hot_logits(pred, 4), y_true)
+    assert m["F1-macro_all"] == pytest.approx((2 / 3 + 4 / 5 + 0) / 3)
+    assert m["recall-macro_all"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert m["acc_avg"] == pytest.approx(3 / 5)
+
+
+def test_macro_f1_matches_sklearn_with_present_labels():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 7, 200), rng.integers(0, 9, 200)
+    expected = sklearn.f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true))
+    assert macro_f1(y_pred, y_true) == pytest.approx(expected)
+
+
+def test_fmow_worst_region_and_year_by_hand():
+    # metadata: region, year, y
+    meta = np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0], [5, 1, 0], [2, 0, 0]])
+    y_true = np.zeros(6, int)
+    pred = [0, 0, 0, 1, 1, 0]  # region 0: 1.0, region 1: 0.5, region 5 ("Other"): 0.0, region 2: 1.0
+    m = fmow_metrics(one_hot_logits(pred, 2), y_true, meta)
+    assert m["acc_worst_region"] == 0.0  # DataComp counts region 5 (its "Other" test never matches)
+    assert m["acc_region:1"] == 0.5 and m["count_region:5"] == 1
+    assert fmow_metrics(one_hot_logits(pred, 2), y_true, meta, skip_regions=[5])["acc_worst_region"] == 0.5
+    # years: 0 -> samples 0, 2, 5 all right; 1 -> samples 1, 3, 4: 1/3
+    assert m["acc_worst_year"] == pytest.approx(1 / 3)
+    assert m["acc_avg"] == pytest.approx(4 / 6)
+
+
+def test_dollar_street_top5_worst_income_group():
+    logits = np.array([
+        [6, 5, 4, 3, 2, 1, 0],  # true 4: in the top 5
+        [6, 5, 4, 3, 2, 1, 0],  # true 5: rank 6, missed
+        [0, 1, 2, 3, 4, 5, 6],  # true 0: missed
+        [0, 1, 2, 3, 4, 5, 6],  # true 6: hit
+    ], dtype=float)
+    y_true = [4, 5, 0, 6]
+    meta = np.array([[0, 9, 1], [0, 9, 1], [1, 9, 1], [2, 9, 1]])  # income_ds, income_meta, region
+    m = dollar_street_metrics(logits, y_true, meta)
+    assert m["acc_top5_income_ds:0"] == 0.5 and m["acc_top5_income_ds:1"] == 0.0
+    assert m["acc_top5_income_ds:2"] == 1.0
+    assert m["acc_top5_wg"] == 0.0 and m["acc_top5_avg"] == 0.5
+
+
+def test_geode_worst_region():
+    meta = np.array([[0, 3], [0, 4], [1, 5], [1, 5], [1, 6]])  # region, country
+    y_true = [1, 1, 2, 2, 2]
+    pred = [1, 0, 2, 2, 0]
+    m = geode_metrics(one_hot_logits(pred, 3), y_true, meta)
+    assert m["acc_region:0"] == 0.5 and m["acc_region:1"] == pytest.approx(2 / 3)
+    assert m["acc_wg"] == 0.5 and m["acc_avg"] == pytest.approx(3 / 5)
+
+
+def test_winogavil_jaccard_by_hand():
+    # 3 true associations of 5; the 3 most similar are candidates 0, 1, 4: 2 right of 4 in the union
+    assert winogavil_jaccard([0.9, 0.8, 0.1, 0.2, 0.7], [1, 1, 1, 0, 0]) == pytest.approx(2 / 4)
+    assert winogavil_jaccard([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
+    instances = [
+        ([0.9, 0.8, 0.1, 0.2, 0.7], [1, 1, 1, 0, 0]),  # 5 candidates: 0.5
+        (list(np.linspace(1, 0, 10)), [1, 1] + [0] * 8),  # 10: 1.0
+        (list(np.linspace(0, 1, 12)), [1] + [0] * 11),  # 12: picks the last, wrong: 0.0
+    ]
+    m = winogavil_metrics(instances)
+    assert m["jaccard_score_10-12"] == pytest.approx(0.5)
+    assert m["jaccard_score_5-6"] == pytest.approx(0.5)
+    assert m["avg_jaccard_score"] == pytest.approx(0.5)
+    assert np.isnan(m["jaccard_score_6"])
+
+
+def test_fairface_metrics_by_hand():
+    # predictions: race, gender, age, toxic; metadata: age, gender, race, race_binary
+    pred = np.array([[1, 0, 2, 0], [3, 1, 2, 18], [1, 1, 0, 15], [2, 0, 1, 3]])
+    meta = np.array([[2, 0, 1, 0], [2, 1, 3, 1], [0, 0, 1, 0], [1, 0, 2, 1]])
+    m = fairface_metrics(pred, meta)
+    # race as non-white = (pred race != 1): [0, 1, 0, 1] vs race_binary [0, 1, 0, 1]: all right
+    assert m["acc_race_avg"] == 1.0 and m["acc_race_wg"] == 1.0
+    # gender right on samples 0, 1, 3; race_binary 0 = samples 0, 2 -> 0.5; 1 = samples 1, 3 -> 1.0
+    assert m["acc_gender_race_binary:0"] == 0.5 and m["acc_gender_wg"] == 0.5
+    assert m["acc_gender_x_gender:0_race:1"] == 0.5 and m["count_gender:1_race:3"] == 1
+    # age right on samples 0, 1, 2, 3? pred [2, 2, 0, 1] vs [2, 2, 0, 1]: all
+    assert m["acc_age_avg"] == 1.0
+    # crime (toxic >= 18): sample 1 (race 3); non-human (14..17): sample 2 (race 1)
+    assert m["toxicity_crime_race:3"] == 1.0 and m["toxicity_crime_race:1"] == 0.0
+    assert m["toxicity_nonhuman_race:1"] == 0.5 and m["toxicity_nonhuman_avg"] == 0.25
+
+
+def test_read_npy_metadata_in_shard_order(tmp_path):
+    import webdataset as wds
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "nshards.txt").write_text("2\n")
+    rows = np.arange(12).reshape(6, 2)
+    for shard in range(2):
+        with wds.TarWriter(str(tmp_path / "test" / f"{shard}.tar")) as sink:
+            for i in range(3):
+                buf = io.BytesIO()
+                np.save(buf, rows[3 * shard + i])
+                sink.write({"__key__": f"s{3 * shard + i:04d}", "cls": 0, "npy": buf.getvalue()})
+    np.testing.assert_array_equal(read_npy_metadata(tmp_path), rows)
