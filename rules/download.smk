@@ -57,7 +57,10 @@ rule download_pool_chunk:
         f"{DATA}/logs/download_pool_chunk/{{pool}}/{{chunk}}.log",
     conda:
         "../envs/download.yaml"
-    threads: lambda wildcards: config["pools"][wildcards.pool].get("download", {}).get("processes", 1)
+    threads:
+        lambda wildcards: config["pools"][wildcards.pool]
+        .get("download", {})
+        .get("processes", 1)
     params:
         pool=lambda wildcards: config["pools"][wildcards.pool],
         shard_ids=get_chunk_shard_ids,
@@ -84,10 +87,10 @@ rule fetch_eval_task:
         directory(f"{DATA}/evalsets/{{suite}}/{{task_key}}"),
     log:
         f"{DATA}/logs/fetch_eval_task/{{suite}}/{{task_key}}.log",
-    conda:
-        "../envs/download.yaml"
     wildcard_constraints:
         task_key=r"[^/]+(/[^/]+)?",
+    conda:
+        "../envs/download.yaml"
     params:
         root=lambda wildcards: config["suites"][wildcards.suite].get("root"),
         task=lambda wildcards: config["suites"][wildcards.suite]["tasks"][
