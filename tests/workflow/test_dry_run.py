@@ -38,7 +38,7 @@ def test_tiny_run_fetches_nothing(tmp_path, snakemake_run):
 
 
 # chunks per DataComp pool: n_shards / shards_per_chunk in config.yaml
-REAL_CHUNKS = {"small": 128, "medium": 256, "large": 512, "xlarge": 1280}
+REAL_CHUNKS = {"small": 128, "medium": 256, "large": 512, "xlarge": 640}
 
 
 @pytest.mark.parametrize("scale", list(REAL_CHUNKS))
