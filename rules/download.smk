@@ -74,7 +74,7 @@ rule fetch_model:
     log:
         f"{DATA}/logs/fetch_model/{{model}}.log",
     conda:
-        "../envs/download.yaml"
+        "../envs/fetch.yaml"
     params:
         entry=lambda wildcards: config["models"][wildcards.model],
         cache_dir=f"{DATA}/models/cache",
