@@ -129,3 +129,44 @@ def test_read_npy_metadata_in_shard_order(tmp_path):
                 np.save(buf, rows[3 * shard + i])
                 sink.write({"__key__": f"s{3 * shard + i:04d}", "cls": 0, "npy": buf.getvalue()})
     np.testing.assert_array_equal(read_npy_metadata(tmp_path), rows)
+
+
+def test_evaluate_task_runs_geode_with_its_metadata(tmp_path):
+    """A GeoDE-type task: its per-region accuracies equal plain classification runs on each
+    region's samples alone, and acc_wg is the lower one."""
+    import webdataset as wds
+    from PIL import Image
+
+    from curate.clip import load_model
+    from curate.evaluate import evaluate_task
+    from tests.unit.model_fixtures import export_random_tiny_model
+
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+    names = sorted(colours)
+
+    def write(folder, rows):
+        (folder / "test").mkdir(parents=True)
+        (folder / "test" / "nshards.txt").write_text("1\n")
+        (folder / "classnames.txt").write_text("\n".join(names) + "\n")
+        (folder / "zeroshot_classification_templates.txt").write_text("a {c} square.\n")
+        with wds.TarWriter(str(folder / "test" / "0.tar")) as sink:
+            for i, (label, shade, region) in enumerate(rows):
+                buf = io.BytesIO()
+                np.save(buf, np.array([region, 7]))
+                colour = tuple(int(v * shade) for v in colours[names[label]])
+                sink.write({"__key__": f"s{i:04d}", "jpg": Image.new("RGB", (64, 64), colour), "cls": label,
+                            "npy": buf.getvalue()})
+        return folder
+
+    rows = [(i % 3, 1.0 - 0.15 * (i // 3), i % 2) for i in range(12)]
+    model_dir = export_random_tiny_model(tmp_path)
+    model, preprocess, tokenizer = load_model(f"local-dir:{model_dir}")
+    combined = evaluate_task(model, preprocess, tokenizer, write(tmp_path / "geode", rows), "geode", batch_size=5)
+    per_region = [evaluate_task(model, preprocess, tokenizer,
+                                write(tmp_path / f"region{r}", [row for row in rows if row[2] == r]),
+                                "classification", batch_size=5)["acc1"] for r in (0, 1)]
+    assert combined["n_samples"] == 12
+    assert combined["acc_region:0"] == pytest.approx(per_region[0])
+    assert combined["acc_region:1"] == pytest.approx(per_region[1])
+    assert combined["acc_wg"] == pytest.approx(min(per_region))
+    assert combined["acc_avg"] == pytest.approx(combined["acc1"])
