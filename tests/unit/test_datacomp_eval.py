@@ -170,3 +170,52 @@ def test_evaluate_task_runs_geode_with_its_metadata(tmp_path):
     assert combined["acc_region:1"] == pytest.approx(per_region[1])
     assert combined["acc_wg"] == pytest.approx(min(per_region))
     assert combined["acc_avg"] == pytest.approx(combined["acc1"])
+
+
+def test_evaluate_task_runs_fairface(tmp_path):
+    """A FairFace-type task: four zero-shot objectives per face, predictions computed here by hand
+    from the model's encodings give the same metrics."""
+    import torch
+    import webdataset as wds
+    from PIL import Image
+
+    from curate.clip import encode, load_model
+    from curate.datacomp_eval import FAIRFACE_OBJECTIVES
+    from curate.evaluate import evaluate_task
+    from tests.unit.model_fixtures import export_random_tiny_model
+
+    classes = {"race": ["black", "white", "asian"], "gender": ["man", "woman"], "age": ["young", "old"],
+               "toxic": [f"word{i}" for i in range(20)]}
+    templates = {o: ["a photo of a {c} person.", "a {c} face."] for o in classes}
+    task = tmp_path / "fairface"
+    (task / "test").mkdir(parents=True)
+    (task / "test" / "nshards.txt").write_text("1\n")
+    (task / "classnames.txt").write_text("".join(f"{o}:{c}\n" for o in classes for c in classes[o]))
+    (task / "zeroshot_classification_templates.txt").write_text("".join(f"{o}:{t}\n" for o in classes for t in templates[o]))
+    rng = np.random.default_rng(0)
+    images, meta = [], []
+    with wds.TarWriter(str(task / "test" / "0.tar")) as sink:
+        for i in range(10):
+            image = Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+            row = np.array([i % 2, (i // 2) % 2, i % 3, int(i % 3 != 1)])  # age, gender, race, race_binary
+            buf = io.BytesIO()
+            np.save(buf, row)
+            sink.write({"__key__": f"s{i:04d}", "png": image, "npy": buf.getvalue()})
+            images.append(image)
+            meta.append(row)
+    model_dir = export_random_tiny_model(tmp_path)
+    model, preprocess, tokenizer = load_model(f"local-dir:{model_dir}")
+    metrics = evaluate_task(model, preprocess, tokenizer, task, "fairface", batch_size=4)
+
+    image_features, _ = encode(model, preprocess, tokenizer, images, [])
+    predictions = []
+    for objective in FAIRFACE_OBJECTIVES:
+        class_embeddings = []
+        for c in classes[objective]:
+            _, text = encode(model, preprocess, tokenizer, [], [t.format(c=c) for t in templates[objective]])
+            mean = torch.tensor(text).mean(0)
+            class_embeddings.append((mean / mean.norm()).numpy())
+        predictions.append(np.argmax(image_features @ np.stack(class_embeddings).T, axis=1))
+    expected = fairface_metrics(np.stack(predictions, axis=1), np.stack(meta))
+    assert metrics["n_samples"] == 10
+    assert {k: v for k, v in metrics.items() if k != "n_samples"} == pytest.approx(expected)
