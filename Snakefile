@@ -11,6 +11,7 @@ validate(config, "schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/pool.smk"
+include: "rules/download.smk"
 include: "rules/resources.smk"
 include: "rules/score.smk"
 include: "rules/caption.smk"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from curate.workflow import table_selections
+
 
 class ConfigError(ValueError):
     """A config key refers to something that is not there; the message names the key."""
@@ -22,6 +24,12 @@ def check_references(config: dict) -> None:
         _require(config, "suites", entry["suite"], f"scales.{scale}.suite")
     for scorer, entry in config["scorers"].items():
         library = entry.get("library", "open_clip")
+        if entry.get("source") == "pretrained":
+            _require(config, "models", entry["model"], f"scorers.{scorer}.model")
+            model = config["models"][entry["model"]]
+            if model["library"] != library:
+                raise ConfigError(f"scorers.{scorer}.library: {library!r}, but models.{entry['model']} is a "
+                                  f"{model['library']!r} model")
         if entry.get("source") == "train" and library == "open_clip":
             _require(config, "curated_sets", entry["curated_set"], f"scorers.{scorer}.curated_set")
             _require(config, "recipes", entry["recipe"], f"scorers.{scorer}.recipe")
@@ -87,6 +95,11 @@ def check_references(config: dict) -> None:
             for task in tasks:
                 if task not in entry["tasks"]:
                     raise ConfigError(f"suites.{suite}.groups.{group}: task {task!r} is not in suites.{suite}.tasks")
+    for scale, entry in config["scales"].items():
+        for table, selections in entry.get("tables", {}).items():
+            _require(config, "tables", table, f"scales.{scale}.tables")
+            for selection in selections:
+                _require(config, "selections", selection, f"scales.{scale}.tables.{table}")
     for table, entry in config["tables"].items():
         for selection in entry["selections"]:
             _require(config, "selections", selection, f"tables.{table}.selections")
@@ -94,7 +107,7 @@ def check_references(config: dict) -> None:
             if name in config["selections"]:
                 raise ConfigError(f"tables.{table}.pending: {name!r} is a selection that is built; list it under selections")
     pool = config["pools"][config["scales"][config["scale"]]["pool"]]
-    for table, entry in config["tables"].items():
-        for selection in entry["selections"]:
+    for table in config["tables"]:
+        for selection in table_selections(config, table):
             if config["selections"][selection]["method"] == "oracle" and pool["source"] != "synthetic":
                 raise ConfigError(f"tables.{table}.selections: {selection!r} needs ground truth, which only synthetic pools have")

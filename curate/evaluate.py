@@ -36,6 +36,10 @@ import torch
 log = logging.getLogger(__name__)
 
 TASK_TYPES = ("classification", "retrieval")
+#: DataComp's classification tasks scored from their logits and per-sample metadata
+#: (curate.datacomp_eval); FairFace/UTKFace (``fairface``) predict four objectives per face.
+#: WinoGAViL's runner is not built (its data is a `datasets` dataset, not a webdataset).
+METADATA_TASK_TYPES = ("iwildcam", "fmow", "dollar_street", "geode")
 RETRIEVAL_KS = (1, 5)
 
 
@@ -117,6 +121,14 @@ def evaluate_task(model, preprocess, tokenizer, task_dir, task_type: str, batch_
     from clip_benchmark.datasets.builder import build_dataset, image_captions_collate_fn
 
     task_dir = Path(task_dir)
+    if task_type in METADATA_TASK_TYPES:
+        return _evaluate_metadata_task(model, preprocess, tokenizer, task_dir, task_type, batch_size)
+    if task_type == "fairface":
+        return _evaluate_fairface_task(model, preprocess, tokenizer, task_dir, batch_size)
+    if task_type == "winogavil":
+        raise NotImplementedError(
+            f"task {task_dir}: WinoGAViL's runner is not built yet (its metric is "
+            "curate.datacomp_eval.winogavil_metrics; its data is a `datasets` dataset, not a webdataset)")
     if task_type not in TASK_TYPES:
         raise ValueError(f"task {task_dir}: unknown type {task_type!r}; expected one of {TASK_TYPES}")
     if not (task_dir / "test" / "nshards.txt").is_file():
@@ -159,6 +171,93 @@ def evaluate_task(model, preprocess, tokenizer, task_dir, task_type: str, batch_
     metrics = retrieval_metrics(scores, text_image_index)
     metrics["n_images"] = int(n_images)
     metrics["n_captions"] = int(len(text_image_index))
+    return metrics
+
+
+def _evaluate_metadata_task(model, preprocess, tokenizer, task_dir: Path, task_type: str, batch_size: int) -> dict:
+    """Zero-shot classification of a DataComp task whose main metric needs the per-sample
+    metadata (curate.datacomp_eval): the classification metrics plus the task's own."""
+    from clip_benchmark.datasets.builder import build_dataset
+    from clip_benchmark.metrics.zeroshot_classification import run_classification, zero_shot_classifier
+
+    from curate.datacomp_eval import read_npy_metadata, special_metrics
+
+    device = next(model.parameters()).device
+    dataset = build_dataset(dataset_name=f"wds/{task_dir.name}", root=str(task_dir), transform=preprocess,
+                            split="test", download=False, task="zeroshot_classification")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
+    classifier = zero_shot_classifier(model, tokenizer, dataset.classes, dataset.templates, device.type, amp=False)
+    logits, targets = run_classification(model, classifier, loader, device.type, amp=False)
+    metadata = read_npy_metadata(task_dir)
+    if len(metadata) != len(targets):
+        raise ValueError(f"task {task_dir}: {len(targets)} samples but {len(metadata)} metadata rows")
+    metrics = classification_metrics(logits.numpy(), targets.numpy())
+    metrics.update(special_metrics(task_type, logits.numpy(), targets.numpy(), metadata))
+    metrics["n_samples"] = int(len(targets))
+    return metrics
+
+
+_IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
+
+
+def _iter_image_npy(task_dir: Path, split: str = "test"):
+    """(image bytes, metadata row) of every sample of a webdataset task, in reading order."""
+    import io
+    import tarfile
+
+    folder = task_dir / split
+    for shard in range(int((folder / "nshards.txt").read_text().strip())):
+        groups: dict[str, dict[str, bytes]] = {}
+        with tarfile.open(folder / f"{shard}.tar") as tar:
+            for member in tar:
+                if member.isfile():
+                    key, _, ext = member.name.rpartition("/")[2].partition(".")
+                    groups.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
+        for key, members in groups.items():
+            image = next((members[e] for e in _IMAGE_EXTS if e in members), None)
+            if image is None or "npy" not in members:
+                raise ValueError(f"task {task_dir}: sample {key} of shard {shard} lacks an image or its .npy")
+            yield image, np.load(io.BytesIO(members["npy"])).reshape(-1)
+
+
+@torch.inference_mode()
+def _evaluate_fairface_task(model, preprocess, tokenizer, task_dir: Path, batch_size: int) -> dict:
+    """FairFace / UTKFace: zero-shot predictions of race, gender, age and toxic labels per face
+    (classnames and templates prefixed ``"<objective>:"``), scored by
+    `curate.datacomp_eval.fairface_metrics`."""
+    import io
+
+    from clip_benchmark.metrics.zeroshot_classification import zero_shot_classifier
+    from PIL import Image
+
+    from curate.datacomp_eval import FAIRFACE_OBJECTIVES, fairface_metrics
+
+    device = next(model.parameters()).device
+    per_objective = {o: {"classnames": [], "templates": []} for o in FAIRFACE_OBJECTIVES}
+    for file, field in (("classnames.txt", "classnames"), ("zeroshot_classification_templates.txt", "templates")):
+        for line in (task_dir / file).read_text().splitlines():
+            if line.strip():
+                objective, text = line.split(":", 1)
+                per_objective[objective][field].append(text)
+    classifiers = [zero_shot_classifier(model, tokenizer, per_objective[o]["classnames"], per_objective[o]["templates"],
+                                        device.type, amp=False) for o in FAIRFACE_OBJECTIVES]
+    predictions, metadata, batch = [], [], []
+
+    def flush():
+        images = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in batch]).to(device)
+        features = torch.nn.functional.normalize(model.encode_image(images).float(), dim=-1)
+        predictions.append(torch.stack([(features @ c).argmax(dim=1) for c in classifiers], dim=1).cpu().numpy())
+        batch.clear()
+
+    for image, row in _iter_image_npy(task_dir):
+        batch.append(image)
+        metadata.append(row)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    metrics = fairface_metrics(np.concatenate(predictions), np.stack(metadata))
+    metrics["n_samples"] = int(len(metadata))
     return metrics
 
 

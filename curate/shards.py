@@ -319,9 +319,22 @@ class ShardWriter:
         return stats
 
 
+def chunk_folder(chunk) -> Path:
+    """The shard folder of a chunk given as its folder or as a downloaded chunk's report
+    ``shards/<chunk>.download.json`` (the rules' input for downloaded pools; the shards are in
+    ``shards/<chunk>/`` beside it)."""
+    from curate.workflow import DOWNLOAD_REPORT_SUFFIX
+
+    chunk = Path(chunk)
+    if chunk.name.endswith(DOWNLOAD_REPORT_SUFFIX):
+        return chunk.with_name(chunk.name[: -len(DOWNLOAD_REPORT_SUFFIX)])
+    return chunk
+
+
 def shard_paths(chunk_dir) -> list[Path]:
-    """The ``*.tar`` files of a folder, sorted by name. A missing folder raises."""
-    chunk_dir = Path(chunk_dir)
+    """The ``*.tar`` files of a chunk (its folder, or its download report: `chunk_folder`),
+    sorted by name. A missing folder raises."""
+    chunk_dir = chunk_folder(chunk_dir)
     if not chunk_dir.is_dir():
         raise FileNotFoundError(f"shard folder not found: {chunk_dir}")
     return sorted(p for p in chunk_dir.glob("*.tar") if p.is_file())

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 CHUNK_DIGITS = 5
+#: A downloaded chunk's report beside its shard folder: shards/{chunk}.download.json, shards/{chunk}/
+DOWNLOAD_REPORT_SUFFIX = ".download.json"
 
 
 def chunk_name(index: int) -> str:
@@ -32,6 +34,23 @@ def chunk_shard_ids(chunk: str, n_shards: int, shards_per_chunk: int) -> list[in
         raise ValueError(f"chunk {chunk} is outside a pool of {n_shards} shards in chunks of {shards_per_chunk}")
     first = index * shards_per_chunk
     return list(range(first, min(first + shards_per_chunk, n_shards)))
+
+
+def table_selections(config: dict, table: str, scale: str | None = None) -> list[str]:
+    """The selections of `table` at `scale` (default: the config's): the scale's own `tables`
+    entry where it has one, else the table's `selections`."""
+    entry = config["scales"][scale or config["scale"]]
+    return list(entry.get("tables", {}).get(table, config["tables"][table]["selections"]))
+
+
+def chunk_input(data_root: str, pool: str, pool_entry: dict, chunk: str) -> str:
+    """The file a chunk's consumers depend on: a synthetic chunk's shard folder (made by its
+    generator), or a downloaded chunk's download report, written by the download job once every
+    shard of the chunk is complete (the shards sit in the folder beside it,
+    `curate.shards.chunk_folder`)."""
+    if pool_entry["source"] == "synthetic":
+        return f"{data_root}/pools/{pool}/shards/{chunk}"
+    return f"{data_root}/pools/{pool}/shards/{chunk}{DOWNLOAD_REPORT_SUFFIX}"
 
 
 def selection_labels(config: dict, selection: str) -> dict:

@@ -5,12 +5,14 @@ from curate.config import check_references
 from curate.embedding_scores import CLASSIFIER_METHODS
 from curate.selection import STRATEGY_METHODS, strategy_score_source
 from curate.workflow import (
+    chunk_input,
     chunk_names,
     chunk_shard_ids,
     fusion_score_files,
     names_pattern,
     score_column,
     selection_labels,
+    table_selections,
 )
 
 check_references(config)
@@ -33,6 +35,7 @@ wildcard_constraints:
     captioner=r"[^/]+",
     sentence_encoder=r"[^/]+",
     langid=r"[^/]+",
+    model=r"[^/]+",
 
 
 def pool_chunks(pool):
@@ -48,11 +51,29 @@ def get_chunk_shard_ids(wildcards):
 
 
 def get_pool_chunk_dirs(wildcards):
-    return expand(
-        f"{DATA}/pools/{{pool}}/shards/{{chunk}}",
-        pool=wildcards.pool,
-        chunk=pool_chunks(wildcards.pool),
-    )
+    """Every chunk of the pool: shard folders (synthetic) or download reports (real pools)."""
+    entry = config["pools"][wildcards.pool]
+    return [
+        chunk_input(DATA, wildcards.pool, entry, chunk)
+        for chunk in pool_chunks(wildcards.pool)
+    ]
+
+
+def get_chunk_shards(wildcards):
+    """One chunk: its shard folder (synthetic) or its download report (real pools)."""
+    entry = config["pools"][wildcards.pool]
+    return chunk_input(DATA, wildcards.pool, entry, wildcards.chunk)
+
+
+def get_pool_metadata(wildcards):
+    """What a real pool's metadata is split from: the fetched DataComp parquet as it is, or
+    the prepared (renamed, uid-made, sampled) parquet of other sources."""
+    metadata = config["pools"][wildcards.pool]["metadata"]
+    if config["pools"][wildcards.pool]["source"] == "datacomp" and not (
+        metadata.get("columns") or metadata.get("uid_from") or metadata.get("sample")
+    ):
+        return f"{DATA}/pools/{wildcards.pool}/metadata/source/fetch.json"
+    return f"{DATA}/pools/{wildcards.pool}/metadata/prepared.parquet"
 
 
 def ground_truth_files(pool):
@@ -68,6 +89,10 @@ def score_files(pool, scorer):
 
 
 def get_scorer_model(wildcards):
+    """A trained scorer's folder, or the fetched folder of a pretrained scorer's model."""
+    entry = config["scorers"][wildcards.scorer]
+    if entry["source"] == "pretrained":
+        return f"{DATA}/models/pretrained/{entry['model']}"
     return f"{DATA}/models/scorers/{wildcards.scorer}"
 
 
@@ -256,8 +281,9 @@ def get_classifier_inputs(wildcards):
 
 def get_task_dirs(wildcards):
     """The suite's task folders, in the order of its `tasks` entry."""
-    tasks = config["suites"][wildcards.suite]["tasks"]
-    return [f"{DATA}/tasks/{wildcards.suite}/{task}" for task in tasks]
+    suite = config["suites"][wildcards.suite]
+    folder = "evalsets" if suite["source"] == "local" else "tasks"
+    return [f"{DATA}/{folder}/{wildcards.suite}/{task}" for task in suite["tasks"]]
 
 
 def table_rows(table, labels=False):
@@ -273,7 +299,7 @@ def table_rows(table, labels=False):
             "subset": f"{DATA}/subsets/{SCALE['pool']}/{selection}.npy",
             "evaluation": f"{DATA}/evals/{SCALE['pool']}/{selection}/{SCALE['recipe']}/{SCALE['suite']}.jsonl",
         }
-        for selection in config["tables"][table]["selections"]
+        for selection in table_selections(config, table)
     ]
 
 

@@ -1,6 +1,6 @@
 rule score_chunk:
     input:
-        shards=f"{DATA}/pools/{{pool}}/shards/{{chunk}}",
+        shards=get_chunk_shards,
         model=get_scorer_model,
     output:
         scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",

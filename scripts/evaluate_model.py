@@ -10,7 +10,10 @@ with log_to(snakemake.log[0]) as log:
         for (key, spec), task_dir in zip(snakemake.params.tasks.items(), snakemake.input.tasks)
     }
     records = evaluate_suite(
-        f"local-dir:{snakemake.input.model}", tasks, batch_size=snakemake.params.batch_size
+        f"local-dir:{snakemake.input.model}",
+        tasks,
+        batch_size=snakemake.params.batch_size,
+        device="cuda" if torch.cuda.is_available() else "cpu",
     )
     write_records(records, snakemake.output[0])
     for record in records:

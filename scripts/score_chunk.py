@@ -13,6 +13,7 @@ with log_to(snakemake.log[0]) as log:
         shard_paths(snakemake.input.shards),
         batch_size=snakemake.params.batch_size,
         embeddings_path=snakemake.output.embeddings,
+        device="cuda" if torch.cuda.is_available() else "cpu",
     )
     save_scores(scores, snakemake.output.scores)
     with open(snakemake.output.report, "w") as stream:

@@ -31,6 +31,9 @@ def test_default_config_is_valid(config):
         (lambda c: c["selections"].update(x={"method": "magic"}), "method"),
         (lambda c: c["recipes"]["tiny-clip"].pop("lr"), "lr"),
         (lambda c: c.update(unknown_key=1), "unknown_key"),
+        (lambda c: c["models"]["openai-b32"].update(sha256="abc"), "sha256"),
+        (lambda c: c["pools"]["datacomp-small"].pop("metadata"), "metadata"),
+        (lambda c: c["suites"]["datacomp38"]["tasks"]["imagenet1k"].update(type="magic"), "magic"),
     ],
 )
 def test_schema_error_names_the_key(config, mutate, key):
@@ -47,6 +50,9 @@ def test_schema_error_names_the_key(config, mutate, key):
         (lambda c: c["scorers"]["tiny-clip-clean"].update(curated_set="nope"), r"scorers\.tiny-clip-clean\.curated_set"),
         (lambda c: c["tables"]["table1"]["selections"].append("nope"), r"tables\.table1\.selections"),
         (lambda c: c["suites"]["synthetic"]["groups"].update(Extra=["nope"]), r"suites\.synthetic\.groups\.Extra"),
+        (lambda c: c["scorers"]["openai-b32"].update(model="nope"), r"scorers\.openai-b32\.model"),
+        (lambda c: c["scales"]["small"]["tables"].update(table1=["nope"]), r"scales\.small\.tables\.table1"),
+        (lambda c: c.update(scale="small") or c["scales"]["small"].update(tables={}), r"'oracle' needs ground truth"),
     ],
 )
 def test_dangling_reference_names_the_key(config, mutate, key):

@@ -28,3 +28,41 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path, snakemake_run):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "threads" in output and "minimum" in output
+
+
+def test_tiny_run_fetches_nothing(tmp_path, snakemake_run):
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", "results/table1.csv", "results/table2.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M))
+    assert not [rule for rule in jobs if rule.startswith(("fetch_", "download_", "split_pool", "prepare_pool"))]
+
+
+# chunks per DataComp pool: n_shards / shards_per_chunk in config.yaml
+REAL_CHUNKS = {"small": 128, "medium": 256, "large": 512, "xlarge": 640}
+
+
+@pytest.mark.parametrize("scale", list(REAL_CHUNKS))
+def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
+    """results/table1.csv on a DataComp pool: metadata fetched and split once, every chunk
+    downloaded and scored by the two pretrained CLIPs, each fetched once, 40 evaluation tasks."""
+    result = snakemake_run(tmp_path, "-n", "--quiet", "rules", "--cores", "2", "--config", f"scale={scale}",
+                           "--", "results/table1.csv", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
+    chunks = REAL_CHUNKS[scale]
+    assert jobs["fetch_pool_metadata"] == jobs["split_pool_metadata"] == 1
+    assert "prepare_pool_metadata" not in jobs  # DataComp's parquet is split as it is
+    assert jobs["download_pool_chunk"] == chunks
+    assert jobs["score_chunk"] == 2 * chunks and jobs["fetch_model"] == 2
+    assert jobs["fetch_eval_task"] == 40
+    assert jobs["train_clip"] == jobs["evaluate_model"] == jobs["select_subset"] == 3
+    assert not [rule for rule in jobs if rule.startswith(("synthesize_", "train_scorer"))]
+
+
+def test_dry_run_laion100m_draws_its_sample(tmp_path, snakemake_run):
+    result = snakemake_run(tmp_path, "-n", "--quiet", "rules", "--cores", "2", "--",
+                           "data/pools/laion100m/shards/00007.download.json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
+    assert jobs == {"fetch_pool_metadata": 1, "prepare_pool_metadata": 1, "split_pool_metadata": 1,
+                    "download_pool_chunk": 1, "total": 4}

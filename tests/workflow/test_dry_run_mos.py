@@ -39,7 +39,7 @@ def test_paper_recipe_and_suite_dry_run_from_local_task_folders(tmp_path, snakem
     suite = yaml.safe_load((ROOT / "config.yaml").read_text())["suites"]["mos-clip"]
     target = "data/evals/synthetic-tiny/weight_clean/mos-clip/mos-clip.jsonl"
     for task in suite["tasks"]:
-        (tmp_path / "data" / "tasks" / "mos-clip" / task / "test").mkdir(parents=True)
+        (tmp_path / "data" / "evalsets" / "mos-clip" / task / "test").mkdir(parents=True)
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", target)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
@@ -71,7 +71,7 @@ def test_paper_llava_recipe_assembles_its_base_from_local_model_folders(tmp_path
     for folder in (base["vision_tower"], base["language_model"]):
         (tmp_path / folder).mkdir(parents=True)
     for task in suite["tasks"]:
-        (tmp_path / "data" / "tasks" / "mos-llava" / task / "test").mkdir(parents=True)
+        (tmp_path / "data" / "evalsets" / "mos-llava" / task / "test").mkdir(parents=True)
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",
                            "data/evals/synthetic-tiny/weight_clean/mos-llava/mos-llava.jsonl")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,0 +1,50 @@
+"""Local copies of evaluation suites (DataComp's 40 tasks) in clip_benchmark's webdataset layout.
+
+`fetch_eval_task` puts one task's folder at the path the evaluation rules read
+(``data_root/evalsets/<suite>/<task key>``): a symlink to ``<root>/<task key>`` when the suite
+names a local copy (``root``; e.g. the folder DataComp's ``download_evalsets.py`` fills), else a
+``huggingface_hub.snapshot_download`` of the task's ``source`` dataset repo (DataComp's
+``djghosh/wds_<task>_test`` webdatasets). A webdataset task must hold ``test/nshards.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+#: Task types whose local copy is not a clip_benchmark webdataset (no test/nshards.txt).
+NOT_WEBDATASET = ("winogavil",)
+
+
+def fetch_eval_task(task_key: str, task: dict, out_dir, root=None, snapshot_download=None) -> str:
+    """Make `out_dir` the task's folder; returns where it came from. Raises naming the task when
+    the copy is not a clip_benchmark webdataset folder."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or out_dir.is_file():
+        out_dir.unlink()
+    elif out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if root is not None:
+        source = (Path(root) / task_key).resolve()
+        if not source.is_dir():
+            raise FileNotFoundError(f"task {task_key}: no folder {source} in the suite's root {root}")
+        _check_layout(task_key, task, source)
+        os.symlink(source, out_dir, target_is_directory=True)
+        return str(source)
+    if not task.get("source"):
+        raise ValueError(f"task {task_key}: no `source` to download it from and no suite `root`")
+    if snapshot_download is None:
+        from huggingface_hub import snapshot_download
+    snapshot_download(repo_id=task["source"], repo_type="dataset", local_dir=str(out_dir))
+    shutil.rmtree(out_dir / ".cache", ignore_errors=True)
+    _check_layout(task_key, task, out_dir)
+    return f"hf://datasets/{task['source']}"
+
+
+def _check_layout(task_key: str, task: dict, folder: Path) -> None:
+    if task.get("type") in NOT_WEBDATASET:
+        return
+    if not (folder / "test" / "nshards.txt").is_file():
+        raise FileNotFoundError(f"task {task_key}: {folder} has no test/nshards.txt (not a clip_benchmark webdataset)")

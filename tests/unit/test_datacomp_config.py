@@ -1,0 +1,69 @@
+"""config.yaml's real scales: DataComp's pools, recipes (ALGORITHMS §3) and the datacomp38 suite."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from curate.datacomp import DATACOMP38, DATACOMP38_GROUPS, DATACOMP38_SCORED, DATACOMP_RECIPES, DATACOMP_SCALES
+from curate.train import clip_train_argv
+from curate.workflow import n_chunks, table_selections
+
+REPO = Path(__file__).resolve().parents[2]
+POOL_SIZES = {"small": 12_800_000, "medium": 128_000_000, "large": 1_280_000_000, "xlarge": 12_800_000_000}
+# the evaluators of curate.datacomp_eval for DataComp's "special" tasks
+SPECIAL_TYPES = {"misc/winogavil": "winogavil", "wilds/iwildcam": "iwildcam", "wilds/fmow": "fmow",
+                 "fairness/dollar_street": "dollar_street", "fairness/geode": "geode",
+                 "fairness/fairface": "fairface", "fairness/utkface": "fairface"}
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("scale", DATACOMP_SCALES)
+def test_scale_puts_the_tables_on_its_datacomp_pool(config, scale):
+    entry = config["scales"][scale]
+    assert entry == dict(entry, pool=f"datacomp-{scale}", recipe=f"datacomp-{scale}", suite="datacomp38")
+    pool = config["pools"][f"datacomp-{scale}"]
+    assert pool["samples_per_shard"] == 10000 and pool["n_shards"] * 10000 == POOL_SIZES[scale]
+    assert pool["metadata"]["hf_dataset"] == f"mlfoundations/datacomp_{scale}"
+    assert 100 <= n_chunks(pool["n_shards"], pool["shards_per_chunk"]) <= 1300
+
+
+@pytest.mark.parametrize("scale", DATACOMP_SCALES)
+def test_config_recipes_are_datacomps_and_reach_open_clip_unchanged(config, scale, tmp_path):
+    recipe = config["recipes"][f"datacomp-{scale}"]
+    assert recipe == DATACOMP_RECIPES[scale]
+    argv = clip_train_argv(recipe, "s/{0..9}.tar", 10, tmp_path, "run", seed=0)
+    assert argv == clip_train_argv(DATACOMP_RECIPES[scale], "s/{0..9}.tar", 10, tmp_path, "run", seed=0)
+
+
+def test_datacomp38_suite_is_datacomps(config):
+    suite = config["suites"]["datacomp38"]
+    assert suite["source"] == "local"
+    assert list(suite["tasks"]) == list(DATACOMP38)
+    for key, task in suite["tasks"].items():
+        spec = DATACOMP38[key]
+        assert (task["name"], task["main_metric"]) == (spec["name"], spec["main_metric"]), key
+        assert task["type"] == SPECIAL_TYPES.get(key, spec["type"]), key
+    assert sum(t["main_metric"] is not None for t in suite["tasks"].values()) == len(DATACOMP38_SCORED) == 38
+    assert suite["groups"] == DATACOMP38_GROUPS
+
+
+def test_the_tiny_run_uses_no_pretrained_model(config):
+    pretrained = {name for name, s in config["scorers"].items() if s["source"] == "pretrained"}
+    assert pretrained and config["scale"] == "tiny"
+    for table in config["tables"]:
+        for selection in table_selections(config, table):
+            entry = config["selections"][selection]
+            scorers = [entry.get("scorer")] + config.get("fusions", {}).get(entry.get("fusion"), {}).get("scorers", [])
+            assert not pretrained & set(scorers), selection
+    assert config["pools"][config["scales"]["tiny"]["pool"]]["source"] == "synthetic"
+
+
+def test_pretrained_scorers_name_fetched_open_clip_models(config):
+    for name, scorer in config["scorers"].items():
+        if scorer["source"] == "pretrained":
+            assert config["models"][scorer["model"]]["library"] == "open_clip", name
