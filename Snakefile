@@ -19,12 +19,25 @@ include: "rules/subset.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
+include: "rules/papers.smk"
 
 
 rule all:
     input:
         "results/table1.csv",
         f"{DATA}/downstream/{SCALE['suite']}.npz",
+
+
+# Every paper table (results/<paper>/<table>.csv) at the current scale; not part of `all`.
+rule papers:
+    input:
+        paper_table_targets(),
+
+
+# Every figure the current scale can draw (results/figures/*.png); not part of `all`.
+rule figures:
+    input:
+        figure_targets(),
 
 
 onsuccess:

@@ -1,8 +1,18 @@
 from pathlib import Path
 
+import yaml
+
 from curate.baseline_selection import BASELINE_METHODS
 from curate.config import check_references
 from curate.embedding_scores import CLASSIFIER_METHODS
+from curate.figures import figure_plans
+from curate.paper_tables import (
+    apply_stand_ins,
+    implemented_methods,
+    resolve_table,
+    table_evaluations,
+)
+from curate.papers import load_papers, table_ids
 from curate.workflow import (
     chunk_names,
     chunk_shard_ids,
@@ -12,6 +22,9 @@ from curate.workflow import (
     selection_labels,
 )
 
+# The scale's stand-ins (the papers' scorers replaced by configured ones, curate.paper_tables),
+# applied once, here, before any rule reads the config.
+config.update(apply_stand_ins(config))
 check_references(config)
 
 DATA = config["data_root"]
@@ -295,3 +308,52 @@ def print_built_tables():
     built = sorted(Path("results").glob("**/*.csv"))
     if built:
         print("Tables written:", *(f"  {path.resolve()}" for path in built), sep="\n")
+
+
+# ---- Paper tables, figures, submissions (rules/papers.smk) ------------------------------------
+# Which rows and figures the current scale can build is computed from the config by
+# curate.paper_tables and curate.figures; these wrappers only bind the workflow's globals.
+
+PAPERS = load_papers(Path(workflow.basedir) / "papers")
+with open(Path(workflow.basedir) / "schemas" / "config.schema.yaml") as schema:
+    IMPLEMENTED_METHODS = implemented_methods(yaml.safe_load(schema))
+FIGURES = figure_plans(config, DATA)
+# report categories: a paper's (or a figure's, by its name's first word) short name
+CATEGORIES = {"datacomp": "DataComp", "sieve": "Sieve", "mos": "MoS", "flyt": "FLYT"}
+
+
+def paper_table_rows(paper, table):
+    """Every row of a paper table resolved at the current scale (built or not, and why)."""
+    return resolve_table(
+        config, PAPERS[paper]["tables"][table], IMPLEMENTED_METHODS, DATA
+    )
+
+
+def get_paper_table_evaluations(wildcards):
+    return table_evaluations(paper_table_rows(wildcards.paper, wildcards.table))
+
+
+def paper_table_targets():
+    return [
+        f"results/{paper}/{table}.csv" for paper, table in table_ids(PAPERS)
+    ]
+
+
+def get_figure_inputs(wildcards):
+    return FIGURES[wildcards.figure]["inputs"]
+
+
+def figure_targets(kind=None):
+    return [
+        f"results/figures/{name}.png"
+        for name, plan in FIGURES.items()
+        if kind is None or plan["type"] == kind
+    ]
+
+
+def figure_category(wildcards):
+    return CATEGORIES.get(wildcards.figure.split("_")[0], "Workflow")
+
+
+def paper_category(wildcards):
+    return CATEGORIES.get(wildcards.paper, wildcards.paper)
