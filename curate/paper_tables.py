@@ -4,8 +4,8 @@ reproduced and delta numbers side by side (``results/<paper>/<table>.csv``).
 **Scales.** ``config.scale`` names an entry of ``config.scales``. An entry with ``pool``,
 ``recipe`` and ``suite`` *moves* every paper row there (``tiny``: every row runs on
 ``synthetic-tiny`` with ``tiny-clip`` and the ``synthetic`` suite, so any table is rebuilt
-cheaply); an entry with ``keep_paper_pools: true`` keeps each row's own pool, recipe and suite
-(``paper``). A moved row is a stand-in run: its numbers are the analogues of the paper's on
+cheaply); an entry with ``keep_paper_pools: true`` (the default of the scale named ``paper``)
+keeps each row's own pool, recipe and suite. A moved row is a stand-in run: its numbers are the analogues of the paper's on
 another pool, printed beside the paper's but never subtracted from them (no delta).
 
 **Stand-ins.** A scale may name ``stand_ins``: ``{paper name: configured name}``, e.g. at tiny
@@ -98,9 +98,10 @@ def scale_entry(config: dict) -> dict:
     return config["scales"][config["scale"]]
 
 
-def moves_rows(entry: dict) -> bool:
-    """Whether a scale puts every paper row on its own pool/recipe/suite (tiny) or keeps the paper's."""
-    return not entry.get("keep_paper_pools", False)
+def moves_rows(entry: dict, name: str = "") -> bool:
+    """Whether a scale puts every paper row on its own pool/recipe/suite (tiny) or keeps the
+    paper's (``keep_paper_pools``; true by default for the scale named ``paper``)."""
+    return not entry.get("keep_paper_pools", name == "paper")
 
 
 def stand_ins(config: dict) -> dict:
@@ -122,13 +123,14 @@ def apply_stand_ins(config: dict) -> dict:
     resolved = copy.deepcopy(config)
     mapping = stand_ins(config)
     entry = scale_entry(config)
+    moved = moves_rows(entry, config["scale"])
     for selection in resolved.get("selections", {}).values():
         if "scorer" in selection:
             selection["scorer"] = mapping.get(selection["scorer"], selection["scorer"])
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
         accuracy = fusion.get("accuracy")
-        if accuracy and moves_rows(entry) and "suite" in entry and accuracy["suite"] != entry["suite"]:
+        if accuracy and moved and accuracy["suite"] != entry["suite"]:
             spec = paper_metric_spec(config["suites"][entry["suite"]], "imagenet_acc1")
             if spec and "task" in spec:
                 fusion["accuracy"] = {"suite": entry["suite"], "task": spec["task"]}
@@ -238,7 +240,7 @@ def resolve_row(config: dict, row: dict, methods: set, data_root: str = "data") 
     """
     entry = scale_entry(config)
     mapping = stand_ins(config)
-    moved = moves_rows(entry)
+    moved = moves_rows(entry, config["scale"])
     pool, recipe, suite = (entry["pool"], entry["recipe"], entry["suite"]) if moved else (row["pool"], row["recipe"], row["suite"])
     used = [(name, mapping[name]) for name in _dedupe(_split_need(n)[1] for n in row.get("needs", [])) if name in mapping]
     resolved = {

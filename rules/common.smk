@@ -334,9 +334,7 @@ def get_paper_table_evaluations(wildcards):
 
 
 def paper_table_targets():
-    return [
-        f"results/{paper}/{table}.csv" for paper, table in table_ids(PAPERS)
-    ]
+    return [f"results/{paper}/{table}.csv" for paper, table in table_ids(PAPERS)]
 
 
 def get_figure_inputs(wildcards):

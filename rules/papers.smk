@@ -10,10 +10,11 @@ rule paper_table:
         ),
     log:
         f"{DATA}/logs/paper_table/{{paper}}/{{table}}.log",
-    conda:
-        "../envs/fuse.yaml"
     wildcard_constraints:
         paper="|".join(PAPERS),
+        table=r"[^/]+",
+    conda:
+        "../envs/fuse.yaml"
     params:
         table=lambda wildcards: PAPERS[wildcards.paper]["tables"][wildcards.table],
         rows=lambda wildcards: paper_table_rows(wildcards.paper, wildcards.table),
@@ -34,10 +35,10 @@ rule figure:
         ),
     log:
         f"{DATA}/logs/figure/{{figure}}.log",
-    conda:
-        "../envs/figures.yaml"
     wildcard_constraints:
         figure="|".join(FIGURES) or "no-figure",
+    conda:
+        "../envs/figures.yaml"
     params:
         plan=lambda wildcards: FIGURES[wildcards.figure],
     script:

@@ -34,7 +34,8 @@ def small_config(scale="tiny"):
         "scales": {
             "tiny": {"pool": "toy", "recipe": "toy-clip", "suite": "toy-suite",
                      "stand_ins": {"big-clip": "toy-clean", "small-clip": "toy-weak", "other-clip": "toy-clean"}},
-            "paper": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite", "keep_paper_pools": True},
+            "paper": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite"},  # keeps paper pools by name
+            "medium": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite", "keep_paper_pools": True},
         },
         "pools": {"toy": {"source": "synthetic"}, "real": {"source": "img2dataset"}},
         "recipes": {"toy-clip": {}, "real-recipe": {}},
@@ -141,8 +142,9 @@ def test_at_the_paper_scale_rows_keep_their_pools_and_unconfigured_things_are_na
     assert oracle["status"] == "needs ground truth, which pool real has not"
 
 
-def test_a_row_on_its_own_pool_without_stand_ins_is_compared():
-    config = apply_stand_ins(small_config("paper"))
+@pytest.mark.parametrize("scale", ["paper", "medium"])  # `paper` keeps the papers' pools by default
+def test_a_row_on_its_own_pool_without_stand_ins_is_compared(scale):
+    config = apply_stand_ins(small_config(scale))
     resolved = resolve_row(config, row("no_filter", needs=[]), METHODS, "D")
     assert resolved["built"] and resolved["comparable"] and resolved["status"] == "ok"
     assert resolved["evaluation"] == "D/evals/real/no_filter/real-recipe/real-suite.jsonl"
