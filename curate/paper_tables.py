@@ -49,7 +49,7 @@ NEED_SECTIONS = {
     "scorer": ("scorers",),
     "captioner": ("captioners",),
     "encoder": ("sentence_encoders", "encoders"),
-    "model": ("models",),
+    "model": ("models", "langid_models"),
     "data": ("datasets",),
     "uids": ("published_uids",),
 }
@@ -171,11 +171,13 @@ def runs_as(config: dict, selection: str) -> str:
 
 
 def implemented_methods(schema: dict) -> set:
-    """Selection methods, samplers and fusion methods the workflow implements (the config schema's enums)."""
+    """Selection methods, samplers, fusion methods and scorer libraries (Sieve) the workflow
+    implements: the config schema's enums."""
     props = schema["properties"]
     selection = props["selections"]["additionalProperties"]["properties"]
     names = set(selection["method"]["enum"]) | set(selection["sampler"]["enum"])
     names |= set(props["fusions"]["additionalProperties"]["properties"]["method"]["enum"])
+    names |= set(props["scorers"]["additionalProperties"]["properties"]["library"]["enum"])
     return names
 
 

@@ -63,8 +63,10 @@ def test_at_tiny_every_figure_is_planned_and_shares_runs(tiny):
     plans = figure_plans(tiny, "D")
     assert sorted(plans) == sorted(tiny["figures"])
     sieve = plans["sieve_figure4"]["params"]["points"]
-    assert [p["x"] for p in sieve] == [10, 20, 30, 40, 50]
+    assert [(p["series"], p["x"]) for p in sieve] == [("CLIP score (L/14)", x) for x in (10, 20, 30, 40, 50)] + [
+        ("Sieve", x) for x in (10, 15, 20)]
     assert sieve[2]["evaluation"] == "D/evals/synthetic-tiny/clip_score_clean_30/tiny-clip/synthetic.jsonl"
+    assert sieve[-1]["evaluation"] == "D/evals/synthetic-tiny/sieve_top20/tiny-clip/synthetic.jsonl"
     flyt = plans["flyt_figure3"]["params"]["points"]
     assert flyt[2]["evaluation"] == "D/evals/synthetic-tiny/single_clean_scs/tiny-clip/synthetic.jsonl"
     noise = plans["noise_scores"]
@@ -74,8 +76,10 @@ def test_at_tiny_every_figure_is_planned_and_shares_runs(tiny):
 def test_a_figure_the_pool_cannot_give_is_left_out(tiny):
     config = json.loads(json.dumps(tiny))
     config["pools"]["synthetic-tiny"]["source"] = "img2dataset"  # no ground truth
-    config["selections"] = {k: v for k, v in config["selections"].items() if not k.startswith("clip_score_l14")}
+    config["scorers"].pop("sieve-tiny")  # no Sieve score: the curve keeps its CLIP score series
     assert figure_plan(config, "noise_scores") is None
+    assert {p["series"] for p in figure_plan(config, "sieve_figure4")["params"]["points"]} == {"CLIP score (L/14)"}
+    config["selections"] = {k: v for k, v in config["selections"].items() if not k.startswith("clip_score_l14")}
     assert figure_plan(config, "sieve_figure4") is None
     assert figure_plan(config, "flyt_figure3") is not None
 

@@ -153,6 +153,7 @@ def test_a_row_on_its_own_pool_without_stand_ins_is_compared(scale):
 def test_implemented_methods_come_from_the_schema():
     assert {"no_filter", "clip_score", "oracle", "fused_score", "top_fraction", "scs", "sum", "standardised_sum",
             "in_weighted", "mos"} <= METHODS
+    assert "sieve" in METHODS  # a scorer library
     assert "sample_weighting" not in METHODS
 
 
@@ -291,8 +292,12 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
     assert status_of(tiny, papers, "flyt", "table2", "Standardized Sum")["runs_as"] == "standardised_sum_top20"
     assert status_of(tiny, papers, "flyt", "table2", "IN-weighted $r = 8$")["runs_as"] == "in_weighted_r8_top20"
     assert status_of(tiny, papers, "flyt", "table2", "ViT-B/32")["runs_as"] == "clip_score_weak_20"
-    assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == "method not built yet: mflyt"
+    assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == (
+        "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32")
     assert status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")["status"] == "method not built yet: sample-weighting"
+    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve")["runs_as"] == "sieve_top20"
+    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"] == "sieve_clip_top20"
+    assert status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"] == "captioner not available: blip-b16-129m"
     for paper, doc in papers.items():
         for table in doc["tables"].values():
             for resolved in resolve_table(tiny, table, METHODS):
@@ -305,6 +310,7 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     runs = {e for doc in papers.values() for table in doc["tables"].values()
             for e in table_evaluations(resolve_table(tiny, table, METHODS))}
     tables = set(tiny["tables"]["table1"]["selections"]) | set(tiny["tables"]["table2"]["selections"])
-    assert 0 < len(runs) <= 12
-    # beyond table1's and table2's runs: IN-weighted r = 2, 4, 16 and FLYT's IN-weighted SCS
-    assert len({Path(e).parts[-3] for e in runs} - tables) == 4
+    assert len(runs) == 18
+    # beyond table1's and table2's runs: IN-weighted r = 2, 4, 16, FLYT's IN-weighted SCS, Sieve's
+    # top 10 and 15 % and Sieve + CLIP with CLIP weight 0.3 and 0.7
+    assert len({Path(e).parts[-3] for e in runs} - tables) == 8

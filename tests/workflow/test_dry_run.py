@@ -63,10 +63,8 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     assert int(jobs["paper_table"]) == sum(len(t) for t in PAPER_TABLES.values())
     assert jobs["figure"] == "5"
     # rows and points that are the same method after stand-ins share a run: the paper tables need
-    # 11 (7 of them table1's or table2's: no_filter, CLIP score 30 % and 20 % of two scorers, sum,
-    # standardised sum, IN-weighted r=8; new: IN-weighted r=2, 4, 16 and FLYT's IN-weighted SCS),
-    # the figures 8 more (CLIP score 10, 40, 50 %; SCS at five alphas)
-    assert jobs["train_clip"] == "19"
+    # 18 (10 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five alphas)
+    assert jobs["train_clip"] == "26"
 
 
 def test_dry_run_submission(tmp_path, snakemake_run):
