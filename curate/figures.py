@@ -183,7 +183,11 @@ def draw_curve(points: list[dict], records: dict, suite: dict, metrics: list, x_
         for series, group in values.groupby("series", sort=False):
             ax.plot(group["x"], group["value"], marker="o", linewidth=2, markersize=7, label=series)
         ax.set_xlabel(x_label)
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        label = METRIC_LABELS.get(metric, metric)
+        if "paper_metrics" in suite:  # a stand-in suite: say what the analogue is
+            spec = paper_metric_spec(suite, metric) or {}
+            label += f"\n(analogue: {spec.get('task') or spec.get('group')})"
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     fig.suptitle(title + (f"\n{note}" if note else ""))
