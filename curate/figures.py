@@ -198,7 +198,7 @@ def draw_repetitions(histograms: dict[str, dict], title: str, path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     labels = list(histograms)
-    ks = sorted({k for h in histograms.values() for k in h})
+    ks = list(range(1, max((k for h in histograms.values() for k in h), default=1) + 1))  # every k, none skipped
     width = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
         ax.bar(np.arange(len(ks)) + i * width, [histograms[label].get(k, 0) for k in ks], width=width, label=label)

@@ -350,7 +350,7 @@ def figure_targets(kind=None):
 
 
 def figure_category(wildcards):
-    return CATEGORIES.get(wildcards.figure.split("_")[0], "Workflow")
+    return CATEGORIES.get(wildcards.figure.split("_")[0], "Workflow results")
 
 
 def paper_category(wildcards):

@@ -5,7 +5,7 @@ rule table1:
         report(
             "results/table1.csv",
             caption="../report/table1.rst",
-            category="Workflow",
+            category="Workflow results",
             subcategory="Tables",
         ),
     log:
@@ -26,7 +26,7 @@ rule table2:
         report(
             "results/table2.csv",
             caption="../report/table2.rst",
-            category="Workflow",
+            category="Workflow results",
             subcategory="Tables",
         ),
     log:
