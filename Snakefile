@@ -9,6 +9,9 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/pool.smk"
 include: "rules/download.smk"
@@ -21,12 +24,25 @@ include: "rules/train.smk"
 include: "rules/llava.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
+include: "rules/papers.smk"
 
 
 rule all:
     input:
         "results/table1.csv",
         f"{DATA}/downstream/{SCALE['suite']}.npz",
+
+
+# Every paper table (results/<paper>/<table>.csv) at the current scale; not part of `all`.
+rule papers:
+    input:
+        paper_table_targets(),
+
+
+# Every figure the current scale can draw (results/figures/*.png); not part of `all`.
+rule figures:
+    input:
+        figure_targets(),
 
 
 onsuccess:

@@ -15,6 +15,21 @@ def _require(config: dict, section: str, name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is not an entry of `{section}` (known: {known})")
 
 
+def _paper_names(config: dict) -> set:
+    """The papers' scorer names every scale's `stand_ins` knows (curate.paper_tables): a selection
+    or fusion may name one that is not configured; it is then not built, and says so."""
+    return {name for entry in config["scales"].values() for name in entry.get("stand_ins", {})}
+
+
+def _require_scorer(config: dict, name: str, where: str) -> bool:
+    """Whether a configured scorer; a known paper name that is not configured is allowed (False)."""
+    if name in config["scorers"]:
+        return True
+    if name in _paper_names(config):
+        return False
+    _require(config, "scorers", name, where)
+
+
 def check_references(config: dict) -> None:
     """Raise ConfigError naming the first key whose reference is dangling."""
     _require(config, "scales", config["scale"], "scale")
@@ -48,9 +63,8 @@ def check_references(config: dict) -> None:
         if entry["source"] == "train":
             _require(config, "curated_sets", entry["curated_set"], f"captioners.{captioner}.curated_set")
     for fusion, entry in config.get("fusions", {}).items():
-        for scorer in entry["scorers"]:
-            _require(config, "scorers", scorer, f"fusions.{fusion}.scorers")
-        if entry["method"] == "eflyt" and config["scorers"][entry["scorers"][0]].get("library", "open_clip") != "open_clip":
+        configured = [_require_scorer(config, scorer, f"fusions.{fusion}.scorers") for scorer in entry["scorers"]]
+        if entry["method"] == "eflyt" and configured[0] and config["scorers"][entry["scorers"][0]].get("library", "open_clip") != "open_clip":
             raise ConfigError(f"fusions.{fusion}.scorers: E-FLYT reads a CLIP scorer's embeddings")
         if entry["method"] == "none" and len(entry["scorers"]) != 1:
             raise ConfigError(f"fusions.{fusion}.scorers: method 'none' takes exactly one scorer")
@@ -65,14 +79,14 @@ def check_references(config: dict) -> None:
             _require(config, "suites", suite, f"fusions.{fusion}.downstream.suite")
             if task not in config["suites"][suite]["tasks"]:
                 raise ConfigError(f"fusions.{fusion}.downstream.task: {task!r} is not in suites.{suite}.tasks")
-        if entry["method"] == "in_weighted":
+        if entry["method"] == "in_weighted" and all(configured):
             suite, task = entry["accuracy"]["suite"], entry["accuracy"]["task"]
             _require(config, "suites", suite, f"fusions.{fusion}.accuracy.suite")
             if task not in config["suites"][suite]["tasks"]:
                 raise ConfigError(f"fusions.{fusion}.accuracy.task: {task!r} is not in suites.{suite}.tasks")
     for selection, entry in config["selections"].items():
         if "scorer" in entry:
-            _require(config, "scorers", entry["scorer"], f"selections.{selection}.scorer")
+            _require_scorer(config, entry["scorer"], f"selections.{selection}.scorer")
         if "langid" in entry:
             _require(config, "langid_models", entry["langid"], f"selections.{selection}.langid")
         if "embeddings" in entry:
@@ -106,6 +120,13 @@ def check_references(config: dict) -> None:
         for name in entry.get("pending", {}):
             if name in config["selections"]:
                 raise ConfigError(f"tables.{table}.pending: {name!r} is a selection that is built; list it under selections")
+    for figure, entry in config.get("figures", {}).items():
+        for selection in list(entry.get("selections", {}).values()) + [s for series in entry.get("series", {}).values() for s in series]:
+            _require(config, "selections", selection, f"figures.{figure}")
+        if "fusion" in entry:
+            _require(config, "fusions", entry["fusion"], f"figures.{figure}.fusion")
+        for scorer in entry.get("scorers", []):
+            _require(config, "scorers", scorer, f"figures.{figure}.scorers")
     pool = config["pools"][config["scales"][config["scale"]]["pool"]]
     for table in config["tables"]:
         for selection in table_selections(config, table):

@@ -1,9 +1,19 @@
 from pathlib import Path
 
+import yaml
+
 from curate.baseline_selection import BASELINE_METHODS
 from curate.config import check_references
 from curate.embedding_scores import CLASSIFIER_METHODS
 from curate.selection import STRATEGY_METHODS, strategy_score_source
+from curate.figures import figure_plans
+from curate.paper_tables import (
+    apply_stand_ins,
+    implemented_methods,
+    resolve_table,
+    table_evaluations,
+)
+from curate.papers import load_papers, table_ids
 from curate.workflow import (
     chunk_input,
     chunk_names,
@@ -15,6 +25,9 @@ from curate.workflow import (
     table_selections,
 )
 
+# The scale's stand-ins (the papers' scorers replaced by configured ones, curate.paper_tables),
+# applied once, here, before any rule reads the config.
+config.update(apply_stand_ins(config))
 check_references(config)
 
 DATA = config["data_root"]
@@ -358,11 +371,6 @@ def get_recaption_captions(wildcards):
     )
 
 
-def get_captioner_curated_set(wildcards):
-    captioner = config["captioners"][wildcards.captioner]
-    return f"{DATA}/resources/curated/{captioner['curated_set']}"
-
-
 def suites_from(source):
     """A wildcard pattern matching the suites of one source (synthetic: generated here; local:
     clip_benchmark wds folders put under data_root/tasks/{suite}/{task} beforehand)."""
@@ -400,3 +408,48 @@ def get_llava_base_inputs(wildcards):
         "vision_tower": base["vision_tower"],
         "language_model": base["language_model"],
     }
+# ---- Paper tables, figures, submissions (rules/papers.smk) ------------------------------------
+# Which rows and figures the current scale can build is computed from the config by
+# curate.paper_tables and curate.figures; these wrappers only bind the workflow's globals.
+
+PAPERS = load_papers(Path(workflow.basedir) / "papers")
+with open(Path(workflow.basedir) / "schemas" / "config.schema.yaml") as schema:
+    IMPLEMENTED_METHODS = implemented_methods(yaml.safe_load(schema))
+FIGURES = figure_plans(config, DATA)
+# report categories: a paper's (or a figure's, by its name's first word) short name
+CATEGORIES = {"datacomp": "DataComp", "sieve": "Sieve", "mos": "MoS", "flyt": "FLYT"}
+
+
+def paper_table_rows(paper, table):
+    """Every row of a paper table resolved at the current scale (built or not, and why)."""
+    return resolve_table(
+        config, PAPERS[paper]["tables"][table], IMPLEMENTED_METHODS, DATA
+    )
+
+
+def get_paper_table_evaluations(wildcards):
+    return table_evaluations(paper_table_rows(wildcards.paper, wildcards.table))
+
+
+def paper_table_targets():
+    return [f"results/{paper}/{table}.csv" for paper, table in table_ids(PAPERS)]
+
+
+def get_figure_inputs(wildcards):
+    return FIGURES[wildcards.figure]["inputs"]
+
+
+def figure_targets(kind=None):
+    return [
+        f"results/figures/{name}.png"
+        for name, plan in FIGURES.items()
+        if kind is None or plan["type"] == kind
+    ]
+
+
+def figure_category(wildcards):
+    return CATEGORIES.get(wildcards.figure.split("_")[0], "Workflow results")
+
+
+def paper_category(wildcards):
+    return CATEGORIES.get(wildcards.paper, wildcards.paper)

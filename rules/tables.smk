@@ -2,7 +2,12 @@ rule table1:
     input:
         **get_table_inputs("table1"),
     output:
-        "results/table1.csv",
+        report(
+            "results/table1.csv",
+            caption="../report/table1.rst",
+            category="Workflow results",
+            subcategory="Tables",
+        ),
     log:
         f"{DATA}/logs/tables/table1.log",
     conda:
@@ -18,7 +23,12 @@ rule table2:
     input:
         **get_table_inputs("table2"),
     output:
-        "results/table2.csv",
+        report(
+            "results/table2.csv",
+            caption="../report/table2.rst",
+            category="Workflow results",
+            subcategory="Tables",
+        ),
     log:
         f"{DATA}/logs/tables/table2.log",
     conda:

@@ -1,6 +1,10 @@
 import re
+from pathlib import Path
 
 import pytest
+import yaml
+
+from curate.papers import load_papers, table_ids
 
 pytestmark = pytest.mark.workflow
 
@@ -66,3 +70,42 @@ def test_dry_run_laion100m_draws_its_sample(tmp_path, snakemake_run):
     jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
     assert jobs == {"fetch_pool_metadata": 1, "prepare_pool_metadata": 1, "split_pool_metadata": 1,
                     "download_pool_chunk": 1, "total": 4}
+# ---- Paper tables, figures, submissions ---------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER_TABLES = {paper: [f"results/{paper}/{table}.csv" for p, table in table_ids(load_papers(ROOT / "papers")) if p == paper]
+                for paper in ("datacomp", "sieve", "mos", "flyt")}
+SCALES = [s for s in ("tiny", "paper") if s in yaml.safe_load((ROOT / "config.yaml").read_text())["scales"]]
+
+
+def job_counts(result):
+    return dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M))
+
+
+@pytest.mark.parametrize("paper", sorted(PAPER_TABLES))
+@pytest.mark.parametrize("scale", SCALES)
+def test_dry_run_paper_tables(tmp_path, snakemake_run, paper, scale):
+    targets = PAPER_TABLES[paper]
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--config", f"scale={scale}", "--", *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert jobs["paper_table"] == str(len(targets))
+
+
+def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--config", "scale=tiny", "--", "papers", "figures")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert int(jobs["paper_table"]) == sum(len(t) for t in PAPER_TABLES.values())
+    assert jobs["figure"] == "5"
+    # rows and points that are the same method after stand-ins share a run: the paper tables need
+    # 18 (10 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five alphas)
+    assert jobs["train_clip"] == "26"
+
+
+def test_dry_run_submission(tmp_path, snakemake_run):
+    target = "results/submissions/synthetic-tiny/clip_score_clean_30/tiny-clip/synthetic/info.json"
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert jobs["submission"] == "1" and jobs["train_clip"] == "1"

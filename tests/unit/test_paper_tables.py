@@ -1,0 +1,316 @@
+"""Paper tables: stand-ins, shared runs, which rows build and why not, and reported/reproduced/delta."""
+
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from curate.config import ConfigError, check_references
+from curate.paper_tables import (
+    apply_stand_ins,
+    build_paper_table,
+    implemented_methods,
+    make_paper_table,
+    metric_value,
+    resolve_row,
+    resolve_table,
+    runs_as,
+    table_evaluations,
+    to_unit,
+)
+from curate.papers import load_papers
+
+ROOT = Path(__file__).resolve().parents[2]
+METHODS = implemented_methods(yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text()))
+
+
+def small_config(scale="tiny"):
+    """Two scales: tiny moves rows to the toy pool with stand-ins; paper keeps the rows' pools."""
+    return {
+        "scale": scale,
+        "scales": {
+            "tiny": {"pool": "toy", "recipe": "toy-clip", "suite": "toy-suite",
+                     "stand_ins": {"big-clip": "toy-clean", "small-clip": "toy-weak", "other-clip": "toy-clean"}},
+            "paper": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite"},  # keeps paper pools by name
+            "medium": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite", "keep_paper_pools": True},
+        },
+        "pools": {"toy": {"source": "synthetic"}, "real": {"source": "img2dataset"}},
+        "recipes": {"toy-clip": {}, "real-recipe": {}},
+        "suites": {
+            "toy-suite": {"groups": {"G1": ["objects"]},
+                          "paper_metrics": {"imagenet_acc1": {"task": "objects"}, "average": {"group": "Average"}}},
+            "real-suite": {"groups": {"ImageNet": ["imagenet1k"]}},
+        },
+        "scorers": {"toy-clean": {}, "toy-weak": {}},
+        "fusions": {
+            "toy_sum": {"method": "sum", "scorers": ["toy-weak", "toy-clean"]},
+            "paper_sum": {"method": "sum", "scorers": ["big-clip", "small-clip", "other-clip"]},
+            "paper_inw": {"method": "in_weighted", "scorers": ["big-clip"], "r": 2,
+                          "accuracy": {"suite": "real-suite", "task": "imagenet1k"}},
+        },
+        "selections": {
+            "no_filter": {"method": "no_filter"},
+            "clean_30": {"method": "clip_score", "scorer": "toy-clean", "fraction": 0.3},
+            "toy_sum_20": {"method": "fused_score", "fusion": "toy_sum", "sampler": "top_fraction", "fraction": 0.2},
+            "big_30": {"method": "clip_score", "scorer": "big-clip", "fraction": 0.3},
+            "big_40": {"method": "clip_score", "scorer": "big-clip", "fraction": 0.4},
+            "paper_sum_20": {"method": "fused_score", "fusion": "paper_sum", "sampler": "top_fraction", "fraction": 0.2},
+            "oracle": {"method": "oracle"},
+        },
+    }
+
+
+def row(selection="big_30", needs=("scorer:big-clip",), **extra):
+    return {"label": "a row", "selection": selection, "pool": "real", "recipe": "real-recipe", "suite": "real-suite",
+            "needs": list(needs), "reported": {}} | extra
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-ins and shared runs
+
+
+def test_stand_ins_replace_scorers_dedupe_fusions_and_move_accuracy_to_the_analogue():
+    config = small_config()
+    original = copy.deepcopy(config)
+    resolved = apply_stand_ins(config)
+    assert config == original  # pure
+    assert resolved["selections"]["big_30"]["scorer"] == "toy-clean"
+    assert resolved["fusions"]["paper_sum"]["scorers"] == ["toy-clean", "toy-weak"]
+    assert resolved["fusions"]["paper_inw"]["accuracy"] == {"suite": "toy-suite", "task": "objects"}
+
+
+def test_a_scale_without_stand_ins_keeping_paper_pools_changes_nothing():
+    config = small_config("paper")
+    assert apply_stand_ins(config) == config
+
+
+def test_selections_doing_the_same_after_stand_ins_share_one_run():
+    config = apply_stand_ins(small_config())
+    assert runs_as(config, "big_30") == "clean_30"
+    # a fusion whose stand-ins give the same set of scorers in another order is the same fusion
+    assert runs_as(config, "paper_sum_20") == "toy_sum_20"
+    assert runs_as(config, "big_40") == "big_40"
+    assert runs_as(config, "no_filter") == "no_filter"
+
+
+# ---------------------------------------------------------------------------------------------
+# Which rows build and why not
+
+
+def test_a_moved_row_is_a_stand_in_run_with_no_delta():
+    config = apply_stand_ins(small_config())
+    resolved = resolve_row(config, row(), METHODS, "D")
+    assert resolved["built"] and not resolved["comparable"]
+    assert (resolved["pool"], resolved["recipe"], resolved["suite"]) == ("toy", "toy-clip", "toy-suite")
+    assert resolved["runs_as"] == "clean_30"
+    assert resolved["evaluation"] == "D/evals/toy/clean_30/toy-clip/toy-suite.jsonl"
+    assert resolved["stand_ins"] == "big-clip -> toy-clean"
+    assert resolved["status"] == "stand-in run on toy (paper: real): no delta"
+
+
+@pytest.mark.parametrize(
+    "paper_row, status",
+    [
+        (row(reproduce=False), "reported only: the method is not disclosed"),
+        (row("weight_x", needs=["method:sample-weighting", "method:mos", "scorer:big-clip"]),
+         "method not built yet: sample-weighting"),
+        (row("dfn", needs=["uids:dfn-medium"]), "published uids not available: dfn-medium"),
+        (row("drop20_x", needs=["method:scs"]), "selection not in config: drop20_x"),
+        (row("big_30", needs=["scorer:hype", "scorer:other", "data:imagenet-train"]),
+         "scorer not available: hype, other; data not available: imagenet-train"),
+    ],
+)
+def test_an_unbuilt_row_says_why(paper_row, status):
+    resolved = resolve_row(apply_stand_ins(small_config()), paper_row, METHODS)
+    assert not resolved["built"] and resolved["evaluation"] is None and resolved["runs_as"] == ""
+    assert resolved["status"] == status
+
+
+def test_at_the_paper_scale_rows_keep_their_pools_and_unconfigured_things_are_named():
+    config = apply_stand_ins(small_config("paper"))
+    assert resolve_row(config, row(), METHODS)["status"] == "scorer not available: big-clip"
+    cc3m = row("no_filter", needs=[]) | {"pool": "cc3m"}
+    assert resolve_row(config, cc3m, METHODS)["status"] == "pool not configured: cc3m"
+    suite = row("no_filter", needs=[]) | {"suite": "mos-llava"}
+    assert resolve_row(config, suite, METHODS)["status"] == "suite not configured: mos-llava"
+    # the selection's own references count too, even where the row's needs forget them
+    assert resolve_row(config, row("big_40", needs=[]), METHODS)["status"] == "scorer not available: big-clip"
+    oracle = resolve_row(config, row("oracle", needs=[]), METHODS)
+    assert oracle["status"] == "needs ground truth, which pool real has not"
+
+
+@pytest.mark.parametrize("scale", ["paper", "medium"])  # `paper` keeps the papers' pools by default
+def test_a_row_on_its_own_pool_without_stand_ins_is_compared(scale):
+    config = apply_stand_ins(small_config(scale))
+    resolved = resolve_row(config, row("no_filter", needs=[]), METHODS, "D")
+    assert resolved["built"] and resolved["comparable"] and resolved["status"] == "ok"
+    assert resolved["evaluation"] == "D/evals/real/no_filter/real-recipe/real-suite.jsonl"
+
+
+def test_implemented_methods_come_from_the_schema():
+    assert {"no_filter", "clip_score", "oracle", "fused_score", "top_fraction", "scs", "sum", "standardised_sum",
+            "in_weighted", "mos"} <= METHODS
+    assert "sieve" in METHODS  # a scorer library
+    assert "sample_weighting" not in METHODS
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+
+def record(key, main, **metrics):
+    return {"key": key, "dataset": key, "metrics": {"main_metric": main, **metrics}}
+
+
+def test_metric_value_reads_groups_average_and_task_metrics():
+    records = [record("a", 0.2), record("b", 0.4, text_retrieval_recall_at_1=0.9), record("c", None)]
+    groups = {"G": ["a", "b"]}
+    assert metric_value(records, groups, {"group": "G"}) == pytest.approx(0.3)
+    assert metric_value(records, groups, {"group": "Average"}) == pytest.approx(0.3)
+    assert metric_value(records, groups, {"task": "b", "metric": "text_retrieval_recall_at_1"}) == 0.9
+    assert metric_value(records, groups, {"task": "a"}) == 0.2
+    assert metric_value(records, groups, {"task": "c"}) is None
+    assert metric_value(records, groups, None) is None
+    with pytest.raises(ValueError, match="group 'VTAB'"):
+        metric_value(records, groups, {"group": "VTAB"})
+    with pytest.raises(ValueError, match="task 'zz'"):
+        metric_value(records, groups, {"task": "zz"})
+
+
+def test_units():
+    assert to_unit(0.297, "percent") == pytest.approx(29.7)
+    assert to_unit(0.297, "fraction") == 0.297
+    assert to_unit(1.18, "cider") == pytest.approx(118.0)
+    assert to_unit(None, "percent") is None
+    with pytest.raises(ValueError, match="weight"):
+        to_unit(0.5, "weight")
+
+
+def built(evaluation, comparable=True, label="r"):
+    return {"label": label, "scale": "paper", "selection": "s", "runs_as": "s", "pool": "real", "recipe": "real-recipe",
+            "suite": "real-suite", "stand_ins": "", "built": True, "comparable": comparable,
+            "status": "ok" if comparable else "stand-in", "evaluation": evaluation}
+
+
+def test_reported_reproduced_and_delta_in_the_papers_unit_and_decimals():
+    table = {
+        "unit": "percent", "decimals": 1,
+        "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
+                    {"key": "avg", "label": "Avg", "metric": "average", "decimals": 2},
+                    {"key": "w", "label": "Weight", "metric": "mflyt_input_weight", "kind": "param", "unit": "weight"}],
+        "rows": [{"label": "first", "reported": {"imagenet": 27.3, "avg": 32.80, "w": 0.21}},
+                 {"label": "second", "reported": {"imagenet": 30.0, "avg": None}},
+                 {"label": "third", "reported": {"imagenet": 17.6, "avg": 25.8}}],
+    }
+    suites = {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}
+    records = {"e1": [record("imagenet1k", 0.28049), record("x", 0.4)],
+               "e2": [record("imagenet1k", 0.25), record("x", 0.35)]}
+    rows = [built("e1", label="first"), built("e2", comparable=False, label="second"),
+            {**built(None, label="third"), "built": False, "runs_as": "", "status": "method not built yet: m"}]
+    frame = build_paper_table(table, rows, records, suites)
+    first, second, third = frame.to_dict("records")
+    assert first["imagenet_reported"] == 27.3
+    assert first["imagenet_reproduced"] == 28.0  # 28.049 at one decimal
+    assert first["imagenet_delta"] == 0.7  # 28.049 - 27.3 = 0.749 -> 0.7
+    assert first["avg_reproduced"] == pytest.approx(34.02)  # mean(0.28049, 0.4) = 0.340245 -> 34.02
+    assert first["avg_delta"] == pytest.approx(1.22)
+    assert first["w_reported"] == 0.21 and pd.isna(first["w_reproduced"]) and pd.isna(first["w_delta"])
+    # a stand-in run: reproduced, but never subtracted
+    assert second["imagenet_reproduced"] == 25.0 and pd.isna(second["imagenet_delta"])
+    assert pd.isna(second["avg_reported"]) and pd.isna(second["avg_delta"])
+    assert pd.isna(third["imagenet_reproduced"]) and third["status"] == "method not built yet: m"
+    assert list(frame.columns[:7]) == ["label", "scale", "selection", "runs_as", "pool", "recipe", "suite"]
+    assert list(frame.columns[-2:]) == ["stand_ins", "status"]
+
+
+def test_drop_columns_are_computed_from_our_first_row_as_the_paper_does():
+    table = {
+        "unit": "fraction", "decimals": 3,
+        "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
+                    {"key": "imagenet_drop", "label": "drop", "metric": "imagenet_acc1", "kind": "drop", "of": "imagenet"}],
+        "rows": [{"label": "all", "reported": {"imagenet": 0.359}},
+                 {"label": "no x", "reported": {"imagenet": 0.355, "imagenet_drop": 0.004}}],
+    }
+    suites = {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}
+    records = {"e1": [record("imagenet1k", 0.36)], "e2": [record("imagenet1k", 0.35)]}
+    frame = build_paper_table(table, [built("e1", label="all"), built("e2", label="no x")], records, suites)
+    assert pd.isna(frame.loc[0, "imagenet_drop_reproduced"])
+    assert frame.loc[1, "imagenet_drop_reproduced"] == pytest.approx(0.010)
+    assert frame.loc[1, "imagenet_drop_delta"] == pytest.approx(0.006)
+
+
+def test_make_paper_table_writes_every_number_at_its_printed_decimals(tmp_path):
+    evaluation = tmp_path / "e.jsonl"
+    evaluation.write_text(json.dumps(record("imagenet1k", 0.2)) + "\n")
+    table = {"unit": "percent", "decimals": 2, "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"}],
+             "rows": [{"label": "r", "reported": {"imagenet": 17.6}}]}
+    out = tmp_path / "t.csv"
+    make_paper_table(table, [built(str(evaluation))], {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}, out)
+    text = out.read_text().splitlines()
+    assert text[1].split(",")[7:10] == ["17.60", "20.00", "2.40"]
+    assert pd.read_csv(out)["status"].tolist() == ["ok"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The real config and papers
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return apply_stand_ins(config)
+
+
+@pytest.fixture(scope="module")
+def papers():
+    return load_papers(ROOT / "papers")
+
+
+def test_the_resolved_config_is_consistent(tiny):
+    check_references(tiny)
+
+
+def test_a_typo_in_a_paper_scorer_is_still_a_dangling_name():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["selections"]["clip_score_l14_30"]["scorer"] = "openai-clip-l41"
+    with pytest.raises(ConfigError, match="openai-clip-l41"):
+        check_references(config)
+
+
+def status_of(tiny, papers, paper, table, label):
+    rows = resolve_table(tiny, papers[paper]["tables"][table], METHODS)
+    return next(r for r in rows if r["label"] == label)
+
+
+def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_table2_runs(tiny, papers):
+    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | CLIPScore")["runs_as"] == "clip_score_clean_30"
+    assert status_of(tiny, papers, "sieve", "table1", "Large (1.28 Billion) | No Filtering")["runs_as"] == "no_filter"
+    assert status_of(tiny, papers, "flyt", "table2", "Sum")["runs_as"] == "sum_top20"
+    assert status_of(tiny, papers, "flyt", "table2", "Standardized Sum")["runs_as"] == "standardised_sum_top20"
+    assert status_of(tiny, papers, "flyt", "table2", "IN-weighted $r = 8$")["runs_as"] == "in_weighted_r8_top20"
+    assert status_of(tiny, papers, "flyt", "table2", "ViT-B/32")["runs_as"] == "clip_score_weak_20"
+    assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == (
+        "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32")
+    assert status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")["status"] == "method not built yet: sample-weighting"
+    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve")["runs_as"] == "sieve_top20"
+    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"] == "sieve_clip_top20"
+    assert status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"] == "captioner not available: blip-b16-129m"
+    for paper, doc in papers.items():
+        for table in doc["tables"].values():
+            for resolved in resolve_table(tiny, table, METHODS):
+                assert resolved["status"]
+                assert not resolved["comparable"]  # every tiny run is a stand-in
+                assert resolved["built"] == (resolved["evaluation"] is not None)
+
+
+def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
+    runs = {e for doc in papers.values() for table in doc["tables"].values()
+            for e in table_evaluations(resolve_table(tiny, table, METHODS))}
+    tables = set(tiny["tables"]["table1"]["selections"]) | set(tiny["tables"]["table2"]["selections"])
+    assert len(runs) == 18
+    # beyond table1's and table2's runs: IN-weighted r = 2, 4, 16, FLYT's IN-weighted SCS, Sieve's
+    # top 10 and 15 % and Sieve + CLIP with CLIP weight 0.3 and 0.7
+    assert len({Path(e).parts[-3] for e in runs} - tables) == 8
