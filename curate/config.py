@@ -97,9 +97,6 @@ def check_references(config: dict) -> None:
             _require(config, "fusions", entry["fusion"], f"selections.{selection}.fusion")
         if "captioner" in entry:
             _require(config, "captioners", entry["captioner"], f"selections.{selection}.captioner")
-    for captioner, entry in config.get("captioners", {}).items():
-        if entry["source"] == "train":
-            _require(config, "curated_sets", entry["curated_set"], f"captioners.{captioner}.curated_set")
     for section in ("recipes", "suites"):
         for name, entry in config[section].items():
             if "tiny_analogue" in entry:

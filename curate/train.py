@@ -165,7 +165,7 @@ def train_clip(recipe: dict, train_data: str, train_num_samples: int, out_dir, s
                WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", PYTHONHASHSEED="0")
     repo_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = repo_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "curate.train", *argv]
+    cmd = train_command(argv, int(recipe.get("world_size", 1)))
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"[curate.train] {' '.join(cmd)}\n")
         log.flush()
@@ -181,6 +181,19 @@ def train_clip(recipe: dict, train_data: str, train_num_samples: int, out_dir, s
     shutil.rmtree(scratch)
     assert (out_dir / CONFIG_NAME).is_file()
     return out_dir
+
+
+def train_command(argv: list[str], world_size: int = 1) -> list[str]:
+    """The command that runs open_clip_train (through the seeded entry point) with `argv`: one
+    process, or ``world_size`` processes on this node started by torchrun
+    (``torch.distributed.run --standalone``), whose environment open_clip_train's distributed
+    set-up reads (DataComp's recipes: 8 GPUs)."""
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    entry = ["-m", "curate.train", *argv]
+    if world_size == 1:
+        return [sys.executable, *entry]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}", *entry]
 
 
 def _tail(path: Path, n_lines: int = 40, max_bytes: int = 16384) -> str:

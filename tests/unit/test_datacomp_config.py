@@ -53,7 +53,7 @@ def test_datacomp38_suite_is_datacomps(config):
 
 
 def test_the_tiny_run_uses_no_pretrained_model(config):
-    pretrained = {name for name, s in config["scorers"].items() if s["source"] == "pretrained"}
+    pretrained = {name for name, s in config["scorers"].items() if s.get("source") == "pretrained"}
     assert pretrained and config["scale"] == "tiny"
     for table in config["tables"]:
         for selection in table_selections(config, table):
@@ -65,5 +65,5 @@ def test_the_tiny_run_uses_no_pretrained_model(config):
 
 def test_pretrained_scorers_name_fetched_open_clip_models(config):
     for name, scorer in config["scorers"].items():
-        if scorer["source"] == "pretrained":
+        if scorer.get("source") == "pretrained":
             assert config["models"][scorer["model"]]["library"] == "open_clip", name

@@ -115,8 +115,8 @@ def test_a_moved_row_is_a_stand_in_run_with_no_delta():
     "paper_row, status",
     [
         (row(reproduce=False), "reported only: the method is not disclosed"),
-        (row("weight_x", needs=["method:sample-weighting", "method:mos", "scorer:big-clip"]),
-         "method not built yet: sample-weighting"),
+        (row("prune_x", needs=["method:density-based-pruning", "method:mos", "scorer:big-clip"]),
+         "method not built yet: density-based-pruning"),
         (row("dfn", needs=["uids:dfn-medium"]), "published uids not available: dfn-medium"),
         (row("drop20_x", needs=["method:scs"]), "selection not in config: drop20_x"),
         (row("big_30", needs=["scorer:hype", "scorer:other", "data:imagenet-train"]),
@@ -154,7 +154,8 @@ def test_implemented_methods_come_from_the_schema():
     assert {"no_filter", "clip_score", "oracle", "fused_score", "top_fraction", "scs", "sum", "standardised_sum",
             "in_weighted", "mos"} <= METHODS
     assert "sieve" in METHODS  # a scorer library
-    assert "sample_weighting" not in METHODS
+    assert {"sample_weighting", "recaption", "drop_lowest"} <= METHODS  # MoS's strategies
+    assert "density_based_pruning" not in METHODS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +295,8 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
     assert status_of(tiny, papers, "flyt", "table2", "ViT-B/32")["runs_as"] == "clip_score_weak_20"
     assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == (
         "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32")
-    assert status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")["status"] == "method not built yet: sample-weighting"
+    # sample weighting exists now, but not under the paper's selection ids (weight_clean ... stand for them)
+    assert status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")["status"] == "selection not in config: weight_clip_b32"
     assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve")["runs_as"] == "sieve_top20"
     assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"] == "sieve_clip_top20"
     assert status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"] == "captioner not available: blip-b16-129m"

@@ -140,3 +140,16 @@ def test_train_clip_failure_raises_with_log_tail(tmp_path):
         train_clip(dict(RECIPE, extra_args=["--no-such-option"]), str(data), 4, tmp_path / "m", seed=0,
                    log_path=tmp_path / "fail.log")
     assert "[curate.train]" in (tmp_path / "fail.log").read_text()
+
+
+def test_multi_gpu_recipes_start_one_process_per_gpu_through_torchrun():
+    import sys
+
+    from curate.train import train_command
+
+    assert train_command(["--seed", "0"]) == [sys.executable, "-m", "curate.train", "--seed", "0"]
+    cmd = train_command(["--seed", "0"], world_size=8)
+    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8"]
+    assert cmd[5:] == ["-m", "curate.train", "--seed", "0"]
+    with pytest.raises(ValueError, match="world_size"):
+        train_command([], world_size=0)
