@@ -193,13 +193,13 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
     `shard_dir`; the result is saved to `out_dir` (model + processor). Returns a summary."""
     from PIL import Image
 
+    from curate.reshard import reshard_contents
+
     missing = [k for k in REQUIRED if k not in recipe]
     if missing:
         raise ValueError(f"llava recipe lacks keys {missing}")
-    shards = sorted(Path(shard_dir).glob("*.tar"))
-    if not shards:
-        raise ValueError(f"{shard_dir} holds no shards")
-    n_samples = int(json.loads((Path(shard_dir) / "meta.json").read_text())["written"])
+    shards, meta = reshard_contents(shard_dir)
+    n_samples = int(meta["written"])
     batch_size = int(recipe["batch_size"])
     steps_per_epoch = max(1, math.ceil(n_samples / batch_size))
     total = steps_per_epoch * int(recipe["epochs"])

@@ -140,3 +140,12 @@ def train_data(shard_dir) -> str:
     if not shards:
         raise ValueError(f"{shard_dir} holds no shards: the subset is empty or none of its uids is in the pool")
     return "::".join(str(path) for path in shards)
+
+
+def reshard_contents(shard_dir) -> tuple[list[Path], dict]:
+    """The tars of a reshard, sorted, and its meta.json (``written`` = samples written); a
+    reshard without shards (an empty subset) raises naming the folder."""
+    shards = sorted(Path(shard_dir).glob("*.tar"))
+    if not shards:
+        raise ValueError(f"{shard_dir} holds no shards")
+    return shards, json.loads((Path(shard_dir) / "meta.json").read_text())

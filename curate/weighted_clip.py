@@ -159,14 +159,12 @@ def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: in
     import open_clip
 
     from curate.clip import _register_archs, export_local_dir
+    from curate.reshard import reshard_contents
 
     missing = [k for k in _REQUIRED if k not in recipe]
     if missing:
         raise ValueError(f"weighted_clip recipe lacks keys {missing}")
-    shards = sorted(Path(shard_dir).glob("*.tar"))
-    if not shards:
-        raise ValueError(f"{shard_dir} holds no shards")
-    meta = json.loads((Path(shard_dir) / "meta.json").read_text())
+    shards, meta = reshard_contents(shard_dir)
     n_samples = int(meta["written"])
     batch_size = int(recipe["batch_size"])
     steps_per_epoch = n_samples // batch_size

@@ -2,7 +2,6 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -10,11 +9,6 @@ from curate.config import ConfigError, check_references
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
-
-
-@pytest.fixture
-def config():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
 def test_default_config_is_valid(config):

@@ -4,7 +4,6 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -12,11 +11,6 @@ from curate.config import ConfigError, check_references
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
-
-
-@pytest.fixture
-def config():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
 def test_the_mos_entries_are_there_and_valid(config):

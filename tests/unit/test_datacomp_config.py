@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from curate.datacomp import DATACOMP38, DATACOMP38_GROUPS, DATACOMP38_SCORED, DATACOMP_RECIPES, DATACOMP_SCALES
 from curate.train import clip_train_argv
@@ -15,11 +14,6 @@ POOL_SIZES = {"small": 12_800_000, "medium": 128_000_000, "large": 1_280_000_000
 SPECIAL_TYPES = {"misc/winogavil": "winogavil", "wilds/iwildcam": "iwildcam", "wilds/fmow": "fmow",
                  "fairness/dollar_street": "dollar_street", "fairness/geode": "geode",
                  "fairness/fairface": "fairface", "fairness/utkface": "fairface"}
-
-
-@pytest.fixture(scope="module")
-def config():
-    return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
 @pytest.mark.parametrize("scale", DATACOMP_SCALES)

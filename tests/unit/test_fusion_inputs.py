@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from curate.config import ConfigError, check_references
 from curate.embedding_scores import embedding_score_frame, normsim_inf, s_clip_loss
@@ -18,7 +17,6 @@ from curate.selection import FUSED_COLUMN, fuse_chunk, fuse_matrix, fusion_stati
 from curate.workflow import names_pattern, score_column
 from tests.unit.pool_fixtures import uid
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -134,11 +132,6 @@ def test_embedding_score_frames_are_the_scores():
         embedding_score_frame("normsim_inf", uids, img, txt)
     with pytest.raises(ValueError, match="unknown embedding score"):
         embedding_score_frame("hype", uids, img, txt)
-
-
-@pytest.fixture
-def config():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
 @pytest.mark.parametrize("path, value, key", [
