@@ -5,7 +5,6 @@ import yaml
 from curate.baseline_selection import BASELINE_METHODS
 from curate.config import check_references
 from curate.embedding_scores import CLASSIFIER_METHODS
-from curate.selection import STRATEGY_METHODS, strategy_score_source
 from curate.figures import figure_plans
 from curate.paper_tables import (
     apply_stand_ins,
@@ -14,6 +13,7 @@ from curate.paper_tables import (
     table_evaluations,
 )
 from curate.papers import load_papers, table_ids
+from curate.selection import STRATEGY_METHODS, strategy_score_source
 from curate.workflow import (
     chunk_input,
     chunk_names,
@@ -408,6 +408,8 @@ def get_llava_base_inputs(wildcards):
         "vision_tower": base["vision_tower"],
         "language_model": base["language_model"],
     }
+
+
 # ---- Paper tables, figures, submissions (rules/papers.smk) ------------------------------------
 # Which rows and figures the current scale can build is computed from the config by
 # curate.paper_tables and curate.figures; these wrappers only bind the workflow's globals.
