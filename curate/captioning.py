@@ -408,35 +408,22 @@ def caption_pool_chunk(model_dir, tar_paths: Sequence, seed: int, batch_size: in
     captioned).
     """
     import pandas as pd
-    from tqdm import tqdm
 
-    from .shards import SkipReport, iter_pool_samples
+    from .shards import SkipReport, iter_pool_batches
 
     model, processor = load_captioner(model_dir)
     report = SkipReport()
     uids: list[str] = []
     texts: list[str] = []
     captions: list[list[str]] = []
-    images: list = []
-    batch_index = 0
-
-    def flush():
-        nonlocal batch_index
+    batches = iter_pool_batches(tar_paths, report, batch_size, desc="caption")
+    for batch_index, batch in enumerate(batches):
+        uids.extend(s.uid for s in batch)
+        texts.extend(s.text for s in batch)
         # one generate call per batch, seeded by (seed, batch index): same seed, same captions
-        captions.extend(generate_captions(model, processor, images, seed=batch_seed(seed, batch_index),
-                                          settings=settings, batch_size=len(images)))
-        batch_index += 1
-        images.clear()
-
-    samples = iter_pool_samples([str(p) for p in tar_paths], report)
-    for sample in tqdm(samples, desc="caption", unit="sample", mininterval=30, miniters=1):
-        uids.append(sample.uid)
-        texts.append(sample.text)
-        images.append(sample.image)
-        if len(images) >= batch_size:
-            flush()
-    if images:
-        flush()
+        captions.extend(generate_captions(model, processor, [s.image for s in batch],
+                                          seed=batch_seed(seed, batch_index), settings=settings,
+                                          batch_size=len(batch)))
     frame = pd.DataFrame({"uid": pd.Series(uids, dtype=object), "text": pd.Series(texts, dtype=object),
                           "captions": pd.Series(captions, dtype=object)})
     return frame, report.as_dict()

@@ -32,44 +32,22 @@ def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, dev
     image and text embeddings of the scored rows are saved there too (`save_embeddings`), the
     input of the embedding-based scores (s-CLIPLoss, NormSim, the image-based baseline).
     """
-    from tqdm import tqdm
-
     from curate.clip import encode, load_model
-    from curate.shards import SkipReport, iter_pool_samples
+    from curate.shards import SkipReport, iter_pool_batches
 
     model, preprocess, tokenizer = load_model(model_source, device=device, pretrained=pretrained)
     report = SkipReport()
     uids: list[str] = []
     scores: list[np.ndarray] = []
-    batch_uids: list[str] = []
-    images: list = []
-    texts: list[str] = []
-
     image_embs: list[np.ndarray] = []
     text_embs: list[np.ndarray] = []
-
-    def flush():
-        img, txt = encode(model, preprocess, tokenizer, images, texts, batch_size)
+    for batch in iter_pool_batches(shard_paths, report, batch_size, desc="clip score"):
+        img, txt = encode(model, preprocess, tokenizer, [s.image for s in batch], [s.text for s in batch], batch_size)
         scores.append(np.einsum("ij,ij->i", img, txt).astype(np.float32))
         if embeddings_path is not None:
             image_embs.append(np.asarray(img, dtype=np.float32))
             text_embs.append(np.asarray(txt, dtype=np.float32))
-        uids.extend(batch_uids)
-        batch_uids.clear()
-        images.clear()
-        texts.clear()
-
-    progress = tqdm(iter_pool_samples([str(p) for p in shard_paths], report), desc="clip score",
-                    unit="sample", mininterval=30, miniters=1)
-    for sample in progress:
-        batch_uids.append(sample.uid)
-        images.append(sample.image)
-        texts.append(sample.text)
-        if len(images) >= batch_size:
-            flush()
-    if images:
-        flush()
-    progress.close()
+        uids.extend(s.uid for s in batch)
     values = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     df = pd.DataFrame({"uid": pd.Series(uids, dtype=object), "clip_score": values})
     nan = np.isnan(values)

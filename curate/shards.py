@@ -56,6 +56,7 @@ __all__ = [
     "PoolSample",
     "SkipReport",
     "iter_pool_samples",
+    "iter_pool_batches",
     "write_webdataset_shards",
 ]
 
@@ -518,6 +519,26 @@ def iter_pool_samples(tar_paths, report: SkipReport, decode_images: bool = True)
 # --------------------------------------------------------------------------------------------
 # Plain webdataset shards (training sets)
 # --------------------------------------------------------------------------------------------
+
+
+def iter_pool_batches(tar_paths, report: SkipReport, batch_size: int, desc: str = "samples") -> Iterator[list[PoolSample]]:
+    """The kept samples of pool shards (`iter_pool_samples`) in consecutive lists of
+    ``batch_size`` (the last one shorter), with a tqdm progress line in the log every 30 s."""
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch: list[PoolSample] = []
+    progress = tqdm(iter_pool_samples([str(p) for p in tar_paths], report), desc=desc, unit="sample",
+                    mininterval=30, miniters=1)
+    for sample in progress:
+        batch.append(sample)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+    progress.close()
 
 
 def write_webdataset_shards(

@@ -264,3 +264,17 @@ def test_write_webdataset_shards(tmp_path):
     assert write_webdataset_shards([], tmp_path / "c", "x", 3) == []
     with pytest.raises(ValueError):
         write_webdataset_shards([("a.b", b"", "t")], tmp_path / "d", "x", 3)
+
+
+def test_pool_batches_are_consecutive_and_count_bad_samples(tmp_path):
+    from curate.shards import SkipReport, iter_pool_batches
+    from tests.unit.pool_fixtures import uid, write_pool
+
+    paths = write_pool(tmp_path, samples_per_shard=4, n_samples=10, corrupt=(2,))
+    report = SkipReport()
+    batches = list(iter_pool_batches(paths, report, batch_size=4))
+    assert [[s.uid for s in b] for b in batches] == [[uid(i) for i in (0, 1, 3, 4)], [uid(i) for i in (5, 6, 7, 8)],
+                                                     [uid(9)]]
+    assert report.as_dict()["skipped"]["corrupt_image"] == 1
+    with pytest.raises(ValueError, match="batch_size"):
+        next(iter_pool_batches(paths, SkipReport(), batch_size=0))
