@@ -28,6 +28,16 @@ def test_default_config_is_valid(config):
         (lambda c: c["models"]["openai-clip-b32"].update(sha256="abc"), "sha256"),
         (lambda c: c["pools"]["datacomp-small"].pop("metadata"), "metadata"),
         (lambda c: c["suites"]["datacomp38"]["tasks"]["imagenet1k"].update(type="magic"), "magic"),
+        # MoS's strategies, recipes and suites
+        (lambda c: c["selections"].update(x={"method": "drop_lowest", "scorer": "tiny-clip-clean"}), "rho"),
+        (lambda c: c["selections"].update(x={"method": "drop_lowest", "scorer": "tiny-clip-clean", "rho": 1.0}), "rho"),
+        (lambda c: c["selections"].update(x={"method": "sample_weighting"}), "selections"),
+        (lambda c: c["selections"].update(x={"method": "sample_weighting", "scorer": "tiny-clip-clean",
+                                             "fusion": "mos"}), "selections"),
+        (lambda c: c["recipes"]["tiny-mos-clip"].pop("warmup_epochs"), "warmup_epochs"),
+        (lambda c: c["recipes"]["tiny-mos-llava"].pop("base"), "base"),
+        (lambda c: c["recipes"]["mos-llava"]["base"].pop("vision_tower"), "vision_tower"),
+        (lambda c: c["suites"]["mos-llava"]["tasks"]["nocaps"].update(type="dialogue"), "dialogue"),
     ],
 )
 def test_schema_error_names_the_key(config, mutate, key):
@@ -47,6 +57,10 @@ def test_schema_error_names_the_key(config, mutate, key):
         (lambda c: c["scorers"]["openai-clip-b32"].update(model="nope"), r"scorers\.openai-clip-b32\.model"),
         (lambda c: c["scales"]["small"]["tables"].update(table1=["nope"]), r"scales\.small\.tables\.table1"),
         (lambda c: c.update(scale="small") or c["scales"]["small"].update(tables={}), r"'oracle' needs ground truth"),
+        (lambda c: c["selections"]["recap_clean"].update(captioner="nope"), r"selections\.recap_clean\.captioner"),
+        (lambda c: c["selections"]["mos_weight_tiny"].update(fusion="nope"), r"selections\.mos_weight_tiny\.fusion"),
+        (lambda c: c["recipes"]["mos-clip"].update(tiny_analogue="nope"), r"recipes\.mos-clip\.tiny_analogue"),
+        (lambda c: c["suites"]["mos-llava"].update(tiny_analogue="nope"), r"suites\.mos-llava\.tiny_analogue"),
     ],
 )
 def test_dangling_reference_names_the_key(config, mutate, key):
