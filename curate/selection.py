@@ -198,6 +198,18 @@ def fusion_statistics(chunk_files: list[list], fusion: dict, accuracies: list[fl
     return out
 
 
+def standardised_pool_scores(chunk_files: list[list], stats: dict, columns: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Every chunk's score matrix z-scored with the pool-wide `stats` of `fusion_statistics`,
+    stacked: ``(uids, N x M)``, M-FLYT's head inputs."""
+    arrays = _stats_arrays(stats)
+    uids, rows = [], []
+    for files in chunk_files:
+        chunk_uids, S = load_score_matrix(files, columns)
+        uids += chunk_uids
+        rows.append(fusion_lib.zscore(S, arrays))
+    return uids, np.concatenate(rows) if rows else np.zeros((0, len(arrays["mean"])))
+
+
 def _stats_arrays(stats: dict) -> dict:
     return {key: np.asarray(stats[key], dtype=np.float64) for key in ("min", "max", "mean", "std", "n")}
 

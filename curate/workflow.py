@@ -73,6 +73,14 @@ def fusion_score_files(data_root: str, pool: str, scorers: list[str], chunks: li
     return [f"{data_root}/scores/{pool}/{scorer}/{chunk}.parquet" for chunk in chunks for scorer in scorers]
 
 
+def chunk_files(files: list, n_scorers: int) -> list[list]:
+    """`fusion_score_files`' flat list back as one list of ``n_scorers`` files per chunk."""
+    files = list(files)
+    if n_scorers < 1 or len(files) % n_scorers:
+        raise ValueError(f"{len(files)} score files are not whole chunks of {n_scorers} scorers")
+    return [files[i:i + n_scorers] for i in range(0, len(files), n_scorers)]
+
+
 #: The column of a scorer's score files that holds its score, by the scorer's library.
 SCORE_COLUMNS = {"open_clip": "clip_score", "sieve": "sieve_score"}
 

@@ -1,13 +1,12 @@
 import json
 
-import numpy as np
 import torch
 
 from curate.flyt import FlytHParams, mixing_weights, read_templates, save_head, train_pool_mixer
-from curate.fusion import zscore
 from curate.logs import log_to
-from curate.selection import eflyt_inputs, load_score_matrix
+from curate.selection import eflyt_inputs, standardised_pool_scores
 from curate.shards import shard_paths
+from curate.workflow import chunk_files
 
 with log_to(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
@@ -17,15 +16,8 @@ with log_to(snakemake.log[0]) as log:
     else:
         with open(snakemake.input.stats) as stream:
             stats = json.load(stream)
-        arrays = {key: np.asarray(stats[key], dtype=np.float64) for key in ("min", "max", "mean", "std", "n")}
-        files = list(snakemake.input.scores)
-        m = len(fusion["scorers"])
-        uids, rows = [], []
-        for i in range(0, len(files), m):
-            chunk_uids, S = load_score_matrix(files[i : i + m], snakemake.params.columns)
-            uids += chunk_uids
-            rows.append(zscore(S, arrays))
-        head_inputs = np.concatenate(rows)
+        files = chunk_files(snakemake.input.scores, len(fusion["scorers"]))
+        uids, head_inputs = standardised_pool_scores(files, stats, snakemake.params.columns)
     tars = [path for chunk_dir in snakemake.input.pool for path in shard_paths(chunk_dir)]
     hparams = FlytHParams(**snakemake.params.hparams)
     result = train_pool_mixer(

@@ -198,3 +198,19 @@ def test_classifier_scores_separate_the_positives_from_the_pool():
         np.testing.assert_array_equal(again[0], w)
     with pytest.raises(ValueError, match="trained classifier"):
         embedding_score_frame("image_classifier", [uid(0)], pool_img[:1], pool_txt[:1])
+
+
+def test_mflyt_inputs_are_the_pool_standardised_scores_of_every_chunk(sieve_and_clip):
+    from curate.selection import standardised_pool_scores
+    from curate.workflow import chunk_files
+
+    flat = [path for row in sieve_and_clip for path in row]
+    assert chunk_files(flat, 2) == sieve_and_clip
+    with pytest.raises(ValueError, match="whole chunks"):
+        chunk_files(flat[:3], 2)
+    columns = ["sieve_score", "clip_score"]
+    stats = fusion_statistics(sieve_and_clip, {"method": "mflyt", "scorers": ["sieve", "clip"]}, columns=columns)
+    uids, Z = standardised_pool_scores(sieve_and_clip, stats, columns)
+    S = np.concatenate([load_score_matrix(row, columns)[1] for row in sieve_and_clip])
+    assert uids == [uid(i) for i in range(15)]
+    np.testing.assert_allclose(Z, (S - S.mean(axis=0)) / S.std(axis=0, ddof=1), rtol=1e-12)
