@@ -5,6 +5,10 @@ from __future__ import annotations
 from curate.workflow import table_selections
 
 
+#: The model libraries a pretrained scorer of each library loads (default: its own).
+SCORER_MODEL_LIBRARIES = {"blip_itm": ("huggingface", "url")}
+
+
 class ConfigError(ValueError):
     """A config key refers to something that is not there; the message names the key."""
 
@@ -32,6 +36,11 @@ def _require_scorer(config: dict, name: str, where: str) -> bool:
 
 def check_references(config: dict) -> None:
     """Raise ConfigError naming the first key whose reference is dangling."""
+    for model, entry in config.get("models", {}).items():
+        if "processor" in entry:
+            _require(config, "models", entry["processor"], f"models.{model}.processor")
+            if config["models"][entry["processor"]]["library"] != "huggingface":
+                raise ConfigError(f"models.{model}.processor: {entry['processor']!r} is not a huggingface model")
     _require(config, "scales", config["scale"], "scale")
     for scale, entry in config["scales"].items():
         _require(config, "pools", entry["pool"], f"scales.{scale}.pool")
@@ -42,9 +51,12 @@ def check_references(config: dict) -> None:
         if entry.get("source") == "pretrained":
             _require(config, "models", entry["model"], f"scorers.{scorer}.model")
             model = config["models"][entry["model"]]
-            if model["library"] != library:
+            if model["library"] not in SCORER_MODEL_LIBRARIES.get(library, (library,)):
                 raise ConfigError(f"scorers.{scorer}.library: {library!r}, but models.{entry['model']} is a "
                                   f"{model['library']!r} model")
+            if library == "blip_itm" and model["library"] == "url" and model.get("convert") != "blip_itm":
+                raise ConfigError(f"scorers.{scorer}.model: models.{entry['model']} is an original checkpoint "
+                                  "without `convert: blip_itm`, which the ITM scorer cannot load")
         if entry.get("source") == "train" and library == "open_clip":
             _require(config, "curated_sets", entry["curated_set"], f"scorers.{scorer}.curated_set")
             _require(config, "recipes", entry["recipe"], f"scorers.{scorer}.recipe")

@@ -87,13 +87,23 @@ SCORE_COLUMNS = {"open_clip": "clip_score", "sieve": "sieve_score"}
 
 def score_column(scorer: dict) -> str:
     """The score column of a scorer's files: ``clip_score`` for CLIP scorers, ``sieve_score``
-    for Sieve scorers, the method's name (``s_clip_loss``, ``normsim_inf``) for embedding scores."""
+    for Sieve scorers, the method's name (``s_clip_loss``, ``normsim_inf``) for embedding scores,
+    ``itm_score`` / ``itc_score`` for image-text matching scorers (their ``head``)."""
     library = scorer["library"]
     if library == "embedding":
         return scorer["method"]
+    if library == "blip_itm":
+        return f"{scorer['head']}_score"
     if library not in SCORE_COLUMNS:
         raise ValueError(f"no score column known for scorers of library {library!r}")
     return SCORE_COLUMNS[library]
+
+
+def model_folder(data_root: str, models: dict, name: str) -> str:
+    """Where the score rules load the `models` entry `name` from: its fetched folder, or the
+    converted one (``models/converted/``) of an original checkpoint with ``convert``."""
+    stage = "converted" if "convert" in models[name] else "pretrained"
+    return f"{data_root}/models/{stage}/{name}"
 
 
 def names_pattern(names) -> str:

@@ -19,6 +19,7 @@ from curate.workflow import (
     chunk_names,
     chunk_shard_ids,
     fusion_score_files,
+    model_folder,
     names_pattern,
     score_column,
     selection_labels,
@@ -105,8 +106,17 @@ def get_scorer_model(wildcards):
     """A trained scorer's folder, or the fetched folder of a pretrained scorer's model."""
     entry = config["scorers"][wildcards.scorer]
     if entry["source"] == "pretrained":
-        return f"{DATA}/models/pretrained/{entry['model']}"
+        return model_folder(DATA, config["models"], entry["model"])
     return f"{DATA}/models/scorers/{wildcards.scorer}"
+
+
+def get_conversion_inputs(wildcards):
+    """An original checkpoint's fetched folder and the model whose processor it takes."""
+    entry = config["models"][wildcards.model]
+    return {
+        "checkpoint": f"{DATA}/models/pretrained/{wildcards.model}",
+        "processor": model_folder(DATA, config["models"], entry["processor"]),
+    }
 
 
 def get_curated_set(wildcards):

@@ -85,6 +85,26 @@ rule fetch_model:
         "../scripts/fetch_model.py"
 
 
+# An original checkpoint (models.<name>.convert) in transformers' layout, beside the fetched file.
+rule convert_model:
+    input:
+        unpack(get_conversion_inputs),
+    output:
+        directory(f"{DATA}/models/converted/{{model}}"),
+    log:
+        f"{DATA}/logs/convert_model/{{model}}.log",
+    wildcard_constraints:
+        model=names_pattern(
+            name for name, entry in config.get("models", {}).items() if "convert" in entry
+        ),
+    conda:
+        "../envs/caption.yaml"
+    params:
+        entry=lambda wildcards: config["models"][wildcards.model],
+    script:
+        "../scripts/convert_model.py"
+
+
 rule fetch_eval_task:
     output:
         directory(f"{DATA}/evalsets/{{suite}}/{{task_key}}"),

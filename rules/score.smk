@@ -19,6 +19,31 @@ rule score_chunk:
         "../scripts/score_chunk.py"
 
 
+# BLIP / BLIP-2 image-text matching (MoS's scorers) through transformers, in the caption env
+# (the transformers one); same batched reader and score-file format as score_chunk.
+rule itm_score_chunk:
+    input:
+        shards=get_chunk_shards,
+        model=get_scorer_model,
+    output:
+        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
+        report=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.report.json",
+    log:
+        f"{DATA}/logs/itm_score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+    wildcard_constraints:
+        scorer=scorers_of("blip_itm"),
+    conda:
+        "../envs/caption.yaml"
+    threads: config["threads"]
+    params:
+        head=lambda wildcards: config["scorers"][wildcards.scorer]["head"],
+        batch_size=lambda wildcards: config["scorers"][wildcards.scorer].get(
+            "batch_size", config.get("score_batch_size", 256)
+        ),
+    script:
+        "../scripts/itm_score_chunk.py"
+
+
 rule sieve_score_chunk:
     input:
         captions=get_caption_file,
