@@ -95,7 +95,9 @@ rule convert_model:
         f"{DATA}/logs/convert_model/{{model}}.log",
     wildcard_constraints:
         model=names_pattern(
-            name for name, entry in config.get("models", {}).items() if "convert" in entry
+            name
+            for name, entry in config.get("models", {}).items()
+            if "convert" in entry
         ),
     conda:
         "../envs/caption.yaml"

@@ -23,7 +23,7 @@ def _tiny_itm_tokenizer():
     return train_wordpiece_tokenizer(ITM_TEXTS, vocab_size=120)
 
 
-def build_tiny_blip_itm(out_dir, seed=0, image_size=32, vision_layer_norm_eps=1e-5):
+def build_tiny_blip_itm(out_dir, seed=0, image_size=32, vision_layer_norm_eps=1e-5, hidden=32, heads=2):
     """A tiny BlipForImageTextRetrieval with seeded random weights and its BlipProcessor, saved
     with save_pretrained (the Hub's Salesforce/blip-itm-* layout). The ITM head is scaled up so
     that the match probabilities spread over (0, 1) instead of sitting at 0.5. Original BLIP's
@@ -34,7 +34,8 @@ def build_tiny_blip_itm(out_dir, seed=0, image_size=32, vision_layer_norm_eps=1e
 
     torch.manual_seed(seed)
     tokenizer = _tiny_itm_tokenizer()
-    config = tiny_blip_config(tokenizer, image_size=image_size, patch_size=8, hidden=32, max_positions=40)
+    config = tiny_blip_config(tokenizer, image_size=image_size, patch_size=8, hidden=hidden, heads=heads,
+                              max_positions=40)
     config.image_text_hidden_size = 16
     config.vision_config.layer_norm_eps = vision_layer_norm_eps
     model = BlipForImageTextRetrieval(config).eval()
