@@ -6,6 +6,7 @@ import io
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,7 @@ def test_score_chunk_writes_the_scorers_column_in_the_clip_score_format(blip_dir
     pd.testing.assert_frame_equal(back, df)
     import pyarrow.parquet as pq
 
-    assert str(pq.read_schema(path)) .startswith("uid: string\n" + f"{column}: float")
+    assert str(pq.read_schema(path)).startswith("uid: string\n" + f"{column}: float")
 
 
 def test_tiny_itm_throughput_on_cpu(blip_dir, blip2_dir, tmp_path):
@@ -311,3 +312,52 @@ def test_convert_model_reads_the_fetched_file_and_a_missing_weight_raises(tmp_pa
     torch.save({"model": state}, fetched / "model_large.pth")
     with pytest.raises(ValueError, match="itm_head.weight"):
         convert_model(entry, fetched, tmp_path / "broken", original_dir, head_dim=16)
+
+
+# ---- Config ---------------------------------------------------------------------------------
+
+SCHEMA = str(Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml")
+
+
+def test_the_configured_itm_scorers_write_their_heads_column(config):
+    from curate.workflow import model_folder, score_column
+
+    heads = {name: entry["head"] for name, entry in config["scorers"].items() if entry["library"] == "blip_itm"}
+    assert set(heads) == {"blip-itm-b16-pt", "blip-itm-l16-pt", "blip-itm-b16-ft", "blip-itm-l16-ft",
+                          "blip2-itm-g14-pt", "blip2-itm-g14-ft"}
+    assert {score_column(config["scorers"][name]) for name in heads if name.startswith("blip-")} == {"itm_score"}
+    assert {score_column(config["scorers"][name]) for name in heads if name.startswith("blip2-")} == {"itc_score"}
+    models = config["models"]
+    assert model_folder("d", models, "blip-itm-b16-pt") == "d/models/converted/blip-itm-b16-pt"
+    assert model_folder("d", models, "blip-itm-b16-ft") == "d/models/pretrained/blip-itm-b16-ft"
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["scorers"]["blip-itm-b16-ft"].pop("head"), "head"),
+    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(head="cosine"), "cosine"),
+    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(source="train", arch="tiny-vit", curated_set="clean",
+                                                       recipe="tiny-scorer", seed=0), "pretrained"),
+    (lambda c: c["models"]["blip-itm-b16-pt"].pop("processor"), "processor"),
+    (lambda c: c["models"]["blip-itm-b16-pt"].update(convert="lavis_blip2"), "lavis_blip2"),
+])
+def test_itm_schema_errors_name_the_key(config, mutate, key):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    mutate(config)
+    with pytest.raises(WorkflowError, match=key):
+        validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="openai-clip-b32"), r"scorers\.blip-itm-b16-ft\.library"),
+    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="blip-b16-14m"), r"scorers\.blip-itm-b16-ft\.model.*convert"),
+    (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="nope"), r"models\.blip-itm-b16-pt\.processor"),
+    (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="blip-b16-14m"), "not a huggingface model"),
+])
+def test_itm_dangling_references_name_the_key(config, mutate, key):
+    from curate.config import ConfigError, check_references
+
+    mutate(config)
+    with pytest.raises(ConfigError, match=key):
+        check_references(config)
