@@ -94,27 +94,31 @@ def load_itm_model(folder, device: str = "cpu"):
     return model, processor, family
 
 
-def enc_token_id(tokenizer, vocab_size: int) -> int:
-    """The id of BLIP's ``[ENC]`` token (BLIP's tokenizer: BERT's + ``[DEC]`` + ``[ENC]``), added
-    to ``tokenizer`` as a special token when it does not know it (then it takes BLIP's next id)."""
+def enc_token_id(tokenizer, text_config) -> int:
+    """The id of BLIP's ``[ENC]`` token. BLIP's tokenizer is BERT's + ``[DEC]`` (bos) + ``[ENC]``,
+    in that order; a saved tokenizer that does not list ``[ENC]`` (the Hub's BLIP processors may
+    not: transformers' BLIP does not use it, huggingface/transformers#22732) gets the id after
+    ``[DEC]`` (the tokenizer's, else the text config's bos), as BLIP's embeddings have it."""
     vocab = tokenizer.get_vocab()
-    if ENC_TOKEN not in vocab:
-        tokenizer.add_tokens([ENC_TOKEN], special_tokens=True)
-        vocab = tokenizer.get_vocab()
-    token_id = vocab[ENC_TOKEN]
-    if token_id >= vocab_size:
-        raise ValueError(f"{ENC_TOKEN} has id {token_id}, outside the text model's {vocab_size} embeddings")
+    if ENC_TOKEN in vocab:
+        token_id = vocab[ENC_TOKEN]
+    else:
+        token_id = vocab.get("[DEC]", text_config.bos_token_id) + 1
+        if token_id in set(vocab.values()):
+            raise ValueError(f"the tokenizer has no {ENC_TOKEN} and id {token_id} after [DEC] is another token")
+    if token_id >= text_config.vocab_size:
+        raise ValueError(f"{ENC_TOKEN} has id {token_id}, outside the text model's {text_config.vocab_size} embeddings")
     return int(token_id)
 
 
-def blip_inputs(processor, images, texts, head: str, vocab_size: int) -> dict:
+def blip_inputs(processor, images, texts, head: str, text_config) -> dict:
     """BLIP's pixel values, input ids and attention mask; ``[ENC]`` first for the ITM head."""
     pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     text = processor.tokenizer(list(texts), padding="longest", truncation=True, max_length=MAX_TEXT_TOKENS["blip"],
                                return_tensors="pt")
     input_ids = text["input_ids"].clone()
     if head == "itm":
-        input_ids[:, 0] = enc_token_id(processor.tokenizer, vocab_size)
+        input_ids[:, 0] = enc_token_id(processor.tokenizer, text_config)
     return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": text["attention_mask"]}
 
 
@@ -140,7 +144,7 @@ def itm_scores(model, processor, family: str, images, texts, head: str, device: 
 
     score_column_of(head)
     if family == "blip":
-        inputs = blip_inputs(processor, images, texts, head, model.config.text_config.vocab_size)
+        inputs = blip_inputs(processor, images, texts, head, model.config.text_config)
     else:
         inputs = blip2_inputs(processor, images, texts, model.config)
     inputs = {k: v.to(device) for k, v in inputs.items()}
@@ -290,9 +294,10 @@ def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64)
         max_position_embeddings=state["text_encoder.embeddings.position_embeddings.weight"].shape[0],
         layer_norm_eps=1e-12,
     )
-    if tokenizer is not None:
-        text.update(bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
-                    eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
+    if tokenizer is not None:  # those it has; transformers' defaults are BLIP's (bos [DEC] 30522)
+        ids = dict(bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
+                   eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
+        text.update({k: v for k, v in ids.items() if v is not None})
     return BlipConfig(vision_config=vision, text_config=text, image_text_hidden_size=state["vision_proj.weight"].shape[0])
 
 

@@ -63,7 +63,7 @@ def test_blip_itm_is_the_softmax_of_the_itm_head_with_enc_first(blip_dir):
     scores = itm_scores(model, processor, family, images(), TEXTS, "itm")
     assert scores.dtype == np.float32 and scores.shape == (5,)
     assert ((scores > 0) & (scores < 1)).all() and np.ptp(scores) > 1e-3
-    inputs = blip_inputs(processor, images(), TEXTS, "itm", model.config.text_config.vocab_size)
+    inputs = blip_inputs(processor, images(), TEXTS, "itm", model.config.text_config)
     # BLIP's ITM reads [ENC] where the tokenizer put [CLS]; text cut at 35 tokens
     assert (inputs["input_ids"][:, 0] == processor.tokenizer.convert_tokens_to_ids("[ENC]")).all()
     assert inputs["input_ids"].shape[1] == 35
@@ -73,10 +73,34 @@ def test_blip_itm_is_the_softmax_of_the_itm_head_with_enc_first(blip_dir):
     np.testing.assert_allclose(scores, torch.softmax(logits, dim=1)[:, 1].numpy(), rtol=0, atol=1e-6)
 
 
+class _Vocab:
+    def __init__(self, vocab):
+        self.vocab = vocab
+
+    def get_vocab(self):
+        return dict(self.vocab)
+
+
+def test_enc_is_the_token_after_dec_when_the_tokenizer_does_not_list_it():
+    from types import SimpleNamespace
+
+    from curate.itm import enc_token_id
+
+    text_config = SimpleNamespace(vocab_size=30524, bos_token_id=30522)
+    bert = {f"w{i}": i for i in range(30522)}
+    assert enc_token_id(_Vocab({**bert, "[DEC]": 30522, "[ENC]": 30523}), text_config) == 30523
+    assert enc_token_id(_Vocab({**bert, "[DEC]": 30522}), text_config) == 30523
+    assert enc_token_id(_Vocab(bert), text_config) == 30523  # [DEC] from the config's bos
+    with pytest.raises(ValueError, match="another token"):
+        enc_token_id(_Vocab({**bert, "[DEC]": 30522, "x": 30523}), text_config)
+    with pytest.raises(ValueError, match="outside"):
+        enc_token_id(_Vocab({**bert, "[DEC]": 30522}), SimpleNamespace(vocab_size=30523, bos_token_id=30522))
+
+
 def test_blip_itc_is_the_pairs_cosine(blip_dir):
     model, processor, family = load_itm_model(blip_dir)
     scores = itm_scores(model, processor, family, images(), TEXTS, "itc")
-    inputs = blip_inputs(processor, images(), TEXTS, "itc", model.config.text_config.vocab_size)
+    inputs = blip_inputs(processor, images(), TEXTS, "itc", model.config.text_config)
     assert (inputs["input_ids"][:, 0] == processor.tokenizer.cls_token_id).all()
     with torch.no_grad():
         matrix = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"],
