@@ -57,7 +57,14 @@ def test_the_tiny_run_uses_no_pretrained_model(config):
     assert config["pools"][config["scales"]["tiny"]["pool"]]["source"] == "synthetic"
 
 
-def test_pretrained_scorers_name_fetched_open_clip_models(config):
+def test_pretrained_scorers_name_fetched_models_of_their_library(config):
+    """CLIP scorers load open_clip models; BLIP / BLIP-2 ITM scorers Hub folders or converted
+    original checkpoints (curate/itm.py)."""
     for name, scorer in config["scorers"].items():
         if scorer.get("source") == "pretrained":
-            assert config["models"][scorer["model"]]["library"] == "open_clip", name
+            model = config["models"][scorer["model"]]
+            if scorer["library"] == "open_clip":
+                assert model["library"] == "open_clip", name
+            else:
+                assert scorer["library"] == "blip_itm", name
+                assert model["library"] == "huggingface" or model.get("convert") == "blip_itm", name
