@@ -34,9 +34,10 @@ def snakemake(tmp_path, config, *args, timeout=900):
 
 
 def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
-    """A CLIP-score-style top 20 % by BLIP ITM and MoS over a CLIP, a converted BLIP checkpoint and
-    BLIP-2 on datacomp-small: each model fetched once, the original checkpoint converted once, every
-    chunk scored by each scorer through its own rule."""
+    """A CLIP-score-style top 20 % by BLIP ITM, MoS over a CLIP, a converted BLIP checkpoint and
+    BLIP-2, and MoS's drop-lowest and weighting strategies by one ITM scorer, on datacomp-small:
+    each model fetched once, the original checkpoint converted once, every chunk scored by each
+    scorer through its own rule."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["scale"] = "small"
     config["fusions"]["mos_blip_test"] = {"method": "mos", "scorers": ["openai-clip-b32", "blip-itm-b16-pt", "blip2-itm-g14-ft"],
@@ -44,7 +45,11 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     config["selections"]["blip_itm_test_20"] = {"method": "clip_score", "scorer": "blip-itm-l16-ft", "fraction": 0.2}
     config["selections"]["mos_blip_test_20"] = {"method": "fused_score", "fusion": "mos_blip_test",
                                                 "sampler": "top_fraction", "fraction": 0.2}
-    targets = [f"data/subsets/datacomp-small/{s}.npy" for s in ("blip_itm_test_20", "mos_blip_test_20")]
+    # MoS's strategies by one ITM scorer: drop the lowest 20 %, weight every sample
+    config["selections"]["drop20_blip2_test"] = {"method": "drop_lowest", "scorer": "blip2-itm-g14-ft", "rho": 0.2}
+    config["selections"]["weight_blip_test"] = {"method": "sample_weighting", "scorer": "blip-itm-b16-pt"}
+    selections = ("blip_itm_test_20", "mos_blip_test_20", "drop20_blip2_test", "weight_blip_test")
+    targets = [f"data/subsets/datacomp-small/{s}.npy" for s in selections]
     result = snakemake(tmp_path, config, "-n", "--quiet", "rules", "--cores", "2", "--", *targets, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
@@ -53,7 +58,7 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     assert jobs["score_chunk"] == chunks  # openai-clip-b32
     # b16-pt's processor is b16-ft's, fetched for it
     assert jobs["fetch_model"] == 5 and jobs["convert_model"] == 1
-    assert jobs["select_subset"] == 2 and jobs["fusion_stats"] == 1 and jobs["fuse_chunk"] == chunks
+    assert jobs["select_subset"] == 4 and jobs["fusion_stats"] == 1 and jobs["fuse_chunk"] == chunks
 
     # the rules' files: the converted folder for the url model, the Hub folder as fetched
     result = snakemake(tmp_path, config, "-n", "--printshellcmds", "--cores", "2", "--",
