@@ -400,10 +400,16 @@ def selection_params(selection):
 
 
 def get_llava_base_inputs(wildcards):
-    """A tiny LLaVA base is built from a curated set; a real one from local model folders."""
+    """A tiny LLaVA base is built from a curated set; a real one from two fetched `models:`
+    entries, or from two folders put in place by hand (`local`)."""
     base = config["recipes"][wildcards.recipe]["base"]
     if base["source"] == "train":
         return {"curated_set": f"{DATA}/resources/curated/{base['curated_set']}"}
+    if base["source"] == "models":
+        return {
+            part: f"{DATA}/models/pretrained/{base[part]}"
+            for part in ("vision_tower", "language_model")
+        }
     return {
         "vision_tower": base["vision_tower"],
         "language_model": base["language_model"],
