@@ -23,6 +23,7 @@ from curate.workflow import (
     score_column,
     selection_labels,
     table_selections,
+    training_gpus,
 )
 
 # The scale's stand-ins (the papers' scorers replaced by configured ones, curate.paper_tables),
@@ -377,6 +378,10 @@ def suites_from(source):
     return names_pattern(
         name for name, suite in config["suites"].items() if suite["source"] == source
     )
+
+
+def get_training_gpus(wildcards):
+    return training_gpus(config["recipes"][wildcards.recipe])
 
 
 def recipes_trained_by(*trainers):
