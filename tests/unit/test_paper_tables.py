@@ -15,6 +15,7 @@ from curate.paper_tables import (
     implemented_methods,
     make_paper_table,
     metric_value,
+    paper_metric_spec,
     resolve_row,
     resolve_table,
     runs_as,
@@ -341,6 +342,9 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
     llava = status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")
     assert (llava["runs_as"], llava["recipe"], llava["suite"]) == ("weight_weak", "tiny-mos-llava", "synthetic-captioning")
     assert status_of(tiny, papers, "mos", "table1", "MoS (Ours) | All of above")["runs_as"] == "mos_weight_tiny"
+    for column in papers["mos"]["tables"]["table1"]["columns"]:  # CIDEr reads the held-out captions
+        assert paper_metric_spec(tiny["suites"]["synthetic-captioning"], column["metric"]) == {
+            "task": "retrieval", "metric": "cider"}
     recap = status_of(tiny, papers, "mos", "table4", "Image Re-captioning | BLIP Score | ViT-L/16 ft")
     assert (recap["runs_as"], recap["recipe"], recap["suite"]) == ("recap_reader", "tiny-mos-clip", "synthetic")
     assert recap["stand_ins"] == "blip-itm-l16-ft -> tiny-clip-reader; mos-recaptioner -> tiny-blip"
