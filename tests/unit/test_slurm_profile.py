@@ -14,7 +14,7 @@ PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text
 #: Rules whose models run on a GPU (a training rule's GPUs come from its recipe instead).
 GPU_RULES = {"train_scorer", "score_chunk", "evaluate_model", "evaluate_scorer", "evaluate_llava",
              "train_captioner", "caption_chunk", "train_sentence_encoder", "sieve_score_chunk",
-             "embed_curated_set", "embed_downstream_set", "train_mixer"}
+             "embed_curated_set", "embed_downstream_set", "train_mixer", "itm_score_chunk"}
 TRAINING_RULES = {"train_clip", "train_weighted_clip", "train_llava"}
 
 
