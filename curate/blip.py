@@ -24,8 +24,10 @@ through transformers' BLIP classes, and holds the loss weighting both share.
   Hard negatives are drawn as BLIP draws them (multinomial over ``softmax(sim) + 1e-4``, the
   diagonal zeroed), never from a zero-weight sample. Uniform weights give BLIP's unweighted
   losses exactly; a zero weight gives what the batch without that sample gives (tested).
-  Simplification at tiny scale: no momentum encoder and queue (ITC is in-batch, without
-  distillation), decoder and encoder do not share layers.
+  Simplifications at tiny scale: no momentum encoder and queue (ITC is in-batch, without
+  distillation), decoder and encoder do not share layers, and the ITC text feature is the mean
+  over the text's tokens rather than [CLS] (a from-scratch [CLS] carries too little of the
+  sentence for ITC to start; BLIP's comes from pretrained BERT).
 - Optimiser and schedule as LAVIS's ``linear_warmup_step_lr``: AdamW (betas 0.9/0.999, weight
   decay on matrices only), lr ``max(min_lr, lr * lr_decay_rate ** epoch)``, linear warm-up from
   ``warmup_lr`` over the first ``warmup`` steps of epoch 0; full batches only.
@@ -154,7 +156,12 @@ class TinyBlip(torch.nn.Module):
 
     def text_features(self, input_ids, attention_mask):
         out = self.retrieval.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return torch.nn.functional.normalize(self.retrieval.text_proj(out[:, 0]), dim=-1)
+        if self.text_pooling == "mean":
+            mask = attention_mask[..., None].to(out.dtype)
+            pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1)
+        else:
+            pooled = out[:, 0]
+        return torch.nn.functional.normalize(self.retrieval.text_proj(pooled), dim=-1)
 
     def itm_logits(self, input_ids, attention_mask, image_embeds):
         ids = input_ids.clone()
@@ -173,10 +180,13 @@ class TinyBlip(torch.nn.Module):
         return out.logits, ids.masked_fill(attention_mask == 0, -100)
 
     enc_token_id: int = 6
+    #: the ITC text feature: BLIP's [CLS] ("cls"), or the mean over the text's tokens ("mean"),
+    #: which the tiny model uses (see `build_tiny_blip`)
+    text_pooling: str = "cls"
 
 
 def build_tiny_blip(tokenizer_texts, seed: int, hidden: int = 64, layers: int = 2, image_size: int = 64,
-                    patch_size: int = 16, vocab_size: int = 400):
+                    patch_size: int = 16, vocab_size: int = 400, text_pooling: str = "mean"):
     """``(TinyBlip, BlipProcessor)``: a WordPiece tokenizer fitted to `tokenizer_texts`, tiny BLIP
     configs (`curate.captioning.tiny_blip_config`), seeded initialisation."""
     from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipProcessor
@@ -186,12 +196,21 @@ def build_tiny_blip(tokenizer_texts, seed: int, hidden: int = 64, layers: int = 
     tokenizer = train_wordpiece_tokenizer([str(t) for t in tokenizer_texts], vocab_size=vocab_size)
     config = tiny_blip_config(tokenizer, image_size=image_size, patch_size=patch_size, hidden=hidden, layers=layers)
     config.image_text_hidden_size = hidden
+    # transformers' BLIP initialises the ViT's class and position embeddings at std 1e-10 (it
+    # expects pretrained weights): every image's [CLS] feature is then the same and ITC/ITM
+    # cannot start. A from-scratch ViT's scale instead (open_clip's: width ** -0.5)
+    config.vision_config.initializer_range = hidden ** -0.5
     config.text_config.label_smoothing = LABEL_SMOOTHING
     processor = BlipProcessor(image_processor=clip_style_image_processor(image_size), tokenizer=tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = TinyBlip(BlipForImageTextRetrieval(config), BlipForConditionalGeneration(config))
     model.enc_token_id = tokenizer.convert_tokens_to_ids("[ENC]")
+    # BLIP's text encoder starts from pretrained BERT, whose [CLS] already carries the sentence;
+    # a from-scratch two-layer one's [CLS] barely depends on the words, so in-batch ITC collapses
+    # every feature to one point (measured: the loss stays at ln(batch)). The tiny model's ITC
+    # text feature is the mean over its tokens instead; ITM and LM are BLIP's.
+    model.text_pooling = text_pooling
     return model, processor
 
 
@@ -200,8 +219,8 @@ def save_blip(model: TinyBlip, processor, out_dir) -> Path:
     model.retrieval.save_pretrained(out_dir / "retrieval")
     model.captioner.save_pretrained(out_dir / "captioner")
     processor.save_pretrained(out_dir)
-    (out_dir / "itc.json").write_text(json.dumps({"temp": float(model.temp.detach()),
-                                                  "enc_token_id": int(model.enc_token_id)}) + "\n")
+    (out_dir / "itc.json").write_text(json.dumps({"temp": float(model.temp.detach()), "enc_token_id": int(model.enc_token_id),
+                                                  "text_pooling": model.text_pooling}) + "\n")
     return out_dir
 
 
@@ -218,6 +237,7 @@ def load_blip(model_dir):
     model = TinyBlip(BlipForImageTextRetrieval.from_pretrained(model_dir / "retrieval"),
                      BlipForConditionalGeneration.from_pretrained(model_dir / "captioner"), temp=itc["temp"])
     model.enc_token_id = int(itc["enc_token_id"])
+    model.text_pooling = itc["text_pooling"]
     return model.eval(), BlipProcessor.from_pretrained(model_dir)
 
 
@@ -272,7 +292,7 @@ def _param_groups(model, wd: float) -> list[dict]:
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (no_decay if p.ndim < 2 or "bias" in name or "norm" in name or name == "temp" else decay).append(p)
+        (no_decay if p.ndim < 2 or "bias" in name or "norm" in name.lower() or name == "temp" else decay).append(p)
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 

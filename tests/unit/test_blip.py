@@ -356,3 +356,34 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
     users = [p.name for folder in ("curate", "scripts", "tests") for p in (ROOT / folder).rglob("*.py")
              if pattern.search(p.read_text())]
     assert users == ["lavis_blip.py"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["recipes"]["tiny-mos-blip"].pop("lr_decay_rate"), "lr_decay_rate"),
+    (lambda c: c["recipes"]["tiny-mos-blip"].pop("tokenizer"), "tokenizer"),
+    (lambda c: c["recipes"]["mos-blip"].pop("world_size"), "world_size"),
+    (lambda c: c["recipes"]["mos-blip"].update(library="open_clip"), "open_clip"),
+    (lambda c: c["suites"]["mos-blip"]["tasks"]["nlvr2"].update(type="reasoning"), "reasoning"),
+])
+def test_blip_schema_errors_name_the_key(config, mutate, key):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    mutate(config)
+    with pytest.raises(WorkflowError, match=key):
+        validate(config, str(ROOT / "schemas" / "config.schema.yaml"))
+
+
+def test_blip_entries_and_references(config):
+    from curate.config import ConfigError, check_references
+
+    blip = config["recipes"]["mos-blip"]
+    assert (blip["epochs"], blip["batch_size"], blip["lr"], blip["wd"], blip["lr_decay_rate"]) == (20, 1260, 3e-4, 0.05, 0.85)
+    assert blip["tiny_analogue"] == "tiny-mos-blip" and config["suites"]["mos-blip"]["tiny_analogue"] == "synthetic-blip"
+    config["recipes"]["tiny-mos-blip"]["tokenizer"]["curated_set"] = "nope"
+    with pytest.raises(ConfigError, match=r"recipes\.tiny-mos-blip\.tokenizer\.curated_set"):
+        check_references(config)
