@@ -21,13 +21,17 @@ def _paper_names(config: dict) -> set:
     return {name for entry in config["scales"].values() for name in entry.get("stand_ins", {})}
 
 
-def _require_scorer(config: dict, name: str, where: str) -> bool:
-    """Whether a configured scorer; a known paper name that is not configured is allowed (False)."""
-    if name in config["scorers"]:
+def _require_or_paper_name(config: dict, section: str, name: str, where: str) -> bool:
+    """Whether an entry of ``section``; a known paper name that is not configured is allowed (False)."""
+    if name in config.get(section, {}):
         return True
     if name in _paper_names(config):
         return False
-    _require(config, "scorers", name, where)
+    _require(config, section, name, where)
+
+
+def _require_scorer(config: dict, name: str, where: str) -> bool:
+    return _require_or_paper_name(config, "scorers", name, where)
 
 
 def check_references(config: dict) -> None:
@@ -96,7 +100,12 @@ def check_references(config: dict) -> None:
         if "fusion" in entry:
             _require(config, "fusions", entry["fusion"], f"selections.{selection}.fusion")
         if "captioner" in entry:
-            _require(config, "captioners", entry["captioner"], f"selections.{selection}.captioner")
+            _require_or_paper_name(config, "captioners", entry["captioner"], f"selections.{selection}.captioner")
+    for recipe, entry in config["recipes"].items():
+        base = entry.get("base", {})
+        if base.get("source") == "models":
+            for part in ("vision_tower", "language_model"):
+                _require(config, "models", base[part], f"recipes.{recipe}.base.{part}")
     for section in ("recipes", "suites"):
         for name, entry in config[section].items():
             if "tiny_analogue" in entry:

@@ -168,6 +168,17 @@ def winogavil_jaccard(similarities, associations) -> float:
     return float(np.sum(truth & chosen) / union) if union else 0.0
 
 
+def winogavil_prompt(cue: str) -> str:
+    """DataComp's text for a cue: lower-cased, with "A" or, before a vowel, "An"."""
+    cue = cue.lower()
+    return f"An {cue}" if cue[0] in "aeiou" else f"A {cue}"
+
+
+def winogavil_associations(candidates, associations) -> np.ndarray:
+    """The true mask over an instance's candidates (DataComp: ``np.isin(candidates, associations)``)."""
+    return np.isin(np.asarray(candidates), np.asarray(associations))
+
+
 def winogavil_metrics(instances) -> dict:
     """`instances`: (similarities, associations) per instance. DataComp's scores by candidate
     count (5, 6, 10, 12 candidates)."""

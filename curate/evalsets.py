@@ -5,6 +5,8 @@
 names a local copy (``root``; e.g. the folder DataComp's ``download_evalsets.py`` fills), else a
 ``huggingface_hub.snapshot_download`` of the task's ``source`` dataset repo (DataComp's
 ``djghosh/wds_<task>_test`` webdatasets). A webdataset task must hold ``test/nshards.txt``.
+WinoGAViL is not a webdataset: its local copy is the test split of ``nlphuji/winogavil`` saved
+with ``datasets``' save_to_disk (what ``load_dataset`` gives DataComp's evaluation).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 NOT_WEBDATASET = ("winogavil",)
 
 
-def fetch_eval_task(task_key: str, task: dict, out_dir, root=None, snapshot_download=None) -> str:
+def fetch_eval_task(task_key: str, task: dict, out_dir, root=None, snapshot_download=None, load_dataset=None) -> str:
     """Make `out_dir` the task's folder; returns where it came from. Raises naming the task when
     the copy is not a clip_benchmark webdataset folder."""
     out_dir = Path(out_dir)
@@ -35,6 +37,8 @@ def fetch_eval_task(task_key: str, task: dict, out_dir, root=None, snapshot_down
         return str(source)
     if not task.get("source"):
         raise ValueError(f"task {task_key}: no `source` to download it from and no suite `root`")
+    if task.get("type") == "winogavil":
+        return _fetch_datasets_split(task_key, task, out_dir, load_dataset)
     if snapshot_download is None:
         from huggingface_hub import snapshot_download
     snapshot_download(repo_id=task["source"], repo_type="dataset", local_dir=str(out_dir))
@@ -43,8 +47,20 @@ def fetch_eval_task(task_key: str, task: dict, out_dir, root=None, snapshot_down
     return f"hf://datasets/{task['source']}"
 
 
+def _fetch_datasets_split(task_key: str, task: dict, out_dir: Path, load_dataset=None) -> str:
+    """A `datasets` dataset's test split (WinoGAViL, as DataComp loads it) saved with save_to_disk."""
+    if load_dataset is None:
+        from datasets import load_dataset
+    split = load_dataset(task["source"], split="test", cache_dir=str(out_dir.parent / ".hf_cache"))
+    split.save_to_disk(str(out_dir))
+    _check_layout(task_key, task, out_dir)
+    return f"hf://datasets/{task['source']} (test split)"
+
+
 def _check_layout(task_key: str, task: dict, folder: Path) -> None:
     if task.get("type") in NOT_WEBDATASET:
+        if not (folder / "state.json").is_file():
+            raise FileNotFoundError(f"task {task_key}: {folder} has no state.json (not a split saved by `datasets`)")
         return
     if not (folder / "test" / "nshards.txt").is_file():
         raise FileNotFoundError(f"task {task_key}: {folder} has no test/nshards.txt (not a clip_benchmark webdataset)")

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 TASK_TYPES = ("classification", "retrieval")
 #: DataComp's classification tasks scored from their logits and per-sample metadata
 #: (curate.datacomp_eval); FairFace/UTKFace (``fairface``) predict four objectives per face.
-#: WinoGAViL's runner is not built (its data is a `datasets` dataset, not a webdataset).
+#: WinoGAViL (``winogavil``) is a `datasets` dataset saved with save_to_disk, not a webdataset.
 METADATA_TASK_TYPES = ("iwildcam", "fmow", "dollar_street", "geode")
 RETRIEVAL_KS = (1, 5)
 
@@ -126,9 +126,7 @@ def evaluate_task(model, preprocess, tokenizer, task_dir, task_type: str, batch_
     if task_type == "fairface":
         return _evaluate_fairface_task(model, preprocess, tokenizer, task_dir, batch_size)
     if task_type == "winogavil":
-        raise NotImplementedError(
-            f"task {task_dir}: WinoGAViL's runner is not built yet (its metric is "
-            "curate.datacomp_eval.winogavil_metrics; its data is a `datasets` dataset, not a webdataset)")
+        return _evaluate_winogavil_task(model, preprocess, tokenizer, task_dir)
     if task_type not in TASK_TYPES:
         raise ValueError(f"task {task_dir}: unknown type {task_type!r}; expected one of {TASK_TYPES}")
     if not (task_dir / "test" / "nshards.txt").is_file():
@@ -344,3 +342,29 @@ def aggregate(records: list[dict], groups: dict) -> dict:
     values = [v for v in (_main_metric(r) for r in records) if v is not None]
     out["Average"] = float(np.mean(values)) if values else None
     return out
+
+
+@torch.inference_mode()
+def _evaluate_winogavil_task(model, preprocess, tokenizer, task_dir: Path) -> dict:
+    """DataComp's WinoGAViL run: per instance, the cue's prompt against each candidate image;
+    the k most similar (k = the number of true associations) scored by Jaccard index.
+    ``task_dir``: the test split as ``datasets`` saves it (``fetch_eval_task``)."""
+    import datasets
+
+    from curate.datacomp_eval import winogavil_associations, winogavil_metrics, winogavil_prompt
+
+    split = datasets.load_from_disk(str(task_dir))
+    device = next(model.parameters()).device
+    instances = []
+    for example in split:
+        images = torch.stack([preprocess(image) for image in example["candidate_images"]]).to(device)
+        image_features = torch.nn.functional.normalize(model.encode_image(images).float(), dim=-1)
+        text = tokenizer([winogavil_prompt(example["cue"])]).to(device)
+        text_features = torch.nn.functional.normalize(model.encode_text(text).float(), dim=-1)
+        similarities = (text_features @ image_features.T).squeeze(0).cpu().numpy()
+        instances.append((similarities, winogavil_associations(example["candidates"], example["associations"])))
+    if not instances:
+        raise ValueError(f"task {task_dir}: no WinoGAViL instances")
+    metrics = winogavil_metrics(instances)
+    metrics["n_samples"] = len(instances)
+    return metrics

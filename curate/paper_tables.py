@@ -6,12 +6,14 @@ reproduced and delta numbers side by side (``results/<paper>/<table>.csv``).
 ``synthetic-tiny`` with ``tiny-clip`` and the ``synthetic`` suite, so any table is rebuilt
 cheaply); an entry with ``keep_paper_pools: true`` (the default of the scale named ``paper``)
 keeps each row's own pool, recipe and suite. A moved row is a stand-in run: its numbers are the analogues of the paper's on
-another pool, printed beside the paper's but never subtracted from them (no delta).
+another pool, printed beside the paper's but never subtracted from them (no delta). With
+``use_tiny_analogues`` (tiny) a row whose recipe or suite names a ``tiny_analogue`` runs with
+that instead of the scale's (:func:`row_setting`): MoS's LLaVA, BLIP and weighted-CLIP rows.
 
 **Stand-ins.** A scale may name ``stand_ins``: ``{paper name: configured name}``, e.g. at tiny
 ``openai-clip-l14: tiny-clip-clean``. :func:`apply_stand_ins` (pure, applied once where the
 workflow reads its config, rules/common.smk) replaces every scorer a selection or fusion names by
-its stand-in (a fusion's list is de-duplicated, keeping the first occurrence), and moves an
+its stand-in, and likewise a selection's captioner and language detector (a fusion's list is de-duplicated, keeping the first occurrence), and moves an
 IN-weighted fusion's accuracy to the scale suite's ImageNet analogue when the scale moves rows.
 A row's needs are looked up through the same map.
 
@@ -89,6 +91,9 @@ UNIT_FACTORS = {"percent": 100.0, "fraction": 1.0, "cider": 100.0}
 
 OK = "ok"
 
+#: The keys of a selection that name a model a stand-in may replace.
+STAND_IN_KEYS = ("scorer", "captioner", "langid")
+
 
 # ---------------------------------------------------------------------------------------------
 # Scale and stand-ins
@@ -102,6 +107,26 @@ def moves_rows(entry: dict, name: str = "") -> bool:
     """Whether a scale puts every paper row on its own pool/recipe/suite (tiny) or keeps the
     paper's (``keep_paper_pools``; true by default for the scale named ``paper``)."""
     return not entry.get("keep_paper_pools", name == "paper")
+
+
+def row_setting(config: dict, row: dict, axis: str) -> str:
+    """The recipe or suite (``axis``) a paper row runs with at the current scale.
+
+    A scale that keeps the paper's pools keeps the row's own. A scale that moves rows uses its
+    own, except that with ``use_tiny_analogues`` a row whose recipe or suite names a
+    ``tiny_analogue`` uses that: MoS's LLaVA rows train the tiny LLaVA and are scored by CIDEr,
+    which the scale's CLIP recipe and suite cannot give.
+    """
+    entry = scale_entry(config)
+    if not moves_rows(entry, config["scale"]):
+        return row[axis]
+    if entry.get("use_tiny_analogues"):
+        own = config[axis + "s"].get(row[axis])
+        if own is None:
+            return row[axis]  # not configured: the row is not built, and says so
+        if "tiny_analogue" in own:
+            return own["tiny_analogue"]
+    return entry[axis]
 
 
 def stand_ins(config: dict) -> dict:
@@ -125,8 +150,9 @@ def apply_stand_ins(config: dict) -> dict:
     entry = scale_entry(config)
     moved = moves_rows(entry, config["scale"])
     for selection in resolved.get("selections", {}).values():
-        if "scorer" in selection:
-            selection["scorer"] = mapping.get(selection["scorer"], selection["scorer"])
+        for key in STAND_IN_KEYS:
+            if key in selection:
+                selection[key] = mapping.get(selection[key], selection[key])
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
         accuracy = fusion.get("accuracy")
@@ -223,6 +249,8 @@ def selection_references_missing(config: dict, selection: str) -> dict:
     absent = [s for s in _dedupe(scorers) if s not in config["scorers"]]
     if absent:
         missing["scorer"] = absent
+    if "captioner" in entry and entry["captioner"] not in config.get("captioners", {}):
+        missing["captioner"] = [entry["captioner"]]
     return missing
 
 
@@ -243,7 +271,8 @@ def resolve_row(config: dict, row: dict, methods: set, data_root: str = "data") 
     entry = scale_entry(config)
     mapping = stand_ins(config)
     moved = moves_rows(entry, config["scale"])
-    pool, recipe, suite = (entry["pool"], entry["recipe"], entry["suite"]) if moved else (row["pool"], row["recipe"], row["suite"])
+    pool = entry["pool"] if moved else row["pool"]
+    recipe, suite = row_setting(config, row, "recipe"), row_setting(config, row, "suite")
     used = [(name, mapping[name]) for name in _dedupe(_split_need(n)[1] for n in row.get("needs", [])) if name in mapping]
     resolved = {
         "label": row["label"], "scale": config["scale"], "selection": row["selection"], "runs_as": "",

@@ -103,3 +103,11 @@ def names_pattern(names) -> str:
 
     names = sorted(names)
     return "|".join(re.escape(name) for name in names) if names else "(?!)"
+
+
+def training_gpus(recipe: dict) -> int:
+    """GPUs a training job asks the cluster for: one per process of a CUDA recipe (its
+    ``world_size``, default 1; torchrun starts that many), none for a CPU one (the default device)."""
+    if recipe.get("device", "cpu") != "cuda":
+        return 0
+    return int(recipe.get("world_size", 1))

@@ -9,6 +9,8 @@ rule train_blip:
         recipe=blip_recipes("transformers"),
     conda:
         "../envs/blip.yaml"
+    resources:
+        gpu=get_training_gpus,
     threads: config["threads"]
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
@@ -28,6 +30,8 @@ rule train_blip_lavis:
         recipe=blip_recipes("lavis"),
     conda:
         "../envs/lavis.yaml"
+    resources:
+        gpu=get_training_gpus,
     threads: config["threads"]
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],

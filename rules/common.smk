@@ -23,6 +23,7 @@ from curate.workflow import (
     score_column,
     selection_labels,
     table_selections,
+    training_gpus,
 )
 
 # The scale's stand-ins (the papers' scorers replaced by configured ones, curate.paper_tables),
@@ -379,6 +380,10 @@ def suites_from(source):
     )
 
 
+def get_training_gpus(wildcards):
+    return training_gpus(config["recipes"][wildcards.recipe])
+
+
 def recipes_trained_by(*trainers):
     """A wildcard pattern matching the recipes of these trainers (`trainer`, default open_clip)."""
     return names_pattern(
@@ -400,10 +405,16 @@ def selection_params(selection):
 
 
 def get_llava_base_inputs(wildcards):
-    """A tiny LLaVA base is built from a curated set; a real one from local model folders."""
+    """A tiny LLaVA base is built from a curated set; a real one from two fetched `models:`
+    entries, or from two folders put in place by hand (`local`)."""
     base = config["recipes"][wildcards.recipe]["base"]
     if base["source"] == "train":
         return {"curated_set": f"{DATA}/resources/curated/{base['curated_set']}"}
+    if base["source"] == "models":
+        return {
+            part: f"{DATA}/models/pretrained/{base[part]}"
+            for part in ("vision_tower", "language_model")
+        }
     return {
         "vision_tower": base["vision_tower"],
         "language_model": base["language_model"],

@@ -27,6 +27,8 @@ rule train_llava:
     conda:
         "../envs/llava.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
         seed=0,

@@ -10,6 +10,8 @@ rule train_clip:
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
         seed=0,
@@ -29,6 +31,8 @@ rule train_weighted_clip:
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
         seed=0,

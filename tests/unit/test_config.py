@@ -61,6 +61,8 @@ def test_schema_error_names_the_key(config, mutate, key):
         (lambda c: c["selections"]["mos_weight_tiny"].update(fusion="nope"), r"selections\.mos_weight_tiny\.fusion"),
         (lambda c: c["recipes"]["mos-clip"].update(tiny_analogue="nope"), r"recipes\.mos-clip\.tiny_analogue"),
         (lambda c: c["suites"]["mos-llava"].update(tiny_analogue="nope"), r"suites\.mos-llava\.tiny_analogue"),
+        (lambda c: c["recipes"]["mos-llava"]["base"].update(language_model="nope"),
+         r"recipes\.mos-llava\.base\.language_model"),
     ],
 )
 def test_dangling_reference_names_the_key(config, mutate, key):

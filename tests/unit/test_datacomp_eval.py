@@ -219,3 +219,35 @@ def test_evaluate_task_runs_fairface(tmp_path):
     expected = fairface_metrics(np.stack(predictions, axis=1), np.stack(meta))
     assert metrics["n_samples"] == 10
     assert {k: v for k, v in metrics.items() if k != "n_samples"} == pytest.approx(expected)
+
+
+def test_winogavil_prompt_and_associations_as_datacomp():
+    from curate.datacomp_eval import winogavil_associations, winogavil_prompt
+
+    assert winogavil_prompt("Ocean") == "An ocean" and winogavil_prompt("fire") == "A fire"
+    assert winogavil_associations(["a", "b", "c"], ["c", "a"]).tolist() == [True, False, True]
+
+
+def test_evaluate_task_runs_winogavil_from_a_saved_split(tmp_path):
+    """The runner's Jaccard scores equal those computed here from the model's own encodings."""
+    from curate.clip import encode, load_model
+    from curate.datacomp_eval import winogavil_associations, winogavil_prompt
+    from curate.evaluate import evaluate_task
+    from tests.unit.model_fixtures import export_random_tiny_model
+    from tests.unit.test_evalsets import winogavil_split
+
+    split = winogavil_split((5, 6, 10, 12))
+    task = tmp_path / "winogavil"
+    split.save_to_disk(str(task))
+    model, preprocess, tokenizer = load_model(f"local-dir:{export_random_tiny_model(tmp_path)}")
+    metrics = evaluate_task(model, preprocess, tokenizer, task, "winogavil")
+
+    instances = []
+    for example in split:
+        images, text = encode(model, preprocess, tokenizer, example["candidate_images"],
+                              [winogavil_prompt(example["cue"])])
+        instances.append(((text @ images.T)[0], winogavil_associations(example["candidates"], example["associations"])))
+    expected = winogavil_metrics(instances)
+    assert metrics["n_samples"] == 4
+    assert {k: v for k, v in metrics.items() if k != "n_samples"} == pytest.approx(expected)
+    assert 0.0 <= metrics["jaccard_score_10-12"] <= 1.0

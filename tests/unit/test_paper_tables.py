@@ -15,6 +15,7 @@ from curate.paper_tables import (
     implemented_methods,
     make_paper_table,
     metric_value,
+    paper_metric_spec,
     resolve_row,
     resolve_table,
     runs_as,
@@ -127,6 +128,48 @@ def test_an_unbuilt_row_says_why(paper_row, status):
     resolved = resolve_row(apply_stand_ins(small_config()), paper_row, METHODS)
     assert not resolved["built"] and resolved["evaluation"] is None and resolved["runs_as"] == ""
     assert resolved["status"] == status
+
+
+def analogue_config(scale="tiny"):
+    """small_config with a weighted-CLIP recipe and a captioning suite that have tiny analogues."""
+    config = small_config(scale)
+    config["scales"]["tiny"]["use_tiny_analogues"] = True
+    config["scales"]["tiny"]["stand_ins"]["paper-captioner"] = "toy-captioner"
+    config["recipes"] |= {"paper-weighted": {"tiny_analogue": "toy-weighted"}, "toy-weighted": {}}
+    config["suites"] |= {"paper-captions": {"groups": {}, "tiny_analogue": "toy-captions"}, "toy-captions": {"groups": {}}}
+    config["captioners"] = {"toy-captioner": {}}
+    config["selections"] |= {
+        "recap_toy": {"method": "recaption", "scorer": "toy-clean", "rho": 0.1, "captioner": "toy-captioner"},
+        "recap_big": {"method": "recaption", "scorer": "big-clip", "rho": 0.1, "captioner": "paper-captioner"},
+    }
+    return config
+
+
+def test_with_tiny_analogues_a_moved_row_trains_and_scores_with_its_recipes_and_suites_analogues():
+    config = apply_stand_ins(analogue_config())
+    weighted = row("big_30", recipe="paper-weighted", suite="paper-captions")
+    resolved = resolve_row(config, weighted, METHODS, "D")
+    assert (resolved["pool"], resolved["recipe"], resolved["suite"]) == ("toy", "toy-weighted", "toy-captions")
+    assert resolved["evaluation"] == "D/evals/toy/clean_30/toy-weighted/toy-captions.jsonl"
+    # a recipe without an analogue moves to the scale's; an unconfigured one is named, never replaced
+    plain = resolve_row(config, row("big_30", suite="paper-captions"), METHODS)
+    assert (plain["recipe"], plain["suite"]) == ("toy-clip", "toy-captions")
+    unknown = resolve_row(config, row("big_30", recipe="paper-blip"), METHODS)
+    assert not unknown["built"] and unknown["status"] == "recipe not configured: paper-blip"
+    # without the flag every moved row takes the scale's recipe and suite
+    config["scales"]["tiny"]["use_tiny_analogues"] = False
+    assert resolve_row(config, weighted, METHODS)["recipe"] == "toy-clip"
+
+
+def test_a_selections_captioner_has_a_stand_in_and_is_named_where_it_is_missing():
+    tiny = apply_stand_ins(analogue_config())
+    assert tiny["selections"]["recap_big"] == tiny["selections"]["recap_toy"]
+    resolved = resolve_row(tiny, row("recap_big", needs=["scorer:big-clip", "captioner:paper-captioner"]), METHODS)
+    assert resolved["runs_as"] == "recap_toy"
+    assert resolved["stand_ins"] == "big-clip -> toy-clean; paper-captioner -> toy-captioner"
+    paper = apply_stand_ins(analogue_config("paper")) | {"scorers": {"big-clip": {}, "toy-clean": {}}}
+    status = resolve_row(paper, row("recap_big", needs=[]), METHODS)["status"]
+    assert status == "captioner not available: paper-captioner"
 
 
 def test_at_the_paper_scale_rows_keep_their_pools_and_unconfigured_things_are_named():
@@ -295,8 +338,18 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
     assert status_of(tiny, papers, "flyt", "table2", "ViT-B/32")["runs_as"] == "clip_score_weak_20"
     assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == (
         "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32")
-    # sample weighting exists now, but not under the paper's selection ids (weight_clean ... stand for them)
-    assert status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")["status"] == "selection not in config: weight_clip_b32"
+    # MoS's ids share the tiny strategies' runs, with its recipes' and suites' tiny analogues
+    llava = status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")
+    assert (llava["runs_as"], llava["recipe"], llava["suite"]) == ("weight_weak", "tiny-mos-llava", "synthetic-captioning")
+    assert status_of(tiny, papers, "mos", "table1", "MoS (Ours) | All of above")["runs_as"] == "mos_weight_tiny"
+    for column in papers["mos"]["tables"]["table1"]["columns"]:  # CIDEr reads the held-out captions
+        assert paper_metric_spec(tiny["suites"]["synthetic-captioning"], column["metric"]) == {
+            "task": "retrieval", "metric": "cider"}
+    recap = status_of(tiny, papers, "mos", "table4", "Image Re-captioning | BLIP Score | ViT-L/16 ft")
+    assert (recap["runs_as"], recap["recipe"], recap["suite"]) == ("recap_reader", "tiny-mos-clip", "synthetic")
+    assert recap["stand_ins"] == "blip-itm-l16-ft -> tiny-clip-reader; mos-recaptioner -> tiny-blip"
+    assert status_of(tiny, papers, "mos", "table5", "CLIP Score | ViT-L/14")["runs_as"] == "drop10_clean"
+    assert status_of(tiny, papers, "mos", "table5", "MoS (Ours) | All of above")["runs_as"] == "mos_drop10_tiny"
     assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve")["runs_as"] == "sieve_top20"
     assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"] == "sieve_clip_top20"
     assert status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"] == "captioner not available: blip-b16-129m"
@@ -312,7 +365,14 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     runs = {e for doc in papers.values() for table in doc["tables"].values()
             for e in table_evaluations(resolve_table(tiny, table, METHODS))}
     tables = set(tiny["tables"]["table1"]["selections"]) | set(tiny["tables"]["table2"]["selections"])
-    assert len(runs) == 18
+    by_recipe = {}
+    for evaluation in runs:
+        by_recipe.setdefault(Path(evaluation).parts[-2], set()).add(Path(evaluation).parts[-3])
+    assert len(by_recipe["tiny-clip"]) == 18
     # beyond table1's and table2's runs: IN-weighted r = 2, 4, 16, FLYT's IN-weighted SCS, Sieve's
     # top 10 and 15 % and Sieve + CLIP with CLIP weight 0.3 and 0.7
-    assert len({Path(e).parts[-3] for e in runs} - tables) == 8
+    assert len(by_recipe["tiny-clip"] - tables) == 8
+    # MoS with the weighted CLIP loop: no filter; each tiny scorer dropping 10, 20 and 30 %,
+    # weighting and re-captioning; MoS dropping 10, 20 and 30 %. LLaVA: each scorer's weights and MoS's.
+    assert len(by_recipe["tiny-mos-clip"]) == 1 + 3 * 5 + 3
+    assert by_recipe["tiny-mos-llava"] == {"weight_weak", "weight_clean", "weight_reader", "mos_weight_tiny"}

@@ -65,11 +65,9 @@ def test_tiny_llava_builds_its_base_and_evaluates_by_captioning(tmp_path, snakem
     assert "evaluate_model" not in jobs and "train_clip" not in jobs and "train_weighted_clip" not in jobs
 
 
-def test_paper_llava_recipe_assembles_its_base_from_local_model_folders(tmp_path, snakemake_run):
+def test_paper_llava_recipe_assembles_its_base_from_two_fetched_models(tmp_path, snakemake_run):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     base, suite = config["recipes"]["mos-llava"]["base"], config["suites"]["mos-llava"]
-    for folder in (base["vision_tower"], base["language_model"]):
-        (tmp_path / folder).mkdir(parents=True)
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-llava" / task / "test").mkdir(parents=True)
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",
@@ -77,7 +75,9 @@ def test_paper_llava_recipe_assembles_its_base_from_local_model_folders(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert jobs["build_llava_base"] == "1" and jobs["train_llava"] == "1" and jobs["evaluate_llava"] == "1"
-    assert "pretrained/vicuna-7b-v1.5" in result.stdout + result.stderr
+    assert jobs["fetch_model"] == "2"
+    for part in ("vision_tower", "language_model"):
+        assert f"data/models/pretrained/{base[part]}" in result.stdout + result.stderr
 
 
 def test_tiny_blip_trains_with_transformers_and_evaluates_on_its_tiny_suite(tmp_path, snakemake_run):
