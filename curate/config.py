@@ -122,6 +122,9 @@ def check_references(config: dict) -> None:
         for name, entry in config[section].items():
             if "tiny_analogue" in entry:
                 _require(config, section, entry["tiny_analogue"], f"{section}.{name}.tiny_analogue")
+    for name, entry in config["recipes"].items():
+        if "tokenizer" in entry:
+            _require(config, "curated_sets", entry["tokenizer"]["curated_set"], f"recipes.{name}.tokenizer.curated_set")
     for suite, entry in config["suites"].items():
         for group, tasks in entry["groups"].items():
             for task in tasks:

@@ -476,3 +476,23 @@ def figure_category(wildcards):
 
 def paper_category(wildcards):
     return CATEGORIES.get(wildcards.paper, wildcards.paper)
+
+
+# ---- BLIP (rules/blip.smk) --------------------------------------------------------------------
+def blip_recipes(library):
+    """A wildcard pattern matching the blip recipes of one library (lavis: the real trainer in
+    its own env; transformers: the tiny one)."""
+    return names_pattern(
+        name
+        for name, recipe in config["recipes"].items()
+        if recipe.get("trainer") == "blip" and recipe.get("library") == library
+    )
+
+
+def get_tiny_blip_inputs(wildcards):
+    """The reshard it trains on and the curated set its tokenizer is fitted to."""
+    tokenizer = config["recipes"][wildcards.recipe]["tokenizer"]
+    return {
+        "reshard": f"{DATA}/reshards/{wildcards.pool}/{wildcards.selection}",
+        "curated_set": f"{DATA}/resources/curated/{tokenizer['curated_set']}",
+    }

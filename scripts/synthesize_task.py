@@ -1,12 +1,14 @@
 from curate.logs import log_to
-from curate.synthetic.tasks import write_task
+from curate.synthetic.tasks import write_suite_task
 
 with log_to(snakemake.log[0]) as log:
     suite = snakemake.params.suite
-    summary = write_task(
+    task = snakemake.wildcards.task
+    summary = write_suite_task(
         out_dir=snakemake.output[0],
-        task=snakemake.wildcards.task,
+        key=task,
+        spec=suite["tasks"][task],
         n_samples=suite["n_samples"],
         seed=suite["seed"],
     )
-    log.info("task %s: %s", snakemake.wildcards.task, summary)
+    log.info("task %s: %s", task, summary)

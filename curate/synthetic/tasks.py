@@ -248,3 +248,16 @@ def write_task(out_dir, task: str, n_samples: int, seed: int, image_size: int = 
     (out_dir / "test" / "nshards.txt").write_text(f"{n_shards}\n")
     summary["n_shards"] = n_shards
     return summary
+
+
+def write_suite_task(out_dir, key: str, spec: dict, n_samples: int, seed: int) -> dict:
+    """Write task `key` of a synthetic suite by its type: ``synthetic_vqa`` is the question
+    answering task (`curate.synthetic.vqa`); a ``captioning`` task is the held-out retrieval
+    task's images with their five captions as references; any other key is a task of `TASKS`."""
+    if spec.get("type") == "synthetic_vqa":
+        from .vqa import write_vqa_task
+
+        return write_vqa_task(out_dir, n_samples, seed)
+    if spec.get("type") == "captioning":
+        return write_task(out_dir, "retrieval", n_samples, seed) | {"task": key, "type": "captioning"}
+    return write_task(out_dir, key, n_samples, seed)

@@ -14,8 +14,8 @@ PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text
 #: Rules whose models run on a GPU (a training rule's GPUs come from its recipe instead).
 GPU_RULES = {"train_scorer", "score_chunk", "evaluate_model", "evaluate_scorer", "evaluate_llava",
              "train_captioner", "caption_chunk", "train_sentence_encoder", "sieve_score_chunk",
-             "embed_curated_set", "embed_downstream_set", "train_mixer", "itm_score_chunk"}
-TRAINING_RULES = {"train_clip", "train_weighted_clip", "train_llava"}
+             "embed_curated_set", "embed_downstream_set", "train_mixer", "itm_score_chunk", "evaluate_blip"}
+TRAINING_RULES = {"train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}
 
 
 def rules():
@@ -37,7 +37,7 @@ def test_gpus_go_to_the_rules_that_compute_on_one():
 
 
 def test_training_rules_ask_for_their_recipes_gpus():
-    for smk in ("train.smk", "llava.smk"):
+    for smk in ("train.smk", "llava.smk", "blip.smk"):
         text = (ROOT / "rules" / smk).read_text()
         for block in re.split(r"^rule ", text, flags=re.M)[1:]:
             if block.split(":", 1)[0] in TRAINING_RULES:
@@ -58,3 +58,4 @@ def test_the_configured_recipes_ask_for_what_they_run_on():
     recipes = yaml.safe_load((ROOT / "config.yaml").read_text())["recipes"]
     assert training_gpus(recipes["datacomp-medium"]) == recipes["datacomp-medium"]["world_size"] == 8
     assert training_gpus(recipes["tiny-clip"]) == 0 and training_gpus(recipes["mos-llava"]) == 1
+    assert training_gpus(recipes["tiny-mos-blip"]) == 0 and training_gpus(recipes["mos-blip"]) == 14

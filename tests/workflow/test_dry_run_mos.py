@@ -78,3 +78,28 @@ def test_paper_llava_recipe_assembles_its_base_from_two_fetched_models(tmp_path,
     assert jobs["fetch_model"] == "2"
     for part in ("vision_tower", "language_model"):
         assert f"data/models/pretrained/{base[part]}" in result.stdout + result.stderr
+
+
+def test_tiny_blip_trains_with_transformers_and_evaluates_on_its_tiny_suite(tmp_path, snakemake_run):
+    targets = [f"data/evals/synthetic-tiny/{selection}/tiny-mos-blip/synthetic-blip.jsonl"
+               for selection in ("no_filter", "drop10_clean", "weight_clean", "mos_drop10_tiny")]
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert jobs["train_blip"] == "4" and jobs["evaluate_blip"] == "4" and jobs["synthesize_task"] == "4"
+    assert jobs["sample_weights"] == "1" and int(jobs["synthesize_curated_set"]) >= 1
+    for other in ("train_blip_lavis", "evaluate_model", "evaluate_llava", "train_clip", "train_weighted_clip"):
+        assert other not in jobs
+
+
+def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, snakemake_run):
+    """mos-blip (LAVIS, its own env) evaluated on the mos-blip suite's local task folders."""
+    suite = yaml.safe_load((ROOT / "config.yaml").read_text())["suites"]["mos-blip"]
+    for task in suite["tasks"]:
+        (tmp_path / "data" / "evalsets" / "mos-blip" / task / "test").mkdir(parents=True)
+    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",
+                           "data/evals/synthetic-tiny/weight_clean/mos-blip/mos-blip.jsonl")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_counts(result)
+    assert jobs["train_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
+    assert "train_blip" not in jobs and "synthesize_task" not in jobs

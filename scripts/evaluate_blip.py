@@ -1,0 +1,16 @@
+import torch
+
+from curate.blip import evaluate_blip_suite
+from curate.evaluate import write_records
+from curate.logs import log_to
+
+with log_to(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    tasks = {
+        key: dict(spec, dir=task_dir)
+        for (key, spec), task_dir in zip(snakemake.params.tasks.items(), snakemake.input.tasks)
+    }
+    records = evaluate_blip_suite(snakemake.input.model, tasks, batch_size=snakemake.params.batch_size)
+    write_records(records, snakemake.output[0])
+    for record in records:
+        log.info("%s: %s", record["key"], record["metrics"]["main_metric"])
