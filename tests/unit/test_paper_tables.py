@@ -376,3 +376,4 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     # weighting and re-captioning; MoS dropping 10, 20 and 30 %. LLaVA: each scorer's weights and MoS's.
     assert len(by_recipe["tiny-mos-clip"]) == 1 + 3 * 5 + 3
     assert by_recipe["tiny-mos-llava"] == {"weight_weak", "weight_clean", "weight_reader", "mos_weight_tiny"}
+    assert by_recipe["tiny-mos-blip"] == {"no_filter", "drop10_weak", "drop10_clean", "drop10_reader", "mos_drop10_tiny"}

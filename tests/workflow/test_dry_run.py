@@ -101,8 +101,8 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 18 (10 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five alphas)
     assert jobs["train_clip"] == "26"
-    # MoS's rows: 19 weighted-CLIP runs and 4 LLaVA runs (tests/unit/test_paper_tables.py)
-    assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4"
+    # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
+    assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
 
 def test_dry_run_submission(tmp_path, snakemake_run):
