@@ -9,9 +9,9 @@ rule train_blip:
         recipe=blip_recipes("transformers"),
     conda:
         "../envs/blip.yaml"
+    threads: config["threads"]
     resources:
         gpu=get_training_gpus,
-    threads: config["threads"]
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
         seed=0,
@@ -30,9 +30,9 @@ rule train_blip_lavis:
         recipe=blip_recipes("lavis"),
     conda:
         "../envs/lavis.yaml"
+    threads: config["threads"]
     resources:
         gpu=get_training_gpus,
-    threads: config["threads"]
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
         seed=0,
