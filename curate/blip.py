@@ -44,11 +44,12 @@ import io
 import json
 import logging
 import math
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from curate.evalsets import sample_captions, sample_image, task_samples
 
 log = logging.getLogger(__name__)
 
@@ -373,31 +374,11 @@ UNBUILT_TYPES = {"vqa": "VQA v2 (BLIP's VQA fine-tuning and answer ranking)",
                  "nlvr": "NLVR2 (BLIP's NLVR2 fine-tuning)", "refcoco": "RefCOCO+ (grounding fine-tuning)"}
 
 
-def task_samples(task_dir) -> list[dict]:
-    """Every sample of a task's ``test/*.tar`` as ``{ext: bytes}``, by shard then key."""
-    test = Path(task_dir) / "test"
-    tars = sorted(test.glob("*.tar"), key=lambda p: int(p.stem) if p.stem.isdigit() else p.stem)
-    if not tars:
-        raise FileNotFoundError(f"task {task_dir}: no test/*.tar")
-    out = []
-    for path in tars:
-        pending: dict[str, dict] = {}
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if member.isfile() and "." in member.name:
-                    key, ext = member.name.rsplit("/", 1)[-1].split(".", 1)
-                    pending.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
-        out.extend(pending[k] for k in sorted(pending))
-    return out
-
-
 def _image(parts: dict):
-    from PIL import Image
-
-    data = next((parts[e] for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
-    if data is None:
+    image = sample_image(parts)
+    if image is None:
         raise ValueError("a task sample has no image")
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    return image
 
 
 @torch.inference_mode()
@@ -425,7 +406,7 @@ def _retrieval(model, processor, samples, batch_size):
     from curate.evaluate import retrieval_metrics
 
     images = [_image(s) for s in samples]
-    captions = [[c.strip() for c in s["txt"].decode("utf-8").splitlines() if c.strip()] for s in samples]
+    captions = [sample_captions(s) for s in samples]
     texts = [c for caps in captions for c in caps]
     index = [i for i, caps in enumerate(captions) for _ in caps]
     _, image_feat = encode_images(model, processor, images, batch_size)
@@ -466,7 +447,7 @@ def _captioning(model, processor, samples, batch_size):
     from curate.llava import cider
 
     images = [_image(s) for s in samples]
-    references = [[c.strip() for c in s["txt"].decode("utf-8").splitlines() if c.strip()] for s in samples]
+    references = [sample_captions(s) for s in samples]
     candidates = generate_captions(model, processor, images, batch_size)
     score = cider(references, candidates)
     return {"cider": score, "n_images": len(images), "examples": candidates[:5]}

@@ -11,8 +11,10 @@ with ``datasets``' save_to_disk (what ``load_dataset`` gives DataComp's evaluati
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 #: Task types whose local copy is not a clip_benchmark webdataset (no test/nshards.txt).
@@ -64,3 +66,38 @@ def _check_layout(task_key: str, task: dict, folder: Path) -> None:
         return
     if not (folder / "test" / "nshards.txt").is_file():
         raise FileNotFoundError(f"task {task_key}: {folder} has no test/nshards.txt (not a clip_benchmark webdataset)")
+
+
+#: Image extensions a task sample may carry, in the order they are looked for.
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+def task_samples(task_dir) -> list[dict]:
+    """Every sample of a task folder's ``test/*.tar`` as ``{ext: bytes}``, by shard then key."""
+    test = Path(task_dir) / "test"
+    tars = sorted(test.glob("*.tar"), key=lambda p: int(p.stem) if p.stem.isdigit() else p.stem)
+    if not tars:
+        raise FileNotFoundError(f"task {task_dir}: no test/*.tar")
+    out = []
+    for path in tars:
+        pending: dict[str, dict] = {}
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and "." in member.name:
+                    key, ext = member.name.rsplit("/", 1)[-1].split(".", 1)
+                    pending.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
+        out.extend(pending[k] for k in sorted(pending))
+    return out
+
+
+def sample_image(parts: dict):
+    """A task sample's image as RGB, or None when it has none."""
+    from PIL import Image
+
+    data = next((parts[e] for e in IMAGE_EXTENSIONS if e in parts), None)
+    return None if data is None else Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def sample_captions(parts: dict) -> list[str]:
+    """A task sample's reference captions: the non-blank lines of its ``.txt``."""
+    return [line.strip() for line in parts["txt"].decode("utf-8").splitlines() if line.strip()]

@@ -314,30 +314,17 @@ def cider(references: list[list[str]], candidates: list[str]) -> float:
 def read_caption_task(task_dir) -> tuple[list, list[list[str]]]:
     """Images and reference captions of a captioning task: a clip_benchmark wds folder whose
     ``test`` tars hold an image and a ``.txt`` of reference captions (one a line) per sample."""
-    import tarfile
+    from curate.evalsets import sample_captions, sample_image, task_samples
 
-    from PIL import Image
-
-    test = Path(task_dir) / "test"
-    tars = sorted(test.glob("*.tar"), key=lambda p: int(p.stem) if p.stem.isdigit() else p.stem)
-    if not tars:
-        raise FileNotFoundError(f"captioning task {task_dir}: no test/*.tar")
     images, references = [], []
-    for path in tars:
-        pending: dict[str, dict] = {}
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if member.isfile() and "." in member.name:
-                    key, ext = member.name.rsplit("/", 1)[-1].split(".", 1)
-                    pending.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
-        for key in sorted(pending):
-            parts = pending[key]
-            image = next((parts[e] for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
-            if image is None or "txt" not in parts:
-                continue
-            refs = [line.strip() for line in parts["txt"].decode("utf-8").splitlines() if line.strip()]
-            images.append(Image.open(io.BytesIO(image)).convert("RGB"))
-            references.append(refs)
+    for parts in task_samples(task_dir):
+        if "txt" not in parts:
+            continue
+        image = sample_image(parts)
+        if image is None:
+            continue
+        images.append(image)
+        references.append(sample_captions(parts))
     return images, references
 
 
