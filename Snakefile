@@ -1,4 +1,6 @@
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from curate.workflow.config import prepare_config
 
 min_version("9.0")
 
@@ -6,7 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "schemas/config.schema.yaml")
+# The run's config with the catalogues (config/*.yaml) and generated entries under it, checked,
+# every default filled and the scale's stand-ins applied (curate.workflow.config).
+config.update(prepare_config(config, workflow.basedir))
 
 
 report: "report/workflow.rst"
@@ -30,8 +34,8 @@ include: "rules/papers.smk"
 
 rule all:
     input:
-        "results/table1.csv",
-        f"{DATA}/downstream/{SCALE['suite']}.npz",
+        P("table", table="table1"),
+        P("downstream_set", suite=SCALE["suite"]),
 
 
 # Every paper table (results/<paper>/<table>.csv) at the current scale; not part of `all`.

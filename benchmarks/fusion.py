@@ -61,7 +61,7 @@ def _child(case: str, N: int, chunk: int, seed: int) -> dict:
 
     import numpy as np
 
-    from curate import fusion, sampling
+    from curate.selection import fusion, sampling
 
     gen = 0.0
 

@@ -2,11 +2,11 @@ rule train_blip:
     input:
         unpack(get_tiny_blip_inputs),
     output:
-        directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
+        directory(P("model")),
     log:
-        f"{DATA}/logs/train_blip/{{pool}}/{{selection}}/{{recipe}}.log",
+        P.log("train_blip", "pool", "selection", "recipe"),
     wildcard_constraints:
-        recipe=blip_recipes("transformers"),
+        recipe=WS.recipes_trained_by("train_blip"),
     conda:
         "../envs/blip.yaml"
     threads: config["threads"]
@@ -14,20 +14,19 @@ rule train_blip:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
-        seed=0,
     script:
         "../scripts/train_blip.py"
 
 
 rule train_blip_lavis:
     input:
-        reshard=f"{DATA}/reshards/{{pool}}/{{selection}}",
+        reshard=P("reshard"),
     output:
-        directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
+        directory(P("model")),
     log:
-        f"{DATA}/logs/train_blip_lavis/{{pool}}/{{selection}}/{{recipe}}.log",
+        P.log("train_blip_lavis", "pool", "selection", "recipe"),
     wildcard_constraints:
-        recipe=blip_recipes("lavis"),
+        recipe=WS.recipes_trained_by("train_blip_lavis"),
     conda:
         "../envs/lavis.yaml"
     threads: config["threads"]
@@ -35,7 +34,6 @@ rule train_blip_lavis:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
-        seed=0,
     script:
         "../scripts/train_blip_lavis.py"
 
@@ -43,18 +41,18 @@ rule train_blip_lavis:
 rule evaluate_blip:
     input:
         tasks=get_task_dirs,
-        model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",
+        model=P("model"),
     output:
-        f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
+        P("evaluation"),
     log:
-        f"{DATA}/logs/evaluate_blip/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+        P.log("evaluate_blip", "pool", "selection", "recipe", "suite"),
     wildcard_constraints:
-        recipe=recipes_trained_by("blip"),
+        recipe=WS.recipes_evaluated_by("evaluate_blip"),
     conda:
         "../envs/blip.yaml"
     threads: config["threads"]
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
-        batch_size=config.get("eval_batch_size", 256),
+        batch_size=config["eval_batch_size"],
     script:
         "../scripts/evaluate_blip.py"

@@ -1,10 +1,13 @@
 rule train_captioner:
     input:
-        curated_set=get_captioner_curated_set,
+        curated_set=lambda wildcards: P(
+            "curated_set",
+            curated_set=config["captioners"][wildcards.captioner]["curated_set"],
+        ),
     output:
-        directory(f"{DATA}/models/captioners/{{captioner}}"),
+        directory(P("captioner_model")),
     log:
-        f"{DATA}/logs/train_captioner/{{captioner}}.log",
+        P.log("train_captioner", "captioner"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]
@@ -16,28 +19,28 @@ rule train_captioner:
 
 rule caption_chunk:
     input:
-        shards=f"{DATA}/pools/{{pool}}/shards/{{chunk}}",
-        model=f"{DATA}/models/captioners/{{captioner}}",
+        shards=get_chunk_input,
+        model=P("captioner_model"),
     output:
-        captions=f"{DATA}/captions/{{pool}}/{{captioner}}/{{chunk}}.parquet",
-        report=f"{DATA}/captions/{{pool}}/{{captioner}}/{{chunk}}.report.json",
+        captions=P("captions"),
+        report=P("caption_report"),
     log:
-        f"{DATA}/logs/caption_chunk/{{pool}}/{{captioner}}/{{chunk}}.log",
+        P.log("caption_chunk", "pool", "captioner", "chunk"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]
     params:
         captioner=lambda wildcards: config["captioners"][wildcards.captioner],
-        batch_size=config.get("caption_batch_size", 32),
+        batch_size=config["caption_batch_size"],
     script:
         "../scripts/caption_chunk.py"
 
 
 rule train_sentence_encoder:
     output:
-        directory(f"{DATA}/models/sentence_encoders/{{sentence_encoder}}"),
+        directory(P("sentence_encoder_model")),
     log:
-        f"{DATA}/logs/train_sentence_encoder/{{sentence_encoder}}.log",
+        P.log("train_sentence_encoder", "sentence_encoder"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]

@@ -4,9 +4,9 @@
 
 rule fetch_pool_metadata:
     output:
-        f"{DATA}/pools/{{pool}}/metadata/source/fetch.json",
+        P("metadata_fetched"),
     log:
-        f"{DATA}/logs/fetch_pool_metadata/{{pool}}.log",
+        P.log("fetch_pool_metadata", "pool"),
     conda:
         "../envs/download.yaml"
     params:
@@ -17,11 +17,11 @@ rule fetch_pool_metadata:
 
 rule prepare_pool_metadata:
     input:
-        f"{DATA}/pools/{{pool}}/metadata/source/fetch.json",
+        P("metadata_fetched"),
     output:
-        f"{DATA}/pools/{{pool}}/metadata/prepared.parquet",
+        P("metadata_prepared"),
     log:
-        f"{DATA}/logs/prepare_pool_metadata/{{pool}}.log",
+        P.log("prepare_pool_metadata", "pool"),
     conda:
         "../envs/download.yaml"
     params:
@@ -32,11 +32,11 @@ rule prepare_pool_metadata:
 
 rule split_pool_metadata:
     input:
-        get_pool_metadata,
+        get_metadata_source,
     output:
-        f"{DATA}/pools/{{pool}}/metadata/chunks/split.json",
+        P("metadata_split"),
     log:
-        f"{DATA}/logs/split_pool_metadata/{{pool}}.log",
+        P.log("split_pool_metadata", "pool"),
     conda:
         "../envs/download.yaml"
     params:
@@ -47,32 +47,32 @@ rule split_pool_metadata:
 
 # Output: the chunk's download report, written once every shard is complete; the shards go into
 # shards/{chunk}/ beside it, undeclared, so a failed job keeps its finished shards and the rerun
-# resumes (curate.download).
+# resumes (curate.data.download).
 rule download_pool_chunk:
     input:
-        f"{DATA}/pools/{{pool}}/metadata/chunks/split.json",
+        P("metadata_split"),
     output:
-        f"{DATA}/pools/{{pool}}/shards/{{chunk}}.download.json",
+        P("download_report"),
     log:
-        f"{DATA}/logs/download_pool_chunk/{{pool}}/{{chunk}}.log",
+        P.log("download_pool_chunk", "pool", "chunk"),
     conda:
         "../envs/download.yaml"
-    threads:
-        lambda wildcards: config["pools"][wildcards.pool]
-        .get("download", {})
-        .get("processes", 1)
+    threads: lambda wildcards: config["pools"][wildcards.pool]["download"]["processes"]
     params:
         pool=lambda wildcards: config["pools"][wildcards.pool],
         shard_ids=get_chunk_shard_ids,
+        metadata=lambda wildcards: P(
+            "metadata_chunk", pool=wildcards.pool, chunk=wildcards.chunk
+        ),
     script:
         "../scripts/download_pool_chunk.py"
 
 
 rule fetch_model:
     output:
-        directory(f"{DATA}/models/pretrained/{{model}}"),
+        directory(P("pretrained_model")),
     log:
-        f"{DATA}/logs/fetch_model/{{model}}.log",
+        P.log("fetch_model", "model"),
     wildcard_constraints:
         # only configured models are fetched; other folders there are put in place by hand
         model=names_pattern(config.get("models", {})),
@@ -80,7 +80,7 @@ rule fetch_model:
         "../envs/fetch.yaml"
     params:
         entry=lambda wildcards: config["models"][wildcards.model],
-        cache_dir=f"{DATA}/models/cache",
+        cache_dir=P("model_cache"),
     script:
         "../scripts/fetch_model.py"
 
@@ -90,14 +90,12 @@ rule convert_model:
     input:
         unpack(get_conversion_inputs),
     output:
-        directory(f"{DATA}/models/converted/{{model}}"),
+        directory(P("converted_model")),
     log:
-        f"{DATA}/logs/convert_model/{{model}}.log",
+        P.log("convert_model", "model"),
     wildcard_constraints:
         model=names_pattern(
-            name
-            for name, entry in config.get("models", {}).items()
-            if "convert" in entry
+            n for n, e in config.get("models", {}).items() if e.get("convert")
         ),
     conda:
         "../envs/caption.yaml"
@@ -109,17 +107,18 @@ rule convert_model:
 
 rule fetch_eval_task:
     output:
-        directory(f"{DATA}/evalsets/{{suite}}/{{task_key}}"),
+        directory(P("local_task")),
     log:
-        f"{DATA}/logs/fetch_eval_task/{{suite}}/{{task_key}}.log",
+        P.log("fetch_eval_task", "suite", "task"),
     wildcard_constraints:
-        task_key=r"[^/]+(/[^/]+)?",
+        suite=WS.suites_from("local"),
+        task=r"[^/]+(/[^/]+)?",
     conda:
         "../envs/download.yaml"
     params:
-        root=lambda wildcards: config["suites"][wildcards.suite].get("root"),
+        root=lambda wildcards: config["suites"][wildcards.suite]["root"],
         task=lambda wildcards: config["suites"][wildcards.suite]["tasks"][
-            wildcards.task_key
+            wildcards.task
         ],
     script:
         "../scripts/fetch_eval_task.py"

@@ -1,19 +1,19 @@
 rule evaluate_model:
     input:
         tasks=get_task_dirs,
-        model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",
+        model=P("model"),
     output:
-        f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
+        P("evaluation"),
     log:
-        f"{DATA}/logs/evaluate_model/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+        P.log("evaluate_model", "pool", "selection", "recipe", "suite"),
     wildcard_constraints:
-        recipe=recipes_trained_by("open_clip", "weighted_clip"),
+        recipe=WS.recipes_evaluated_by("evaluate_model"),
     conda:
         "../envs/eval.yaml"
     threads: config["threads"]
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
-        batch_size=config.get("eval_batch_size", 256),
+        batch_size=config["eval_batch_size"],
     script:
         "../scripts/evaluate_model.py"
 
@@ -23,14 +23,14 @@ rule evaluate_scorer:
         tasks=get_task_dirs,
         model=get_scorer_model,
     output:
-        f"{DATA}/evals/scorers/{{scorer}}/{{suite}}.jsonl",
+        P("scorer_evaluation"),
     log:
-        f"{DATA}/logs/evaluate_scorer/{{scorer}}/{{suite}}.log",
+        P.log("evaluate_scorer", "scorer", "suite"),
     conda:
         "../envs/eval.yaml"
     threads: config["threads"]
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
-        batch_size=config.get("eval_batch_size", 256),
+        batch_size=config["eval_batch_size"],
     script:
         "../scripts/evaluate_model.py"

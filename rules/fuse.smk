@@ -1,15 +1,19 @@
+# A fusion (curate.selection.fusion.FUSIONS): pool statistics in one job, a trained head where the
+# method has one, then every chunk fused alone from them.
+
+
 rule fusion_stats:
     input:
         unpack(get_fusion_stats_inputs),
     output:
-        f"{DATA}/fused/{{pool}}/{{fusion}}/stats.json",
+        P("fusion_stats"),
     log:
-        f"{DATA}/logs/fusion_stats/{{pool}}/{{fusion}}.log",
+        P.log("fusion_stats", "pool", "fusion"),
     conda:
         "../envs/fuse.yaml"
     params:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
-        columns=lambda wildcards: fusion_columns(wildcards.fusion),
+        columns=get_fusion_columns,
     script:
         "../scripts/fusion_stats.py"
 
@@ -18,17 +22,18 @@ rule train_mixer:
     input:
         unpack(get_mixer_inputs),
     output:
-        mixer=f"{DATA}/fused/{{pool}}/{{fusion}}/mixer.pt",
-        summary=f"{DATA}/fused/{{pool}}/{{fusion}}/mixer.json",
+        mixer=P("mixer"),
+        summary=P("mixer_summary"),
     log:
-        f"{DATA}/logs/train_mixer/{{pool}}/{{fusion}}.log",
+        P.log("train_mixer", "pool", "fusion"),
+    wildcard_constraints:
+        fusion=WS.trained_fusions(),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
     params:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
-        hparams=lambda wildcards: config["fusions"][wildcards.fusion]["hparams"],
-        columns=lambda wildcards: fusion_columns(wildcards.fusion),
+        columns=get_fusion_columns,
     script:
         "../scripts/train_mixer.py"
 
@@ -37,13 +42,13 @@ rule fuse_chunk:
     input:
         unpack(get_fuse_chunk_inputs),
     output:
-        f"{DATA}/fused/{{pool}}/{{fusion}}/{{chunk}}.parquet",
+        P("fused"),
     log:
-        f"{DATA}/logs/fuse_chunk/{{pool}}/{{fusion}}/{{chunk}}.log",
+        P.log("fuse_chunk", "pool", "fusion", "chunk"),
     conda:
         "../envs/fuse.yaml"
     params:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
-        columns=lambda wildcards: fusion_columns(wildcards.fusion),
+        columns=get_fusion_columns,
     script:
         "../scripts/fuse_chunk.py"

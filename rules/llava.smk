@@ -2,9 +2,9 @@ rule build_llava_base:
     input:
         unpack(get_llava_base_inputs),
     output:
-        directory(f"{DATA}/models/llava_bases/{{recipe}}"),
+        directory(P("llava_base")),
     log:
-        f"{DATA}/logs/build_llava_base/{{recipe}}.log",
+        P.log("build_llava_base", "recipe"),
     conda:
         "../envs/llava.yaml"
     threads: config["threads"]
@@ -16,14 +16,14 @@ rule build_llava_base:
 
 rule train_llava:
     input:
-        reshard=f"{DATA}/reshards/{{pool}}/{{selection}}",
-        base=f"{DATA}/models/llava_bases/{{recipe}}",
+        reshard=P("reshard"),
+        base=P("llava_base"),
     output:
-        directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
+        directory(P("model")),
     log:
-        f"{DATA}/logs/train_llava/{{pool}}/{{selection}}/{{recipe}}.log",
+        P.log("train_llava", "pool", "selection", "recipe"),
     wildcard_constraints:
-        recipe=recipes_trained_by("llava"),
+        recipe=WS.recipes_trained_by("train_llava"),
     conda:
         "../envs/llava.yaml"
     threads: config["threads"]
@@ -31,7 +31,6 @@ rule train_llava:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
-        seed=0,
     script:
         "../scripts/train_llava.py"
 
@@ -39,18 +38,18 @@ rule train_llava:
 rule evaluate_llava:
     input:
         tasks=get_task_dirs,
-        model=f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}",
+        model=P("model"),
     output:
-        f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
+        P("evaluation"),
     log:
-        f"{DATA}/logs/evaluate_llava/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+        P.log("evaluate_llava", "pool", "selection", "recipe", "suite"),
     wildcard_constraints:
-        recipe=recipes_trained_by("llava"),
+        recipe=WS.recipes_evaluated_by("evaluate_llava"),
     conda:
         "../envs/llava.yaml"
     threads: config["threads"]
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
-        batch_size=config.get("eval_batch_size", 256),
+        batch_size=config["eval_batch_size"],
     script:
         "../scripts/evaluate_llava.py"

@@ -3,13 +3,13 @@ rule paper_table:
         get_paper_table_evaluations,
     output:
         report(
-            "results/{paper}/{table}.csv",
+            P("paper_table"),
             caption="../report/paper_table.rst",
             category=paper_category,
             subcategory="Tables",
         ),
     log:
-        f"{DATA}/logs/paper_table/{{paper}}/{{table}}.log",
+        P.log("paper_table", "paper", "table"),
     wildcard_constraints:
         paper="|".join(PAPERS),
         table=r"[^/]+",
@@ -28,13 +28,13 @@ rule figure:
         unpack(get_figure_inputs),
     output:
         report(
-            "results/figures/{figure}.png",
+            P("figure"),
             caption="../report/figure.rst",
             category=figure_category,
             subcategory="Figures",
         ),
     log:
-        f"{DATA}/logs/figure/{{figure}}.log",
+        P.log("figure", "figure"),
     wildcard_constraints:
         figure="|".join(FIGURES) or "no-figure",
     conda:
@@ -47,14 +47,14 @@ rule figure:
 
 rule submission:
     input:
-        evaluation=f"{DATA}/evals/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.jsonl",
-        subset=f"{DATA}/subsets/{{pool}}/{{selection}}.npy",
+        evaluation=P("evaluation"),
+        subset=P("subset"),
     output:
-        results="results/submissions/{pool}/{selection}/{recipe}/{suite}/eval_results.jsonl",
-        uids="results/submissions/{pool}/{selection}/{recipe}/{suite}/uids.npy",
-        info="results/submissions/{pool}/{selection}/{recipe}/{suite}/info.json",
+        results=P("submission_results"),
+        uids=P("submission_uids"),
+        info=P("submission_info"),
     log:
-        f"{DATA}/logs/submission/{{pool}}/{{selection}}/{{recipe}}/{{suite}}.log",
+        P.log("submission", "pool", "selection", "recipe", "suite"),
     conda:
         "../envs/fuse.yaml"
     params:

@@ -1,9 +1,13 @@
 rule synthesize_pool_chunk:
     output:
-        shards=directory(f"{DATA}/pools/{{pool}}/shards/{{chunk}}"),
-        ground_truth=f"{DATA}/ground_truth/{{pool}}/{{chunk}}.parquet",
+        shards=directory(P("pool_chunk")),
+        ground_truth=P("ground_truth"),
     log:
-        f"{DATA}/logs/synthesize_pool_chunk/{{pool}}/{{chunk}}.log",
+        P.log("synthesize_pool_chunk", "pool", "chunk"),
+    wildcard_constraints:
+        pool=names_pattern(
+            n for n, e in config["pools"].items() if e["source"] == "synthetic"
+        ),
     conda:
         "../envs/download.yaml"
     params:

@@ -1,8 +1,8 @@
 rule synthesize_curated_set:
     output:
-        directory(f"{DATA}/resources/curated/{{curated_set}}"),
+        directory(P("curated_set")),
     log:
-        f"{DATA}/logs/synthesize_curated_set/{{curated_set}}.log",
+        P.log("synthesize_curated_set", "curated_set"),
     conda:
         "../envs/download.yaml"
     params:
@@ -13,11 +13,14 @@ rule synthesize_curated_set:
 
 rule train_scorer:
     input:
-        curated_set=get_curated_set,
+        curated_set=lambda wildcards: P(
+            "curated_set",
+            curated_set=config["scorers"][wildcards.scorer]["curated_set"],
+        ),
     output:
-        directory(f"{DATA}/models/scorers/{{scorer}}"),
+        directory(P("trained_scorer")),
     log:
-        f"{DATA}/logs/train_scorer/{{scorer}}.log",
+        P.log("train_scorer", "scorer"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
@@ -32,11 +35,11 @@ rule train_scorer:
 
 rule synthesize_task:
     output:
-        directory(f"{DATA}/tasks/{{suite}}/{{task}}"),
+        directory(P("synthetic_task")),
     log:
-        f"{DATA}/logs/synthesize_task/{{suite}}/{{task}}.log",
+        P.log("synthesize_task", "suite", "task"),
     wildcard_constraints:
-        suite=suites_from("synthetic"),
+        suite=WS.suites_from("synthetic"),
     conda:
         "../envs/download.yaml"
     params:
@@ -47,9 +50,11 @@ rule synthesize_task:
 
 rule synthesize_downstream_set:
     output:
-        f"{DATA}/downstream/{{suite}}.npz",
+        P("downstream_set"),
     log:
-        f"{DATA}/logs/synthesize_downstream_set/{{suite}}.log",
+        P.log("synthesize_downstream_set", "suite"),
+    wildcard_constraints:
+        suite=WS.suites_from("synthetic"),
     conda:
         "../envs/download.yaml"
     params:
@@ -60,9 +65,9 @@ rule synthesize_downstream_set:
 
 rule train_langid:
     output:
-        f"{DATA}/resources/langid/{{langid}}.bin",
+        P("langid_model"),
     log:
-        f"{DATA}/logs/train_langid/{{langid}}.log",
+        P.log("train_langid", "langid"),
     conda:
         "../envs/fuse.yaml"
     params:

@@ -1,20 +1,23 @@
+# One rule per scorer kind (curate.scoring.kinds): each writes the same per-chunk score file, so a
+# selection or fusion reads any scorer alike; each kind's scorers are its rule's wildcard values.
+
+
 rule score_chunk:
     input:
-        shards=get_chunk_shards,
-        model=get_scorer_model,
+        unpack(get_scorer_inputs),
     output:
-        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
-        report=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.report.json",
-        embeddings=f"{DATA}/embeddings/{{pool}}/{{scorer}}/{{chunk}}.npz",
+        scores=P("scores"),
+        report=P("score_report"),
+        embeddings=P("embeddings"),
     log:
-        f"{DATA}/logs/score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+        P.log("score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=scorers_of("open_clip"),
+        scorer=WS.scorers_of_kind("open_clip"),
     conda:
         "../envs/score.yaml"
     threads: config["threads"]
     params:
-        batch_size=config.get("score_batch_size", 256),
+        batch_size=get_scorer_batch_size,
     script:
         "../scripts/score_chunk.py"
 
@@ -23,55 +26,51 @@ rule score_chunk:
 # (the transformers one); same batched reader and score-file format as score_chunk.
 rule itm_score_chunk:
     input:
-        shards=get_chunk_shards,
-        model=get_scorer_model,
+        unpack(get_scorer_inputs),
     output:
-        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
-        report=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.report.json",
+        scores=P("scores"),
+        report=P("score_report"),
     log:
-        f"{DATA}/logs/itm_score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+        P.log("itm_score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=scorers_of("blip_itm"),
+        scorer=WS.scorers_of_kind("blip_itm"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]
     params:
         head=lambda wildcards: config["scorers"][wildcards.scorer]["head"],
-        batch_size=lambda wildcards: config["scorers"][wildcards.scorer].get(
-            "batch_size", config.get("score_batch_size", 256)
-        ),
+        batch_size=get_scorer_batch_size,
     script:
         "../scripts/itm_score_chunk.py"
 
 
 rule sieve_score_chunk:
     input:
-        captions=get_caption_file,
-        sentence_encoder=get_sentence_encoder,
+        unpack(get_scorer_inputs),
     output:
-        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
+        scores=P("scores"),
     log:
-        f"{DATA}/logs/sieve_score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+        P.log("sieve_score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=scorers_of("sieve"),
+        scorer=WS.scorers_of_kind("sieve"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]
     params:
-        batch_size=config.get("score_batch_size", 256),
+        batch_size=get_scorer_batch_size,
     script:
         "../scripts/sieve_score_chunk.py"
 
 
 rule embedding_score_chunk:
     input:
-        unpack(get_embedding_score_inputs),
+        unpack(get_scorer_inputs),
     output:
-        scores=f"{DATA}/scores/{{pool}}/{{scorer}}/{{chunk}}.parquet",
+        scores=P("scores"),
     log:
-        f"{DATA}/logs/embedding_score_chunk/{{pool}}/{{scorer}}/{{chunk}}.log",
+        P.log("embedding_score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=scorers_of("embedding"),
+        scorer=WS.scorers_of_kind("embedding"),
     conda:
         "../envs/fuse.yaml"
     params:
@@ -82,38 +81,38 @@ rule embedding_score_chunk:
 
 rule embed_downstream_set:
     input:
-        downstream=f"{DATA}/downstream/{{suite}}.npz",
+        downstream=P("downstream_set"),
         model=get_scorer_model,
     output:
-        f"{DATA}/embeddings/downstream/{{suite}}/{{scorer}}.npz",
+        P("downstream_embeddings"),
     log:
-        f"{DATA}/logs/embed_downstream_set/{{suite}}/{{scorer}}.log",
+        P.log("embed_downstream_set", "suite", "scorer"),
     wildcard_constraints:
-        scorer=scorers_of("open_clip"),
+        scorer=WS.scorers_of_kind("open_clip"),
     conda:
         "../envs/score.yaml"
     threads: config["threads"]
     params:
-        batch_size=config.get("score_batch_size", 256),
+        batch_size=get_scorer_batch_size,
     script:
         "../scripts/embed_downstream_set.py"
 
 
 rule embed_curated_set:
     input:
-        curated_set=f"{DATA}/resources/curated/{{curated_set}}",
+        curated_set=P("curated_set"),
         model=get_scorer_model,
     output:
-        f"{DATA}/embeddings/curated/{{curated_set}}/{{scorer}}.npz",
+        P("curated_embeddings"),
     log:
-        f"{DATA}/logs/embed_curated_set/{{curated_set}}/{{scorer}}.log",
+        P.log("embed_curated_set", "curated_set", "scorer"),
     wildcard_constraints:
-        scorer=scorers_of("open_clip"),
+        scorer=WS.scorers_of_kind("open_clip"),
     conda:
         "../envs/score.yaml"
     threads: config["threads"]
     params:
-        batch_size=config.get("score_batch_size", 256),
+        batch_size=get_scorer_batch_size,
     script:
         "../scripts/embed_curated_set.py"
 
@@ -122,9 +121,9 @@ rule train_embedding_classifier:
     input:
         unpack(get_classifier_inputs),
     output:
-        f"{DATA}/scores/{{pool}}/{{scorer}}/classifier.npz",
+        P("classifier"),
     log:
-        f"{DATA}/logs/train_embedding_classifier/{{pool}}/{{scorer}}.log",
+        P.log("train_embedding_classifier", "pool", "scorer"),
     conda:
         "../envs/train.yaml"
     params:

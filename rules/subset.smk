@@ -2,26 +2,26 @@ rule select_subset:
     input:
         unpack(get_selection_inputs),
     output:
-        subset=f"{DATA}/subsets/{{pool}}/{{selection}}.npy",
+        subset=P("subset"),
     log:
-        f"{DATA}/logs/select_subset/{{pool}}/{{selection}}.log",
+        P.log("select_subset", "pool", "selection"),
     conda:
         "../envs/fuse.yaml"
     params:
-        selection=lambda wildcards: selection_params(wildcards.selection),
+        selection=get_selection_params,
     script:
         "../scripts/select_subset.py"
 
 
 rule reshard_subset:
     input:
-        unpack(get_reshard_extras),
-        subset=f"{DATA}/subsets/{{pool}}/{{selection}}.npy",
-        pool=get_pool_chunk_dirs,
+        unpack(get_reshard_inputs),
+        subset=P("subset"),
+        pool=get_chunk_inputs,
     output:
-        directory(f"{DATA}/reshards/{{pool}}/{{selection}}"),
+        directory(P("reshard")),
     log:
-        f"{DATA}/logs/reshard_subset/{{pool}}/{{selection}}.log",
+        P.log("reshard_subset", "pool", "selection"),
     conda:
         "../envs/download.yaml"
     params:
@@ -34,13 +34,15 @@ rule sample_weights:
     input:
         scores=get_strategy_scores,
     output:
-        f"{DATA}/subsets/{{pool}}/{{selection}}.weights.parquet",
+        P("sample_weights"),
     log:
-        f"{DATA}/logs/sample_weights/{{pool}}/{{selection}}.log",
+        P.log("sample_weights", "pool", "selection"),
+    wildcard_constraints:
+        selection=WS.selections_of("sample_weighting"),
     conda:
         "../envs/fuse.yaml"
     params:
-        selection=lambda wildcards: selection_params(wildcards.selection),
+        selection=get_selection_params,
     script:
         "../scripts/sample_weights.py"
 
@@ -50,12 +52,14 @@ rule recaption_texts:
         scores=get_strategy_scores,
         captions=get_recaption_captions,
     output:
-        f"{DATA}/subsets/{{pool}}/{{selection}}.captions.parquet",
+        P("recaptions"),
     log:
-        f"{DATA}/logs/recaption_texts/{{pool}}/{{selection}}.log",
+        P.log("recaption_texts", "pool", "selection"),
+    wildcard_constraints:
+        selection=WS.selections_of("recaption"),
     conda:
         "../envs/fuse.yaml"
     params:
-        selection=lambda wildcards: selection_params(wildcards.selection),
+        selection=get_selection_params,
     script:
         "../scripts/recaption_texts.py"

@@ -1,19 +1,19 @@
 rule table1:
     input:
-        **get_table_inputs("table1"),
+        **table_inputs(WS, "table1"),
     output:
         report(
-            "results/table1.csv",
+            P("table", table="table1"),
             caption="../report/table1.rst",
             category="Workflow results",
             subcategory="Tables",
         ),
     log:
-        f"{DATA}/logs/tables/table1.log",
+        P.log("table1"),
     conda:
         "../envs/fuse.yaml"
     params:
-        rows=table_rows("table1"),
+        rows=table_rows(WS, "table1"),
         groups=config["suites"][SCALE["suite"]]["groups"],
     script:
         "../scripts/make_table1.py"
@@ -21,21 +21,21 @@ rule table1:
 
 rule table2:
     input:
-        **get_table_inputs("table2"),
+        **table_inputs(WS, "table2"),
     output:
         report(
-            "results/table2.csv",
+            P("table", table="table2"),
             caption="../report/table2.rst",
             category="Workflow results",
             subcategory="Tables",
         ),
     log:
-        f"{DATA}/logs/tables/table2.log",
+        P.log("table2"),
     conda:
         "../envs/fuse.yaml"
     params:
-        rows=table_rows("table2", labels=True),
-        pending=pending_rows("table2"),
+        rows=table_rows(WS, "table2", labels=True),
+        pending=pending_rows(config, "table2"),
         groups=config["suites"][SCALE["suite"]]["groups"],
     script:
         "../scripts/make_table2.py"

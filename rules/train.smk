@@ -1,12 +1,16 @@
+# One rule per trainer (curate.training.trainers.TRAINERS): each recipe is trained by its
+# trainer's rule only (wildcard constraints), and all write the same model folder.
+
+
 rule train_clip:
     input:
-        f"{DATA}/reshards/{{pool}}/{{selection}}",
+        P("reshard"),
     output:
-        directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
+        directory(P("model")),
     log:
-        f"{DATA}/logs/train_clip/{{pool}}/{{selection}}/{{recipe}}.log",
+        P.log("train_clip", "pool", "selection", "recipe"),
     wildcard_constraints:
-        recipe=recipes_trained_by("open_clip"),
+        recipe=WS.recipes_trained_by("train_clip"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
@@ -14,20 +18,19 @@ rule train_clip:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
-        seed=0,
     script:
         "../scripts/train_clip.py"
 
 
 rule train_weighted_clip:
     input:
-        f"{DATA}/reshards/{{pool}}/{{selection}}",
+        P("reshard"),
     output:
-        directory(f"{DATA}/models/{{pool}}/{{selection}}/{{recipe}}"),
+        directory(P("model")),
     log:
-        f"{DATA}/logs/train_weighted_clip/{{pool}}/{{selection}}/{{recipe}}.log",
+        P.log("train_weighted_clip", "pool", "selection", "recipe"),
     wildcard_constraints:
-        recipe=recipes_trained_by("weighted_clip"),
+        recipe=WS.recipes_trained_by("train_weighted_clip"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
@@ -35,6 +38,5 @@ rule train_weighted_clip:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
-        seed=0,
     script:
         "../scripts/train_weighted_clip.py"

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import torch
 
-from curate.captioning import iter_webdataset_pairs
-from curate.llava import assemble_llava, build_tiny_parts
-from curate.logs import log_to
+from curate.data.shards import iter_webdataset_pairs
+from curate.training.llava import assemble_llava, build_tiny_parts
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     base = snakemake.params.base
     if base["source"] == "train":

@@ -2,11 +2,12 @@ import json
 
 import torch
 
-from curate.captioning import caption_pool_chunk, chunk_seed
-from curate.logs import log_to
-from curate.shards import shard_paths
+from curate.data.chunks import chunk_seed
+from curate.data.shards import shard_paths
+from curate.scoring.captioning import caption_pool_chunk
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     captioner = snakemake.params.captioner
     captions, report = caption_pool_chunk(

@@ -1,7 +1,7 @@
-from curate.itm import convert_model
-from curate.logs import log_to
+from curate.scoring.itm import convert_model
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     record = convert_model(
         snakemake.params.entry,
         snakemake.input.checkpoint,

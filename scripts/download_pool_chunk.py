@@ -1,19 +1,19 @@
 import json
 from pathlib import Path
 
-from curate.download import download_chunk, download_report, retry_failed
-from curate.logs import log_to
-from curate.shards import chunk_folder
+from curate.data.chunks import chunk_folder
+from curate.data.download import download_chunk, download_report, retry_failed
+from curate.workflow.job import job
 
 
 def main(snakemake):
-    with log_to(snakemake.log[0]) as log:
+    with job(snakemake) as log:
         pool = snakemake.params.pool
-        settings = dict(pool.get("download", {}))
-        retry = settings.pop("retry_failed", False)
+        settings = dict(pool["download"])
+        retry = settings.pop("retry_failed")
         shard_ids = snakemake.params.shard_ids
         chunk_dir = chunk_folder(snakemake.output[0])
-        metadata = Path(snakemake.input[0]).parent / f"{snakemake.wildcards.chunk}.parquet"
+        metadata = Path(snakemake.params.metadata)
         result = download_chunk(
             metadata,
             chunk_dir,

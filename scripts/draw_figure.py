@@ -1,7 +1,7 @@
-from curate.figures import draw
-from curate.logs import log_to
+from curate.reporting.figures import draw
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     plan = snakemake.params.plan
     inputs = {role: list(snakemake.input[role]) for role in snakemake.input.keys()}
     draw(plan["type"], inputs, plan["params"], snakemake.output[0])

@@ -1,12 +1,11 @@
 import numpy as np
 import torch
 
-from curate.captioning import iter_webdataset_pairs
-from curate.embedding_scores import embed_pairs
-from curate.logs import log_to
-from curate.shards import shard_paths
+from curate.data.shards import iter_webdataset_pairs, shard_paths
+from curate.scoring.embedding_scores import embed_pairs
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     image, text = embed_pairs(
         f"local-dir:{snakemake.input.model}",

@@ -1,11 +1,11 @@
 import numpy as np
 import torch
 
-from curate.embedding_scores import embed_downstream_images
-from curate.flyt import load_downstream_npz
-from curate.logs import log_to
+from curate.data.evalsets import load_downstream_npz
+from curate.scoring.embedding_scores import embed_downstream_images
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     images, labels, classnames = load_downstream_npz(snakemake.input.downstream)
     image = embed_downstream_images(f"local-dir:{snakemake.input.model}", images, snakemake.params.batch_size)

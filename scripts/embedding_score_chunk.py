@@ -1,11 +1,11 @@
 import numpy as np
 
-from curate.captioning import chunk_seed
-from curate.embedding_scores import embedding_score_frame
-from curate.logs import log_to
-from curate.score import load_embeddings, save_scores
+from curate.data.chunks import chunk_seed
+from curate.data.scorefiles import load_embeddings, save_scores
+from curate.scoring.embedding_scores import embedding_score_frame
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     scorer = snakemake.params.scorer
     uids, image, text = load_embeddings(snakemake.input.embeddings)
     target = classifier = None
@@ -22,7 +22,7 @@ with log_to(snakemake.log[0]) as log:
         text,
         scorer,
         target,
-        seed=chunk_seed(scorer.get("seed", 0), snakemake.wildcards.chunk),
+        seed=chunk_seed(scorer["seed"], snakemake.wildcards.chunk),
         classifier=classifier,
     )
     save_scores(frame, snakemake.output.scores, [scorer["method"]])

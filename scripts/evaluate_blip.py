@@ -1,10 +1,10 @@
 import torch
 
-from curate.blip import evaluate_blip_suite
-from curate.evaluate import write_records
-from curate.logs import log_to
+from curate.data.records import write_records
+from curate.evaluation.blip import evaluate_blip_suite
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     tasks = {
         key: dict(spec, dir=task_dir)

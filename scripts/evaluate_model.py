@@ -1,9 +1,10 @@
 import torch
 
-from curate.evaluate import evaluate_suite, write_records
-from curate.logs import log_to
+from curate.data.records import write_records
+from curate.evaluation.evaluate import evaluate_suite
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     tasks = {
         key: dict(spec, dir=task_dir)

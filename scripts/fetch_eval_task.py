@@ -1,11 +1,11 @@
-from curate.evalsets import fetch_eval_task
-from curate.logs import log_to
+from curate.data.evalsets import fetch_eval_task
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     origin = fetch_eval_task(
-        snakemake.wildcards.task_key,
+        snakemake.wildcards.task,
         snakemake.params.task,
         snakemake.output[0],
         root=snakemake.params.root,
     )
-    log.info("task %s from %s", snakemake.wildcards.task_key, origin)
+    log.info("task %s from %s", snakemake.wildcards.task, origin)

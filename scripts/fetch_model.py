@@ -1,7 +1,7 @@
-from curate.logs import log_to
-from curate.models import fetch_model
+from curate.data.models import fetch_model
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     record = fetch_model(
         snakemake.wildcards.model,
         snakemake.params.entry,

@@ -2,12 +2,12 @@ import json
 
 import torch
 
-from curate.itm import score_chunk_itm, score_column_of
-from curate.logs import log_to
-from curate.score import save_scores
-from curate.shards import shard_paths
+from curate.data.scorefiles import save_scores
+from curate.data.shards import shard_paths
+from curate.scoring.itm import score_chunk_itm, score_column_of
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     head = snakemake.params.head
     scores, report = score_chunk_itm(

@@ -1,7 +1,7 @@
-from curate.logs import log_to
-from curate.paper_tables import make_paper_table
+from curate.reporting.paper_tables import make_paper_table
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     table = make_paper_table(
         snakemake.params.table, snakemake.params.rows, snakemake.params.suites, snakemake.output[0]
     )

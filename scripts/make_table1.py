@@ -1,7 +1,7 @@
-from curate.logs import log_to
-from curate.tables import leaderboard, write_table
+from curate.reporting.tables import leaderboard, write_table
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     truth = list(snakemake.input.ground_truth) if "ground_truth" in snakemake.input.keys() else None
     table = leaderboard(snakemake.params.rows, truth, snakemake.params.groups)
     write_table(table, snakemake.output[0])

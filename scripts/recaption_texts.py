@@ -1,10 +1,10 @@
-from curate.logs import log_to
-from curate.recaption import recaption_table
-from curate.selection import load_strategy_scores, recaption_uids
+from curate.selection.methods import chunk_scores
+from curate.selection.strategies import recaption_table, recaption_uids
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     entry = snakemake.params.selection
-    uids, scores = load_strategy_scores(entry, list(snakemake.input.scores))
+    uids, scores = chunk_scores(entry, {"scores": list(snakemake.input.scores)})
     chosen = recaption_uids(uids, scores, entry["rho"])
     table = recaption_table(chosen, list(snakemake.input.captions))
     table.to_parquet(snakemake.output[0], index=False)

@@ -1,10 +1,10 @@
-from curate.logs import log_to
-from curate.reshard import reshard
-from curate.selection import CAPTION_COLUMN, WEIGHT_COLUMN, read_uid_column
-from curate.shards import shard_paths
-from curate.subset import load_subset
+from curate.data.reshard import reshard
+from curate.data.shards import shard_paths
+from curate.data.subset import load_subset
+from curate.selection.strategies import CAPTION_COLUMN, WEIGHT_COLUMN, read_uid_column
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     settings = snakemake.params.reshard
     weights = read_uid_column(snakemake.input.weights, WEIGHT_COLUMN) if "weights" in snakemake.input.keys() else None
     captions = read_uid_column(snakemake.input.captions, CAPTION_COLUMN) if "captions" in snakemake.input.keys() else None

@@ -2,11 +2,12 @@ import json
 
 import torch
 
-from curate.logs import log_to
-from curate.score import save_scores, score_chunk
-from curate.shards import shard_paths
+from curate.data.scorefiles import save_scores
+from curate.data.shards import shard_paths
+from curate.scoring.clip_score import score_chunk
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     scores, report = score_chunk(
         f"local-dir:{snakemake.input.model}",

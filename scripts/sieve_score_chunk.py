@@ -1,11 +1,12 @@
 import pandas as pd
 import torch
 
-from curate.logs import log_to
-from curate.score import save_scores
-from curate.sentence import load_sentence_encoder, sieve_score_frame
+from curate.data.scorefiles import save_scores
+from curate.scoring.sentence import load_sentence_encoder
+from curate.scoring.sieve import sieve_score_frame
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     encoder = load_sentence_encoder(snakemake.input.sentence_encoder)
     scores = sieve_score_frame(encoder, pd.read_parquet(snakemake.input.captions), snakemake.params.batch_size)

@@ -1,10 +1,10 @@
 import json
 from pathlib import Path
 
-from curate.download import split_metadata
-from curate.logs import log_to
+from curate.data.download import split_metadata
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     pool = snakemake.params.pool
     source = Path(snakemake.input[0])
     if source.name == "fetch.json":  # DataComp's parquet folder as fetched

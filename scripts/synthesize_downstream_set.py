@@ -1,7 +1,7 @@
-from curate.logs import log_to
-from curate.synthetic.curated import write_downstream_set
+from curate.data.synthetic.curated import write_downstream_set
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     suite = snakemake.params.suite
     summary = write_downstream_set(
         path=snakemake.output[0],

@@ -1,7 +1,7 @@
-from curate.logs import log_to
-from curate.synthetic.pool import write_pool_chunk
+from curate.data.synthetic.pool import write_pool_chunk
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     pool = snakemake.params.pool
     summary = write_pool_chunk(
         out_dir=snakemake.output.shards,
@@ -12,6 +12,6 @@ with log_to(snakemake.log[0]) as log:
         noise_rates=pool["noise_rates"],
         seed=pool["seed"],
         image_size=pool["image_size"],
-        sign_rate=pool.get("sign_rate", 0.1),
+        sign_rate=pool["sign_rate"],
     )
     log.info("chunk %s written: %s", snakemake.wildcards.chunk, summary)

@@ -1,7 +1,7 @@
-from curate.logs import log_to
-from curate.synthetic.tasks import write_suite_task
+from curate.data.synthetic.tasks import write_suite_task
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     suite = snakemake.params.suite
     task = snakemake.wildcards.task
     summary = write_suite_task(

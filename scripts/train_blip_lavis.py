@@ -4,15 +4,15 @@ from pathlib import Path
 
 import yaml
 
-from curate.lavis_config import run_config, torchrun_command
-from curate.logs import log_to
+from curate.training.lavis_config import run_config, torchrun_command
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     recipe = snakemake.params.recipe
     out_dir = Path(snakemake.output[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = out_dir / "lavis_run.yaml"
-    cfg_path.write_text(yaml.safe_dump(run_config(recipe, snakemake.input.reshard, out_dir, snakemake.params.seed)))
+    cfg_path.write_text(yaml.safe_dump(run_config(recipe, snakemake.input.reshard, out_dir, recipe["seed"])))
     endpoint = f"{os.environ['MASTER_ADDR']}:{os.environ.get('MASTER_PORT', '29500')}" if "MASTER_ADDR" in os.environ else None
     command = torchrun_command(recipe, cfg_path, rdzv_endpoint=endpoint)
     log.info("LAVIS run config %s; launching %s", cfg_path, " ".join(command))

@@ -2,11 +2,11 @@ import json
 
 import torch
 
-from curate.captioning import build_tiny_captioner, iter_webdataset_pairs
-from curate.logs import log_to
-from curate.shards import shard_paths
+from curate.data.shards import iter_webdataset_pairs, shard_paths
+from curate.scoring.captioning import build_tiny_captioner
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     captioner = snakemake.params.captioner
     summary = build_tiny_captioner(
@@ -14,7 +14,7 @@ with log_to(snakemake.log[0]) as log:
         iter_webdataset_pairs(shard_paths(snakemake.input.curated_set)),
         seed=captioner["seed"],
         steps=captioner["steps"],
-        batch_size=captioner.get("batch_size", 32),
-        lr=captioner.get("lr", 3e-3),
+        batch_size=captioner["batch_size"],
+        lr=captioner["lr"],
     )
     log.info("captioner %s: %s", snakemake.wildcards.captioner, json.dumps(summary))

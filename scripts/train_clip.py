@@ -1,16 +1,17 @@
-from curate.logs import log_to
-from curate.reshard import train_data
-from curate.train import train_clip
+from curate.data.reshard import train_data
+from curate.training.clip import train_clip
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     recipe = snakemake.params.recipe
     model_dir = train_clip(
         recipe,
         train_data=train_data(snakemake.input[0]),
         train_num_samples=recipe["samples_seen"] // recipe["epochs"],
         out_dir=snakemake.output[0],
-        seed=snakemake.params.seed,
+        seed=recipe["seed"],
         log_path=snakemake.log[0],
         threads=snakemake.threads,
+        workers=recipe["workers"],
     )
     log.info("model saved to %s", model_dir)

@@ -1,10 +1,10 @@
 import numpy as np
 
-from curate.embedding_scores import train_pool_classifier
-from curate.logs import log_to
-from curate.score import load_embeddings
+from curate.data.scorefiles import load_embeddings
+from curate.scoring.embedding_scores import train_pool_classifier
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     scorer = snakemake.params.scorer
     chunks = [load_embeddings(path) for path in snakemake.input.embeddings]
     pool = (np.concatenate([image for _, image, _ in chunks]), np.concatenate([text for _, _, text in chunks]))

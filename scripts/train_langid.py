@@ -1,7 +1,7 @@
-from curate.langid import accuracy_english, synthetic_langid_corpus, train_langid
-from curate.logs import log_to
+from curate.scoring.langid import accuracy_english, synthetic_langid_corpus, train_langid
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     entry = snakemake.params.langid
     model = train_langid(snakemake.output[0], seed=entry["seed"], n_per_language=entry["n_per_language"])
     held_out = synthetic_langid_corpus(entry["seed"], n_per_language=200, split=1)

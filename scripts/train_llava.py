@@ -1,13 +1,13 @@
-from curate.llava import train_projector
-from curate.logs import log_to
+from curate.training.llava import train_projector
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     summary = train_projector(
         snakemake.params.recipe,
         snakemake.input.reshard,
         snakemake.input.base,
         snakemake.output[0],
-        seed=snakemake.params.seed,
+        seed=snakemake.params.recipe["seed"],
         threads=snakemake.threads,
     )
     log.info("trained: %s", summary)

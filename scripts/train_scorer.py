@@ -1,8 +1,8 @@
-from curate.logs import log_to
-from curate.reshard import train_data
-from curate.train import train_clip
+from curate.data.reshard import train_data
+from curate.training.clip import train_clip
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     scorer = snakemake.params.scorer
     recipe = dict(snakemake.params.recipe, model=scorer["arch"])
     model_dir = train_clip(

@@ -2,10 +2,10 @@ import json
 
 import torch
 
-from curate.logs import log_to
-from curate.sentence import build_tiny_sentence_encoder, scene_paraphrase_pairs
+from curate.scoring.sentence import build_tiny_sentence_encoder, scene_paraphrase_pairs
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     encoder = snakemake.params.sentence_encoder
     summary = build_tiny_sentence_encoder(

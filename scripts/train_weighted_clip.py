@@ -1,12 +1,12 @@
-from curate.logs import log_to
-from curate.weighted_clip import train_weighted_clip
+from curate.training.weighted_clip import train_weighted_clip
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     summary = train_weighted_clip(
         snakemake.params.recipe,
         snakemake.input[0],
         snakemake.output[0],
-        seed=snakemake.params.seed,
+        seed=snakemake.params.recipe["seed"],
         threads=snakemake.threads,
     )
     log.info("trained: %s", summary)

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from curate.logs import log_to
-from curate.submission import write_submission
+from curate.reporting.submission import write_submission
+from curate.workflow.job import job
 
-with log_to(snakemake.log[0]) as log:
+with job(snakemake) as log:
     paths = write_submission(
         Path(snakemake.output.info).parent,
         snakemake.input.evaluation,

@@ -2,7 +2,7 @@
 
 import torch
 
-from curate.clip import export_local_dir, load_model, write_arch_dir
+from curate.scoring.clip import export_local_dir, load_model, write_arch_dir
 
 
 def export_random_tiny_model(root, arch="tiny-vit-narrow"):
@@ -18,7 +18,7 @@ ITM_TEXTS = ["a red circle on a blue field", "two green squares", "a photo of a 
 
 
 def _tiny_itm_tokenizer():
-    from curate.captioning import train_wordpiece_tokenizer
+    from curate.scoring.captioning import train_wordpiece_tokenizer
 
     return train_wordpiece_tokenizer(ITM_TEXTS, vocab_size=120)
 
@@ -30,7 +30,7 @@ def build_tiny_blip_itm(out_dir, seed=0, image_size=32, vision_layer_norm_eps=1e
     ViT has LayerNorm eps 1e-6 (`vision_layer_norm_eps`; transformers' default is 1e-5)."""
     from transformers import BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
 
-    from curate.captioning import tiny_blip_config
+    from curate.scoring.captioning import tiny_blip_config
 
     torch.manual_seed(seed)
     tokenizer = _tiny_itm_tokenizer()

@@ -4,7 +4,7 @@ import io
 
 from PIL import Image
 
-from curate.shards import ShardWriter
+from curate.data.shards import ShardWriter
 
 
 def jpg_bytes(colour, size=(16, 16)) -> bytes:

@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.baseline_selection import image_based_mask, pool_metadata, select_baseline
-from curate.langid import train_langid
-from curate.score import save_embeddings, save_scores
-from curate.selection import select
-from curate.shards import ShardWriter
-from curate.subset import u8u8_to_uids
+from curate.data.scorefiles import save_embeddings, save_scores
+from curate.data.shards import ShardWriter
+from curate.data.subset import u8u8_to_uids
+from curate.scoring.langid import train_langid
+from curate.selection.baselines import image_based_mask, pool_metadata
+from curate.selection.methods import SELECTIONS, select
 from tests.unit.pool_fixtures import jpg_bytes, uid
+from tests.unit.registry_fixtures import selection
 
 TEXTS = {
     0: ("a red circle on a grey background", (100, 100)),
@@ -91,9 +92,14 @@ def test_image_based_keeps_caption_filtered_samples_in_target_clusters(pool, tmp
     save_scores(pd.DataFrame({"uid": [uid(i) for i in TEXTS], "clip_score": values}), scores)
     inputs = dict(pool, embeddings=[embeddings], target=target, scores=[scores])
     params = {"n_clusters": 2, "fraction": 0.3}
-    base = select_baseline("image_based", params, inputs)
+    base = select_baseline("image_based", {"n_clusters": 2}, inputs)
     both = select_baseline("image_based_clip_score", params, inputs)
     # the CLIP top 30 % of the WHOLE pool (n = 2, threshold = 3rd best = 0.7) keeps 0, 1, 3
     assert set(both) == set(base) & {uid(0), uid(1), uid(3)} == {uid(0)}
-    subset = select("image_based_clip_score", params, inputs)
+    subset = select(selection("image_based_clip_score", **params), inputs)
     assert sorted(u8u8_to_uids(subset)) == sorted(both)
+
+
+def select_baseline(method: str, params: dict, inputs: dict) -> list[str]:
+    entry = selection(method, **params)
+    return SELECTIONS[method].run(entry, inputs)

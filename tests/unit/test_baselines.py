@@ -1,11 +1,11 @@
-"""Tests of curate.baselines (ALGORITHMS.md §2, DataComp baselines)."""
+"""Tests of curate.selection.baselines (ALGORITHMS.md §2, DataComp baselines)."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from curate.baselines import (
+from curate.selection.baselines import (
     assign_argmax_dot,
     basic_filter,
     caption_filter_for_image_based,
@@ -116,8 +116,8 @@ def test_synthetic_concepts_and_targets():
 
 
 def test_text_based_on_synthetic_captions():
-    from curate.synthetic.captions import canonical_caption, non_english_caption
-    from curate.synthetic.world import random_scene, rng_for
+    from curate.data.synthetic.captions import canonical_caption, non_english_caption
+    from curate.data.synthetic.world import random_scene, rng_for
 
     rng = rng_for(0, 99, 0)
     scenes = [random_scene(rng) for _ in range(100)]

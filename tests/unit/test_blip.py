@@ -1,5 +1,5 @@
-"""curate.blip: the weighted BLIP losses, the tiny BLIP (transformers), its training and evaluation;
-curate.lavis_config: what the real trainer hands LAVIS; the tiny suite's VQA task."""
+"""curate.training.blip: the weighted BLIP losses, the tiny BLIP (transformers), its training and evaluation;
+curate.training.lavis_config: what the real trainer hands LAVIS; the tiny suite's VQA task."""
 
 import hashlib
 import json
@@ -12,14 +12,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-import curate.blip as cb
-from curate.lavis_config import per_gpu_batch, read_image_bytes, reshard_index, run_config, torchrun_command
-from curate.paper_tables import build_paper_table
-from curate.reshard import reshard
-from curate.subset import uids_to_u8u8
-from curate.synthetic.tasks import write_suite_task
-from curate.synthetic.vqa import QUESTIONS, question_for, vqa_accuracy, write_vqa_task
-from curate.synthetic.world import Scene
+import curate.evaluation.blip as eb
+import curate.training.blip as cb
+from curate.data.evalsets import task_samples
+from curate.data.reshard import reshard
+from curate.data.subset import uids_to_u8u8
+from curate.data.synthetic.tasks import write_suite_task
+from curate.data.synthetic.vqa import QUESTIONS, question_for, vqa_accuracy, write_vqa_task
+from curate.data.synthetic.world import Scene
+from curate.reporting.paper_tables import build_paper_table
+from curate.training.lavis_config import per_gpu_batch, read_image_bytes, reshard_index, run_config, torchrun_command
+from curate.workflow.config import load_config
 from tests.unit.conftest import ROOT
 from tests.unit.pool_fixtures import uid, write_pool
 
@@ -177,7 +180,8 @@ def test_training_reads_the_weights_is_deterministic_and_skips_all_zero_batches(
     pool = write_pool(tmp_path / "pool", samples_per_shard=6, n_samples=12)
     weights = {uid(i): float(i % 3 == 0) for i in range(12)}
     reshard(uids_to_u8u8([uid(i) for i in range(12)]), pool, tmp_path / "reshard", weights=weights)
-    recipe = {"epochs": 1, "batch_size": 3, "lr": 1e-3, "wd": 0.05, "lr_decay_rate": 0.85, "warmup": 1,
+    recipe = {"trainer": "blip", "library": "transformers", "model": "tiny-blip", "tokenizer": {"curated_set": "c"},
+              "epochs": 1, "batch_size": 3, "lr": 1e-3, "wd": 0.05, "lr_decay_rate": 0.85, "warmup": 1,
               "shuffle_buffer": 4, "arch": {"hidden": 32}}
     seen = []
     original = cb.blip_losses
@@ -224,7 +228,7 @@ def test_vqa_questions_come_from_the_ground_truth(tmp_path):
     write_vqa_task(tmp_path / "b", 24, seed=3)
     assert (tmp_path / "a/test/0.tar").read_bytes() == (tmp_path / "b/test/0.tar").read_bytes()
     assert summary["n_samples"] == 24 and (tmp_path / "a/dataset_type.txt").read_text().strip() == "synthetic_vqa"
-    samples = cb.task_samples(tmp_path / "a")
+    samples = task_samples(tmp_path / "a")
     questions = [json.loads(s["json"]) for s in samples]
     assert sorted({q["question_type"] for q in questions}) == sorted(QUESTIONS)
     assert all(np.bincount([list(QUESTIONS).index(q["question_type"]) for q in questions]) == 4)
@@ -243,22 +247,22 @@ def test_suite_tasks_by_type(tmp_path):
 def test_the_tiny_suite_evaluates_every_task_and_unbuilt_tasks_fail_loudly(tiny, tmp_path):
     model, processor = tiny
     cb.save_blip(model, processor, tmp_path / "model")
-    suite = yaml.safe_load((ROOT / "config.yaml").read_text())["suites"]["synthetic-blip"]
+    suite = load_config(ROOT)["suites"]["synthetic-blip"]
     tasks = {}
     for key, spec in suite["tasks"].items():
         write_suite_task(tmp_path / key, key, spec, 12, seed=5)
         tasks[key] = dict(spec, dir=tmp_path / key)
-    records = cb.evaluate_blip_suite(tmp_path / "model", tasks, batch_size=8)
+    records = eb.evaluate_blip_suite(tmp_path / "model", tasks, batch_size=8)
     by_key = {r["key"]: r["metrics"] for r in records}
     assert list(by_key) == list(suite["tasks"])
     assert 0 <= by_key["retrieval"]["main_metric"] == by_key["retrieval"]["mean_recall@1"] <= 1
     assert by_key["objects"]["n_classes"] == 48 and 0 <= by_key["objects"]["acc1"] <= 1
     assert by_key["captions"]["main_metric"] >= 0 and len(by_key["captions"]["examples"]) == 5
     assert 0 <= by_key["vqa"]["vqa_accuracy"] <= 1 and by_key["vqa"]["n_questions"] == 12
-    real = yaml.safe_load((ROOT / "config.yaml").read_text())["suites"]["mos-blip"]["tasks"]
+    real = load_config(ROOT)["suites"]["mos-blip"]["tasks"]
     for key in ("vqav2", "nlvr2", "refcoco_plus"):
         with pytest.raises(NotImplementedError, match="no evaluator"):
-            cb.evaluate_blip_suite(tmp_path / "nowhere", {key: dict(real[key], dir=tmp_path)})
+            eb.evaluate_blip_suite(tmp_path / "nowhere", {key: dict(real[key], dir=tmp_path)})
 
 
 def test_statement_ranking_prefers_what_the_decoder_learned(tiny):
@@ -280,12 +284,12 @@ def test_statement_ranking_prefers_what_the_decoder_learned(tiny):
         loss.backward()
         opt.step()
     with torch.no_grad():
-        ll = cb.statement_log_likelihoods(fresh, processor, fresh.image_embeds(pix), statements)
+        ll = eb.statement_log_likelihoods(fresh, processor, fresh.image_embeds(pix), statements)
     assert ll[0] > ll[1]
 
 
 def test_paper_tables_read_the_tiny_suites_records():
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = load_config(ROOT)
     papers = yaml.safe_load((ROOT / "papers" / "mos.yaml").read_text())
     table = papers["tables"]["table3"] if "tables" in papers else papers["table3"]
     records = [
@@ -312,7 +316,7 @@ def test_paper_tables_read_the_tiny_suites_records():
 
 
 def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
-    recipe = yaml.safe_load((ROOT / "config.yaml").read_text())["recipes"]["mos-blip"]
+    recipe = load_config(ROOT)["recipes"]["mos-blip"]
     cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", seed=0)
     run, model = cfg["run"], cfg["model"]
     assert model["arch"] == "weighted_blip_pretrain" and model["model_type"] == "base"
@@ -329,7 +333,7 @@ def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
         run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, seed=0)
     one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml")
     assert one_node[:4] == ["torchrun", "--nnodes=1", "--nproc_per_node=14", "--standalone"]
-    assert one_node[-4:] == ["-m", "curate.lavis_blip", "--cfg-path", "run.yaml"]
+    assert one_node[-4:] == ["-m", "curate.training.lavis_blip", "--cfg-path", "run.yaml"]
     two = torchrun_command(recipe, "run.yaml", rdzv_endpoint="node1:29500")
     assert "--nproc_per_node=7" in two and "--rdzv-endpoint=node1:29500" in two
     with pytest.raises(ValueError, match="rendezvous"):
@@ -368,22 +372,19 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
     (lambda c: c["recipes"]["mos-blip"].pop("world_size"), "world_size"),
     (lambda c: c["recipes"]["mos-blip"].update(library="open_clip"), "open_clip"),
     (lambda c: c["suites"]["mos-blip"]["tasks"]["nlvr2"].update(type="reasoning"), "reasoning"),
+    (lambda c: c["recipes"]["tiny-mos-blip"]["tokenizer"].update(curated_set="nope"),
+     r"recipes\.tiny-mos-blip\.tokenizer\.curated_set"),
 ])
-def test_blip_schema_errors_name_the_key(config, mutate, key):
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
+def test_blip_config_errors_name_the_key(user_config, mutate, key):
+    from curate.registry import ConfigError
+    from curate.workflow.config import check_config
 
-    mutate(config)
-    with pytest.raises(WorkflowError, match=key):
-        validate(config, str(ROOT / "schemas" / "config.schema.yaml"))
+    mutate(user_config)
+    with pytest.raises(ConfigError, match=key):
+        check_config(user_config)
 
 
-def test_blip_entries_and_references(config):
-    from curate.config import ConfigError, check_references
-
+def test_blip_entries(config):
     blip = config["recipes"]["mos-blip"]
     assert (blip["epochs"], blip["batch_size"], blip["lr"], blip["wd"], blip["lr_decay_rate"]) == (20, 1260, 3e-4, 0.05, 0.85)
     assert blip["tiny_analogue"] == "tiny-mos-blip" and config["suites"]["mos-blip"]["tiny_analogue"] == "synthetic-blip"
-    config["recipes"]["tiny-mos-blip"]["tokenizer"]["curated_set"] = "nope"
-    with pytest.raises(ConfigError, match=r"recipes\.tiny-mos-blip\.tokenizer\.curated_set"):
-        check_references(config)

@@ -1,4 +1,4 @@
-"""Tests of curate.captioning: the Sieve captioner through transformers' BLIP classes (§4)."""
+"""Tests of curate.scoring.captioning: the Sieve captioner through transformers' BLIP classes (§4)."""
 
 import os
 import re
@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from curate.captioning import (
+from curate.data.shards import iter_webdataset_pairs
+from curate.data.synthetic import captions as cap
+from curate.data.synthetic.render import render_scene
+from curate.data.synthetic.world import COLOUR_NAMES, STREAM_CURATED, random_scene, rng_for
+from curate.scoring.captioning import (
     CAPTION_SETTINGS,
     CLIP_MEAN,
     CLIP_STD,
@@ -18,12 +22,8 @@ from curate.captioning import (
     build_tiny_captioner,
     generate_caption_ids,
     generate_captions,
-    iter_webdataset_pairs,
     load_captioner,
 )
-from curate.synthetic import captions as cap
-from curate.synthetic.render import render_scene
-from curate.synthetic.world import COLOUR_NAMES, STREAM_CURATED, random_scene, rng_for
 
 torch.set_num_threads(1)
 
@@ -210,7 +210,7 @@ def test_clip_style_override_and_non_square_images(captioners, tmp_path):
 
 
 def test_iter_webdataset_pairs(tmp_path):
-    from curate.synthetic.curated import write_curated_set
+    from curate.data.synthetic.curated import write_curated_set
 
     info = write_curated_set(tmp_path / "cur", n_samples=7, seed=0, samples_per_shard=3)
     pairs = list(iter_webdataset_pairs(info["shards"]))

@@ -9,7 +9,7 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from curate.clip import (  # noqa: E402
+from curate.scoring.clip import (  # noqa: E402
     CONFIG_NAME,
     WEIGHTS_NAME,
     arch_config_path,

@@ -4,21 +4,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from curate.datacomp import (
+from curate.evaluation.datacomp import (
     DATACOMP38,
     DATACOMP38_GROUPS,
     DATACOMP38_SCORED,
-    DATACOMP_RECIPES,
-    DATACOMP_SCALES,
+    datacomp38_suite,
     datacomp_average,
-    datacomp_recipe,
     missing_task_dirs,
-    suite_config,
 )
-from curate.evaluate import classification_metrics, retrieval_metrics
-from curate.train import clip_train_argv
+from curate.evaluation.evaluate import classification_metrics, retrieval_metrics
+from curate.evaluation.task_types import TASK_TYPES
+from curate.training.clip import clip_train_argv
+from curate.training.datacomp import DATACOMP_RECIPES, DATACOMP_SCALES, datacomp_recipe
+from curate.training.trainers import TRAINERS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,13 +111,9 @@ def test_datacomp_recipe_parameters():
     assert DATACOMP_RECIPES["large"]["world_size"] == 8 and "--grad-checkpointing" in DATACOMP_RECIPES["large"]["extra_args"]
 
 
-def test_recipes_fit_the_config_schema():
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
-    recipe_schema = schema["properties"]["recipes"]["additionalProperties"]
-    recipe_schema = dict(recipe_schema, definitions=schema.get("definitions", {}))
+def test_recipes_are_complete_open_clip_recipes():
     for scale, recipe in DATACOMP_RECIPES.items():
-        jsonschema.validate(recipe, recipe_schema)
+        assert TRAINERS.complete(recipe, f"recipes.datacomp-{scale}")["trainer"] == "open_clip"
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +126,10 @@ def test_suite_has_40_tasks_38_scored():
     assert len(DATACOMP38_SCORED) == 38
     assert [k for k, t in DATACOMP38.items() if t["main_metric"] is None] == ["fairness/fairface", "fairness/utkface"]
     assert len({t["name"] for t in DATACOMP38.values()}) == 40
-    assert {t["type"] for t in DATACOMP38.values()} == {"classification", "retrieval", "special"}
+    assert {t["type"] for t in DATACOMP38.values()} == {"classification", "retrieval", "iwildcam", "fmow",
+                                                        "dollar_street", "geode", "fairface", "winogavil"}
+    # every type has an evaluator of CLIP models
+    assert all("clip" in TASK_TYPES[t["type"]].runners for t in DATACOMP38.values())
 
 
 def test_main_metrics_per_spec():
@@ -168,7 +166,7 @@ def test_types_and_datasets():
 
 
 def test_main_metrics_are_what_curate_evaluate_computes():
-    """Every classification/retrieval task's main metric is a key curate.evaluate produces."""
+    """Every classification/retrieval task's main metric is a key curate.evaluation.evaluate produces."""
     cls = classification_metrics(np.eye(6)[[0, 1, 2, 3, 4, 5, 0]], [0, 1, 2, 3, 4, 5, 1])
     ret = retrieval_metrics(np.eye(3), [0, 1, 2])
     for key, task in DATACOMP38.items():
@@ -266,18 +264,14 @@ def test_datacomp_average_rejects_bad_records():
 # --------------------------------------------------------------------------------------------
 
 
-def test_suite_config_points_at_local_folders(tmp_path):
-    config = suite_config(tmp_path / "evalsets")
-    assert config["source"] == "local" and config["root"] == str(tmp_path / "evalsets")
-    assert list(config["tasks"]) == list(DATACOMP38)
-    for key, task in config["tasks"].items():
-        assert set(task) == {"type", "main_metric", "name", "dataset", "dir"}
-        assert task["dir"] == str(tmp_path / "evalsets" / key)
-        assert (task["type"], task["main_metric"], task["name"], task["dataset"]) == tuple(
-            DATACOMP38[key][f] for f in ("type", "main_metric", "name", "dataset"))
-    assert config["groups"] == DATACOMP38_GROUPS
-    assert config["groups"] is not DATACOMP38_GROUPS
-    assert all(k in config["tasks"] for keys in config["groups"].values() for k in keys)
+def test_suite_entry_for_the_config():
+    suite = datacomp38_suite("/evalsets")
+    assert suite["source"] == "local" and suite["root"] == "/evalsets"
+    assert list(suite["tasks"]) == list(DATACOMP38)
+    for key, task in suite["tasks"].items():
+        assert task == {f: DATACOMP38[key][f] for f in ("type", "main_metric", "name", "source")}
+    assert suite["groups"] == DATACOMP38_GROUPS and suite["groups"] is not DATACOMP38_GROUPS
+    assert datacomp38_suite()["root"] is None
 
 
 def test_missing_task_dirs(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from curate.datacomp_eval import (  # noqa: E402
+from curate.evaluation.datacomp_special import (  # noqa: E402
     dollar_street_metrics,
     fairface_metrics,
     fmow_metrics,
@@ -137,8 +137,8 @@ def test_evaluate_task_runs_geode_with_its_metadata(tmp_path):
     import webdataset as wds
     from PIL import Image
 
-    from curate.clip import load_model
-    from curate.evaluate import evaluate_task
+    from curate.evaluation.evaluate import evaluate_task
+    from curate.scoring.clip import load_model
     from tests.unit.model_fixtures import export_random_tiny_model
 
     colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -179,9 +179,9 @@ def test_evaluate_task_runs_fairface(tmp_path):
     import webdataset as wds
     from PIL import Image
 
-    from curate.clip import encode, load_model
-    from curate.datacomp_eval import FAIRFACE_OBJECTIVES
-    from curate.evaluate import evaluate_task
+    from curate.evaluation.datacomp_special import FAIRFACE_OBJECTIVES
+    from curate.evaluation.evaluate import evaluate_task
+    from curate.scoring.clip import encode, load_model
     from tests.unit.model_fixtures import export_random_tiny_model
 
     classes = {"race": ["black", "white", "asian"], "gender": ["man", "woman"], "age": ["young", "old"],
@@ -222,7 +222,7 @@ def test_evaluate_task_runs_fairface(tmp_path):
 
 
 def test_winogavil_prompt_and_associations_as_datacomp():
-    from curate.datacomp_eval import winogavil_associations, winogavil_prompt
+    from curate.evaluation.datacomp_special import winogavil_associations, winogavil_prompt
 
     assert winogavil_prompt("Ocean") == "An ocean" and winogavil_prompt("fire") == "A fire"
     assert winogavil_associations(["a", "b", "c"], ["c", "a"]).tolist() == [True, False, True]
@@ -230,9 +230,9 @@ def test_winogavil_prompt_and_associations_as_datacomp():
 
 def test_evaluate_task_runs_winogavil_from_a_saved_split(tmp_path):
     """The runner's Jaccard scores equal those computed here from the model's own encodings."""
-    from curate.clip import encode, load_model
-    from curate.datacomp_eval import winogavil_associations, winogavil_prompt
-    from curate.evaluate import evaluate_task
+    from curate.evaluation.datacomp_special import winogavil_associations, winogavil_prompt
+    from curate.evaluation.evaluate import evaluate_task
+    from curate.scoring.clip import encode, load_model
     from tests.unit.model_fixtures import export_random_tiny_model
     from tests.unit.test_evalsets import winogavil_split
 

@@ -25,8 +25,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from curate import download as dl  # noqa: E402
-from curate.shards import SkipReport, compute_key, iter_pool_samples, shard_paths  # noqa: E402
+from curate.data import download as dl  # noqa: E402
+from curate.data.shards import SkipReport, compute_key, iter_pool_samples, shard_paths  # noqa: E402
 
 SPS = 20  # samples per shard
 FIRST = 6  # the chunk's first global shard id

@@ -1,4 +1,4 @@
-"""Tests of curate.embedding_scores (ALGORITHMS.md §6: s-CLIPLoss, NormSim_inf, linear classifiers)."""
+"""Tests of curate.scoring.embedding_scores (ALGORITHMS.md §6: s-CLIPLoss, NormSim_inf, linear classifiers)."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from curate.embedding_scores import (  # noqa: E402
+from curate.scoring.embedding_scores import (  # noqa: E402
     S_CLIP_LOSS_BATCH_SIZE,
     S_CLIP_LOSS_TEMPERATURE,
     concat_embeddings,

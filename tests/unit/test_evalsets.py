@@ -1,6 +1,6 @@
 import pytest
 
-from curate.evalsets import fetch_eval_task
+from curate.data.evalsets import fetch_eval_task
 
 
 def make_task(folder):

@@ -10,17 +10,15 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from curate.clip import load_model  # noqa: E402
-from tests.unit.model_fixtures import export_random_tiny_model  # noqa: E402
-from curate.evaluate import (  # noqa: E402
-    aggregate,
+from curate.data.records import aggregate, read_records, write_records  # noqa: E402
+from curate.evaluation.evaluate import (  # noqa: E402
     classification_metrics,
     evaluate_suite,
     evaluate_task,
-    read_records,
     retrieval_metrics,
-    write_records,
 )
+from curate.scoring.clip import load_model  # noqa: E402
+from tests.unit.model_fixtures import export_random_tiny_model  # noqa: E402
 
 COLOURS = {"red": (200, 20, 20), "blue": (20, 20, 200), "green": (20, 180, 20)}
 

@@ -6,18 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from curate.figures import (
-    curve_values,
-    draw,
-    figure_plan,
-    figure_plans,
-    repetition_histogram,
-    score_disparity,
-)
-from curate.paper_tables import apply_stand_ins
-from curate.subset import save_subset
+from curate.data.subset import save_subset
+from curate.reporting.figures import curve_values, draw, repetition_histogram, score_disparity
+from curate.workflow.config import load_config
+from curate.workflow.figure_plans import figure_plan, figure_plans
+from curate.workflow.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,11 +50,11 @@ def test_curve_values_read_the_suites_analogue_in_percent():
 
 @pytest.fixture(scope="module")
 def tiny():
-    return apply_stand_ins(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    return load_config(ROOT) | {"data_root": "D"}
 
 
 def test_at_tiny_every_figure_is_planned_and_shares_runs(tiny):
-    plans = figure_plans(tiny, "D")
+    plans = figure_plans(Workspace(tiny))
     assert sorted(plans) == sorted(tiny["figures"])
     sieve = plans["sieve_figure4"]["params"]["points"]
     assert [(p["series"], p["x"]) for p in sieve] == [("CLIP score (L/14)", x) for x in (10, 20, 30, 40, 50)] + [
@@ -77,11 +71,11 @@ def test_a_figure_the_pool_cannot_give_is_left_out(tiny):
     config = json.loads(json.dumps(tiny))
     config["pools"]["synthetic-tiny"]["source"] = "img2dataset"  # no ground truth
     config["scorers"].pop("sieve-tiny")  # no Sieve score: the curve keeps its CLIP score series
-    assert figure_plan(config, "noise_scores") is None
-    assert {p["series"] for p in figure_plan(config, "sieve_figure4")["params"]["points"]} == {"CLIP score (L/14)"}
+    assert figure_plan(Workspace(config), "noise_scores") is None
+    assert {p["series"] for p in figure_plan(Workspace(config), "sieve_figure4")["params"]["points"]} == {"CLIP score (L/14)"}
     config["selections"] = {k: v for k, v in config["selections"].items() if not k.startswith("clip_score_l14")}
-    assert figure_plan(config, "sieve_figure4") is None
-    assert figure_plan(config, "flyt_figure3") is not None
+    assert figure_plan(Workspace(config), "sieve_figure4") is None
+    assert figure_plan(Workspace(config), "flyt_figure3") is not None
 
 
 def assert_png(path):

@@ -1,4 +1,4 @@
-"""Tests of curate.flyt (ALGORITHMS.md §6)."""
+"""Tests of curate.selection.flyt (ALGORITHMS.md §6)."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from curate.flyt import LOGIT_SCALE_MAX, LOGIT_SCALE_MIN, clamp_logit_scale_, weighted_clip_loss  # noqa: E402
+from curate.selection.flyt import LOGIT_SCALE_MAX, LOGIT_SCALE_MIN, clamp_logit_scale_, weighted_clip_loss  # noqa: E402
 
 
 def _features(B, D, seed=0):

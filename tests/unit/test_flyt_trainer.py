@@ -1,4 +1,4 @@
-"""Tests of the FLYT trainer pieces in curate.flyt (ALGORITHMS.md §6): heads, downstream logits,
+"""Tests of the FLYT trainer pieces in curate.selection.flyt (ALGORITHMS.md §6): heads, downstream logits,
 the differentiable AdamW step, the one-step look-ahead and the M-FLYT driver."""
 
 import copy
@@ -14,7 +14,8 @@ from torch import nn
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from curate.flyt import (  # noqa: E402
+from curate.data.evalsets import load_downstream_npz  # noqa: E402
+from curate.selection.flyt import (  # noqa: E402
     LOGIT_SCALE_MIN,
     TAU_DS_INIT,
     FlytHParams,
@@ -27,16 +28,15 @@ from curate.flyt import (  # noqa: E402
     flyt_step,
     functional_adamw_step,
     in_memory_loader,
-    load_downstream_npz,
     load_head,
     mixing_weights,
     new_adamw_state,
     sample_class_prompts,
     save_head,
     train_mflyt,
-    weighted_clip_loss,
 )
-from curate.fusion import column_stats, zscore  # noqa: E402
+from curate.selection.fusion import column_stats, zscore  # noqa: E402
+from curate.training.losses import weighted_clip_loss  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- heads
@@ -339,9 +339,9 @@ def test_in_memory_loader_is_seeded_per_pass():
 
 
 def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
-    from curate.clip import load_model, write_arch_dir
-    from curate.synthetic.curated import write_downstream_set
-    from curate.synthetic.tasks import TEMPLATES
+    from curate.data.synthetic.curated import write_downstream_set
+    from curate.data.synthetic.tasks import TEMPLATES
+    from curate.scoring.clip import load_model, write_arch_dir
 
     write_downstream_set(tmp_path / "ds.npz", n_per_class=1, seed=0, image_size=32)
     ds_images, ds_labels, classnames = load_downstream_npz(tmp_path / "ds.npz")

@@ -6,31 +6,43 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.config import ConfigError, check_references
-from curate.score import save_scores
-from curate.selection import (
-    FUSED_COLUMN,
-    fuse_chunk,
-    fuse_matrix,
-    fusion_statistics,
-    sample_fused,
-    scorer_accuracy,
-    select,
-)
-from curate.subset import u8u8_to_uids
-from curate.tables import comparison_table
-from curate.workflow import selection_labels
+from curate.data.records import main_metric_of, write_records
+from curate.data.scorefiles import save_scores
+from curate.data.subset import u8u8_to_uids
+from curate.registry import ConfigError
+from curate.reporting.tables import comparison_table
+from curate.selection.methods import select
+from curate.selection.pool_fusion import FUSED_COLUMN, fuse_chunk, fuse_matrix
+from curate.selection.pool_fusion import fusion_statistics as _fusion_statistics
+from curate.selection.sampling import SAMPLERS
+from curate.workflow.config import check_config
+from curate.workflow.tables import selection_labels
 from tests.unit.pool_fixtures import uid
+from tests.unit.registry_fixtures import fusion as complete_fusion
+from tests.unit.registry_fixtures import selection
 
 SCORERS = ["a", "b", "c"]
 FUSIONS = {
-    "none": {"method": "none", "scorers": ["b"]},
-    "sum": {"method": "sum", "scorers": SCORERS},
-    "standardised_sum": {"method": "standardised_sum", "scorers": SCORERS},
-    "in_weighted": {"method": "in_weighted", "scorers": SCORERS, "r": 8},
-    "mos": {"method": "mos", "scorers": SCORERS, "tmin": 0.5, "tmax": 1.5},
-    "mos_z": {"method": "mos", "scorers": SCORERS, "normalise": "zscore"},
+    "none": complete_fusion("none", ["b"]),
+    "sum": complete_fusion("sum", SCORERS),
+    "standardised_sum": complete_fusion("standardised_sum", SCORERS),
+    "in_weighted": complete_fusion("in_weighted", SCORERS, r=8, accuracy={"suite": "s", "task": "objects"}),
+    "mos": complete_fusion("mos", SCORERS, tmin=0.5, tmax=1.5),
+    "mos_z": complete_fusion("mos", SCORERS, normalise="zscore"),
 }
+
+
+def fusion_statistics(files, fusion, accuracies=None, tmp_path=None):
+    """The statistics as the fusion_stats job computes them; an IN-weighted fusion's accuracies
+    are written as its scorers' evaluation records first."""
+    inputs = {}
+    if accuracies is not None:
+        inputs["accuracy"] = []
+        for j, accuracy in enumerate(accuracies):
+            path = tmp_path / f"accuracy-{j}.jsonl"
+            write_records([{"key": "objects", "dataset": "Objects", "metrics": {"main_metric": accuracy}}], path)
+            inputs["accuracy"].append(path)
+    return _fusion_statistics(files, fusion, ["clip_score"] * len(fusion["scorers"]), inputs)
 
 
 @pytest.fixture
@@ -64,13 +76,14 @@ def whole_pool(files, fusion_scorers):
 
 
 @pytest.mark.parametrize("name", sorted(FUSIONS))
-def test_chunked_fusion_from_global_statistics_equals_whole_pool_fusion(pool, name):
+def test_chunked_fusion_from_global_statistics_equals_whole_pool_fusion(pool, name, tmp_path):
     fusion = FUSIONS[name]
     j = [SCORERS.index(s) for s in fusion["scorers"]]
     files = [[row[k] for k in j] for row in pool]
     accuracies = [0.2, 0.5, 0.3] if fusion["method"] == "in_weighted" else None
-    stats = json.loads(json.dumps(fusion_statistics(files, fusion, accuracies)))  # as the rule stores it
-    chunked = pd.concat([fuse_chunk(row, fusion, stats) for row in files], ignore_index=True)
+    stats = json.loads(json.dumps(fusion_statistics(files, fusion, accuracies, tmp_path)))  # as the rule stores it
+    columns = ["clip_score"] * len(row_of(files))
+    chunked = pd.concat([fuse_chunk(fusion, stats, row, columns) for row in files], ignore_index=True)
     uids, S = whole_pool(pool, fusion["scorers"])
     assert chunked["uid"].tolist() == uids  # uid 3 (not scored by c) left out where c is fused
     assert (uid(3) in uids) == ("c" not in fusion["scorers"])
@@ -81,14 +94,18 @@ def test_chunked_fusion_from_global_statistics_equals_whole_pool_fusion(pool, na
     np.testing.assert_allclose(stats["std"], S.std(axis=0, ddof=1), rtol=1e-12)
 
 
-def test_fusions_follow_their_definitions(pool):
+def row_of(files):
+    return files[0]
+
+
+def test_fusions_follow_their_definitions(pool, tmp_path):
     uids, S = whole_pool(pool, SCORERS)
     files = pool
     z = (S - S.mean(axis=0)) / S.std(axis=0, ddof=1)
     stats = fusion_statistics(files, FUSIONS["sum"])
     np.testing.assert_allclose(fuse_matrix(S, FUSIONS["sum"], stats), S.sum(axis=1))
     np.testing.assert_allclose(fuse_matrix(S, FUSIONS["standardised_sum"], stats), z.sum(axis=1), atol=1e-12)
-    stats = fusion_statistics(files, FUSIONS["in_weighted"], [0.2, 0.5, 0.3])
+    stats = fusion_statistics(files, FUSIONS["in_weighted"], [0.2, 0.5, 0.3], tmp_path)
     # w_hat = (0, 1, 1/3); r = 8 adds 1/7
     assert stats["weights"] == pytest.approx([1 / 7, 1 + 1 / 7, 1 / 3 + 1 / 7])
     np.testing.assert_allclose(fuse_matrix(S, FUSIONS["in_weighted"], stats), z @ np.array(stats["weights"]), atol=1e-12)
@@ -100,18 +117,21 @@ def test_fusions_follow_their_definitions(pool):
     assert np.all((fused >= mm.min(axis=1) - 1e-12) & (fused <= mm.max(axis=1) + 1e-12))
 
 
-def test_in_weighted_needs_an_accuracy_per_scorer_and_none_one_scorer(pool):
-    with pytest.raises(ValueError, match="one accuracy per scorer"):
-        fusion_statistics(pool, FUSIONS["in_weighted"], [0.1])
-    with pytest.raises(ValueError, match="one scorer"):
-        fusion_statistics(pool, {"method": "none", "scorers": SCORERS})
+def test_a_fusion_of_the_wrong_number_of_scorers_is_refused(user_config):
+    user_config["fusions"]["single_clean"]["scorers"] = ["tiny-clip-clean", "tiny-clip-weak"]
+    with pytest.raises(ConfigError, match=r"fusions\.single_clean\.scorers: method 'none' takes exactly 1"):
+        check_config(user_config)
+    user_config["fusions"]["single_clean"]["scorers"] = ["tiny-clip-clean"]
+    user_config["fusions"]["sieve_clip"]["scorers"] = ["sieve-tiny"]
+    with pytest.raises(ConfigError, match=r"fusions\.sieve_clip\.scorers: method 'sieve_clip' takes exactly 2"):
+        check_config(user_config)
 
 
-def test_scorer_accuracy_reads_the_task_main_metric():
+def test_main_metric_of_reads_the_task_main_metric():
     records = [{"key": "objects", "metrics": {"acc1": 0.4, "main_metric": 0.4}}, {"key": "shape", "metrics": {"main_metric": 0.9}}]
-    assert scorer_accuracy(records, "objects") == 0.4
+    assert main_metric_of(records, "objects") == 0.4
     with pytest.raises(ValueError, match="no evaluation record"):
-        scorer_accuracy(records, "imagenet")
+        main_metric_of(records, "imagenet")
 
 
 def write_fused(folder, chunks):
@@ -125,7 +145,8 @@ def write_fused(folder, chunks):
 
 def test_fused_score_top_fraction_keeps_by_the_datacomp_rule(tmp_path):
     paths = write_fused(tmp_path, [[(i, i / 10) for i in range(5)], [(i, i / 10) for i in range(5, 10)]])
-    subset = select("fused_score", {"sampler": "top_fraction", "fraction": 0.2}, {"scores": paths})
+    subset = select(selection("fused_score", FUSED_COLUMN, fusion="f", sampler="top_fraction", fraction=0.2),
+                    {"scores": paths})
     # n = 2, thr = sorted_desc[2] = 0.7: n + 1 samples (ALGORITHMS §1)
     assert sorted(u8u8_to_uids(subset)) == [uid(7), uid(8), uid(9)]
 
@@ -133,82 +154,56 @@ def test_fused_score_top_fraction_keeps_by_the_datacomp_rule(tmp_path):
 def test_fused_score_scs_draws_exactly_n_with_repeats(tmp_path):
     rng = np.random.default_rng(1)
     paths = write_fused(tmp_path, [[(i, rng.normal()) for i in range(c * 50, c * 50 + 50)] for c in range(2)])
-    params = {"sampler": "scs", "alpha": 0.5, "batch_fraction": 0.1, "seed": 3}
-    subset = select("fused_score", params, {"scores": paths})
+    params = selection("fused_score", FUSED_COLUMN, fusion="f", sampler="scs", alpha=0.5, batch_fraction=0.1, seed=3)
+    subset = select(params, {"scores": paths})
     uids = u8u8_to_uids(subset)
     assert len(uids) == 100  # n_fraction 1.0: as many draws as the pool has samples
     assert len(set(uids)) < 100  # repeats across rounds
     counts = pd.Series(uids).value_counts()
     assert counts.max() <= 10  # distinct within each of the 10 rounds of G = 10
-    again = select("fused_score", params, {"scores": paths})
+    again = select(params, {"scores": paths})
     assert np.array_equal(np.sort(subset), np.sort(again))  # seeded
-    half = select("fused_score", params | {"n_fraction": 0.5, "batch_size": 7}, {"scores": paths})
+    half = select(params | {"n_fraction": 0.5, "batch_size": 7, "batch_fraction": None}, {"scores": paths})
     assert len(half) == 50
 
 
 def test_scs_standardises_the_scores_unless_told_not_to():
     uids = [uid(i) for i in range(200)]
     scores = np.linspace(0.0, 0.02, 200)  # raw cosines with a tiny spread: almost uniform softmax
-    params = {"sampler": "scs", "alpha": 0.0, "batch_size": 20, "n_fraction": 0.1, "seed": 0}
-    raw = sample_fused(uids, scores, params | {"standardise": False})
-    std = sample_fused(uids, scores, params)
+    params = selection("fused_score", fusion="f", sampler="scs", alpha=0.0, batch_size=20, n_fraction=0.1, seed=0)
+    raw = SAMPLERS["scs"].run(uids, scores, params | {"standardise": False})
+    std = SAMPLERS["scs"].run(uids, scores, params)
     top_half = set(uids[100:])
     assert sum(u in top_half for u in std) > sum(u in top_half for u in raw)
-    with pytest.raises(ValueError, match="unknown sampler"):
-        sample_fused(uids, scores, {"sampler": "magic"})
+    with pytest.raises(KeyError, match="unknown sampler 'magic'"):
+        SAMPLERS["magic"]
 
 
-def minimal_config():
-    return {
-        "scale": "tiny",
-        "scales": {"tiny": {"pool": "p", "recipe": "r", "suite": "s"}},
-        "pools": {"p": {"source": "synthetic"}},
-        "recipes": {"r": {}},
-        "suites": {"s": {"tasks": {"objects": {}}, "groups": {}}},
-        "scorers": {"a": {"source": "other"}, "b": {"source": "other"}},
-        "fusions": {
-            "f": {"method": "in_weighted", "scorers": ["a", "b"], "r": 8, "accuracy": {"suite": "s", "task": "objects"}},
-            "one": {"method": "none", "scorers": ["a"]},
-        },
-        "selections": {
-            "x": {"method": "fused_score", "fusion": "f", "sampler": "top_fraction", "fraction": 0.2},
-            "y": {"method": "clip_score", "scorer": "b", "fraction": 0.2},
-            "n": {"method": "no_filter"},
-        },
-        "tables": {"table2": {"selections": ["x", "y", "n"], "pending": {"later": {"status": "not built yet: z"}}}},
-    }
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["fusions"]["sum"].update(scorers=["tiny-clip-clean", "zz"]), r"fusions\.sum\.scorers"),
+    (lambda c: c["fusions"]["in_weighted_r8"]["accuracy"].update(task="imagenet"), r"fusions\.in_weighted_r8"),
+    (lambda c: c["selections"]["sum_top20"].update(fusion="nope"), r"selections\.sum_top20\.fusion"),
+    (lambda c: c["tables"]["table2"].update(pending={"sum_top20": {"status": "?"}}), r"tables\.table2\.pending"),
+    (lambda c: c["selections"]["sum_scs"].update(batch_size=10), r"selections\.sum_scs: SCS takes exactly one"),
+])
+def test_config_references_of_fusions_are_checked(user_config, mutate, key):
+    mutate(user_config)
+    with pytest.raises(ConfigError, match=key):
+        check_config(user_config)
 
 
-def test_config_references_of_fusions_are_checked():
-    config = minimal_config()
-    check_references(config)
-    config["fusions"]["f"]["scorers"] = ["a", "zz"]
-    with pytest.raises(ConfigError, match="fusions.f.scorers"):
-        check_references(config)
-    config = minimal_config()
-    config["fusions"]["f"]["accuracy"]["task"] = "imagenet"
-    with pytest.raises(ConfigError, match="fusions.f.accuracy.task"):
-        check_references(config)
-    config = minimal_config()
-    config["selections"]["x"]["fusion"] = "nope"
-    with pytest.raises(ConfigError, match="selections.x.fusion"):
-        check_references(config)
-    config = minimal_config()
-    config["tables"]["table2"]["pending"] = {"x": {"status": "?"}}
-    with pytest.raises(ConfigError, match="tables.table2.pending"):
-        check_references(config)
-
-
-def test_selection_labels():
-    config = minimal_config()
-    assert selection_labels(config, "x") == {"fusion": "f", "scorers": "a+b", "sampler": "top_fraction"}
-    assert selection_labels(config, "y") == {"fusion": "none", "scorers": "b", "sampler": "top_fraction"}
-    assert selection_labels(config, "n")["sampler"] == "all"
+def test_selection_labels(config):
+    assert selection_labels(config, "sum_top20") == {
+        "fusion": "sum", "scorers": "tiny-clip-clean+tiny-clip-reader+tiny-clip-weak", "sampler": "top_fraction"}
+    assert selection_labels(config, "clip_score_clean_20") == {
+        "fusion": "none", "scorers": "tiny-clip-clean", "sampler": "top_fraction"}
+    assert selection_labels(config, "no_filter")["sampler"] == "all"
+    assert selection_labels(config, "basic_filter") == {"fusion": "", "scorers": "", "sampler": "basic_filter"}
 
 
 def test_comparison_table_lists_pending_methods_with_their_status_and_no_numbers(tmp_path):
-    from curate.evaluate import write_records
-    from curate.subset import save_subset
+    from curate.data.records import write_records
+    from curate.data.subset import save_subset
 
     subset = tmp_path / "x.npy"
     save_subset(subset, [uid(1), uid(1), uid(2)])

@@ -1,9 +1,9 @@
-"""Tests of curate.fusion (ALGORITHMS.md §4, §5, §6)."""
+"""Tests of curate.selection.fusion (ALGORITHMS.md §4, §5, §6)."""
 
 import numpy as np
 import pytest
 
-from curate.fusion import (
+from curate.selection.fusion import (
     column_stats,
     in_weighted_sum,
     in_weighted_weights,

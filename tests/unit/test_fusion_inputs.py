@@ -9,14 +9,26 @@ import pandas as pd
 import pytest
 import torch
 
-from curate.config import ConfigError, check_references
-from curate.embedding_scores import embedding_score_frame, normsim_inf, s_clip_loss
-from curate.flyt import MixingHead
-from curate.score import load_embeddings, load_scores, save_embeddings, save_scores
-from curate.selection import FUSED_COLUMN, fuse_chunk, fuse_matrix, fusion_statistics, load_score_matrix
-from curate.workflow import names_pattern, score_column
+from curate.data.scorefiles import load_embeddings, load_scores, save_embeddings, save_scores
+from curate.registry import ConfigError
+from curate.scoring.embedding_scores import embedding_score_frame, normsim_inf, s_clip_loss
+from curate.scoring.kinds import score_column
+from curate.selection.flyt import MixingHead
+from curate.selection.pool_fusion import (
+    FUSED_COLUMN,
+    fuse_chunk,
+    fuse_matrix,
+    fusion_statistics,
+    head_inputs,
+    load_score_matrix,
+    split_chunk_files,
+)
+from curate.workflow.config import check_config
 from tests.unit.pool_fixtures import uid
+from tests.unit.registry_fixtures import fusion as complete_fusion
+from tests.unit.registry_fixtures import scorer as complete_scorer
 
+FLYT = {"reference": {"scorer": "clip"}, "downstream": {"suite": "s", "task": "t"}, "hparams": {}}
 
 
 @pytest.fixture
@@ -57,10 +69,10 @@ def test_each_score_file_is_read_by_its_own_column(sieve_and_clip):
 
 
 def test_sieve_clip_is_the_mean_of_pool_minmax_scores_chunked_or_not(sieve_and_clip):
-    fusion = {"method": "sieve_clip", "scorers": ["sieve", "clip"], "a": 0.5}
+    fusion = complete_fusion("sieve_clip", ["sieve", "clip"], a=0.5)
     columns = ["sieve_score", "clip_score"]
-    stats = json.loads(json.dumps(fusion_statistics(sieve_and_clip, fusion, columns=columns)))
-    chunked = pd.concat([fuse_chunk(row, fusion, stats, columns) for row in sieve_and_clip], ignore_index=True)
+    stats = json.loads(json.dumps(fusion_statistics(sieve_and_clip, fusion, columns)))
+    chunked = pd.concat([fuse_chunk(fusion, stats, row, columns) for row in sieve_and_clip], ignore_index=True)
     S = np.concatenate([load_score_matrix(row, columns)[1] for row in sieve_and_clip])
     mm = (S - S.min(axis=0)) / (S.max(axis=0) - S.min(axis=0))
     np.testing.assert_allclose(chunked[FUSED_COLUMN], (0.5 * mm[:, 0] + 0.5 * mm[:, 1]).astype(np.float32), rtol=1e-6)
@@ -68,38 +80,33 @@ def test_sieve_clip_is_the_mean_of_pool_minmax_scores_chunked_or_not(sieve_and_c
     lopsided = fuse_matrix(S, dict(fusion, a=0.25), stats)
     np.testing.assert_allclose(lopsided, 0.75 * mm[:, 0] + 0.25 * mm[:, 1])
     assert fuse_matrix(np.array([S.max(axis=0)]), fusion, stats)[0] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="sieve scorer, clip scorer"):
-        fusion_statistics(sieve_and_clip, dict(fusion, scorers=["sieve"]), columns=columns)
+    with pytest.raises(ValueError, match="for a fusion of 2 scorers"):
+        fuse_matrix(S[:, :1], fusion, stats)
 
 
 def test_mflyt_fuses_by_the_head_on_pool_standardised_scores(sieve_and_clip):
-    fusion = {"method": "mflyt", "scorers": ["sieve", "clip"]}
+    fusion = complete_fusion("mflyt", ["sieve", "clip"], **FLYT)
     columns = ["sieve_score", "clip_score"]
-    stats = fusion_statistics(sieve_and_clip, fusion, columns=columns)
+    stats = fusion_statistics(sieve_and_clip, fusion, columns)
     head = MixingHead(2)
     with torch.no_grad():
         head.linear.weight.copy_(torch.tensor([[2.0, -1.0]]))
         head.linear.bias.fill_(0.5)
     S = np.concatenate([load_score_matrix(row, columns)[1] for row in sieve_and_clip])
     z = (S - S.mean(axis=0)) / S.std(axis=0, ddof=1)
-    chunked = pd.concat([fuse_chunk(row, fusion, stats, columns, head) for row in sieve_and_clip], ignore_index=True)
+    chunked = pd.concat([fuse_chunk(fusion, stats, row, columns, head) for row in sieve_and_clip], ignore_index=True)
     np.testing.assert_allclose(chunked[FUSED_COLUMN], 2 * z[:, 0] - z[:, 1] + 0.5, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="trained mixing head"):
-        fuse_matrix(S, fusion, stats)
+    with pytest.raises(ValueError, match="needs its trained head"):
+        fuse_chunk(fusion, stats, sieve_and_clip[0], columns)
 
 
-def test_score_columns_and_rule_patterns():
-    assert score_column({"library": "open_clip", "source": "train"}) == "clip_score"
-    assert score_column({"library": "sieve"}) == "sieve_score"
-    assert score_column({"library": "embedding", "method": "normsim_inf"}) == "normsim_inf"
-    with pytest.raises(ValueError, match="library 'hype'"):
+def test_each_scorer_kind_names_its_score_column():
+    assert score_column(complete_scorer("open_clip", source="pretrained", model="m")) == "clip_score"
+    assert score_column(complete_scorer("sieve", captioner="c", sentence_encoder="e")) == "sieve_score"
+    assert score_column(complete_scorer("embedding", method="normsim_inf", embeddings="c", target="s")) == "normsim_inf"
+    assert score_column(complete_scorer("blip_itm", model="m", head="itc")) == "itc_score"
+    with pytest.raises(ConfigError, match="unknown scorer kind 'hype'"):
         score_column({"library": "hype"})
-    import re
-
-    pattern = names_pattern(["b.c", "a"])
-    assert pattern == r"a|b\.c"
-    assert re.fullmatch(pattern, "b.c") and not re.fullmatch(pattern, "bxc")
-    assert re.fullmatch(names_pattern([]), "") is None and re.fullmatch(names_pattern([]), "a") is None
 
 
 def test_embeddings_round_trip_float16(tmp_path):
@@ -121,7 +128,8 @@ def test_embedding_score_frames_are_the_scores():
     txt = rng.normal(size=(50, 6))
     txt /= np.linalg.norm(txt, axis=1, keepdims=True)
     uids = [uid(i) for i in range(50)]
-    frame = embedding_score_frame("s_clip_loss", uids, img, txt, {"batch_size": 16}, seed=3)
+    params = complete_scorer("embedding", method="s_clip_loss", embeddings="c", batch_size=16)
+    frame = embedding_score_frame("s_clip_loss", uids, img, txt, params, seed=3)
     assert list(frame.columns) == ["uid", "s_clip_loss"]
     np.testing.assert_array_equal(frame["s_clip_loss"], s_clip_loss(img, txt, batch_size=16, seed=3))
     target = img[:5]
@@ -143,38 +151,38 @@ def test_embedding_score_frames_are_the_scores():
     (("fusions", "mflyt", "downstream", "task"), "nothing", "fusions.mflyt.downstream.task"),
     (("captioners", "tiny-blip", "curated_set"), "nothing", "captioners.tiny-blip.curated_set"),
 ])
-def test_references_of_the_new_kinds_are_checked(config, path, value, key):
-    check_references(config)
-    broken = copy.deepcopy(config)
+def test_references_of_the_new_kinds_are_checked(user_config, path, value, key):
+    check_config(user_config)
+    broken = copy.deepcopy(user_config)
     entry = broken
     for part in path[:-1]:
         entry = entry[part]
     entry[path[-1]] = value
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        check_references(broken)
+        check_config(broken)
 
 
 def test_eflyt_scores_a_chunk_by_its_head_over_normalised_embeddings(tmp_path):
-    from curate.flyt import GLUHead
-    from curate.selection import eflyt_inputs, fuse_embeddings_chunk
+    from curate.selection.flyt import GLUHead
 
     rng = np.random.default_rng(3)
     img = rng.normal(size=(5, 4)).astype(np.float32)
     txt = rng.normal(size=(5, 4)).astype(np.float32)
     path = save_embeddings(tmp_path / "00000.npz", [uid(i) for i in range(5)], img, txt)
-    uids, X = eflyt_inputs([path, path])
+    fusion = complete_fusion("eflyt", ["clip"], **FLYT)
+    uids, X = head_inputs(fusion, None, embedding_files=[path, path])
     assert uids == [uid(i) for i in range(5)] * 2 and X.shape == (10, 8)
     np.testing.assert_allclose(np.linalg.norm(X[:, :4], axis=1), 1, rtol=1e-5)
     torch.manual_seed(0)
     head = GLUHead(8, hidden=3)
-    frame = fuse_embeddings_chunk(path, head)
+    frame = fuse_chunk(fusion, {}, [], [], head, embeddings=path)
     with torch.no_grad():
         expected = head(torch.from_numpy(X[:5])).reshape(-1).numpy()
     np.testing.assert_allclose(frame[FUSED_COLUMN], expected, rtol=1e-6)
 
 
 def test_classifier_scores_separate_the_positives_from_the_pool():
-    from curate.embedding_scores import classifier_features, train_pool_classifier
+    from curate.scoring.embedding_scores import classifier_features, train_pool_classifier
 
     rng = np.random.default_rng(4)
     pool_img = rng.normal(size=(300, 4)).astype(np.float32)
@@ -201,16 +209,14 @@ def test_classifier_scores_separate_the_positives_from_the_pool():
 
 
 def test_mflyt_inputs_are_the_pool_standardised_scores_of_every_chunk(sieve_and_clip):
-    from curate.selection import standardised_pool_scores
-    from curate.workflow import chunk_files
-
     flat = [path for row in sieve_and_clip for path in row]
-    assert chunk_files(flat, 2) == sieve_and_clip
+    assert split_chunk_files(flat, 2) == sieve_and_clip
     with pytest.raises(ValueError, match="whole chunks"):
-        chunk_files(flat[:3], 2)
+        split_chunk_files(flat[:3], 2)
     columns = ["sieve_score", "clip_score"]
-    stats = fusion_statistics(sieve_and_clip, {"method": "mflyt", "scorers": ["sieve", "clip"]}, columns=columns)
-    uids, Z = standardised_pool_scores(sieve_and_clip, stats, columns)
+    fusion = complete_fusion("mflyt", ["sieve", "clip"], **FLYT)
+    stats = fusion_statistics(sieve_and_clip, fusion, columns)
+    uids, Z = head_inputs(fusion, stats, sieve_and_clip, columns)
     S = np.concatenate([load_score_matrix(row, columns)[1] for row in sieve_and_clip])
     assert uids == [uid(i) for i in range(15)]
     np.testing.assert_allclose(Z, (S - S.mean(axis=0)) / S.std(axis=0, ddof=1), rtol=1e-12)

@@ -1,4 +1,4 @@
-"""BLIP / BLIP-2 image-text matching scorers (curate/itm.py) on tiny models built here, saved with
+"""BLIP / BLIP-2 image-text matching scorers (curate/scoring/itm.py) on tiny models built here, saved with
 save_pretrained and loaded back through the scorer's own loader, and the conversion of original
 BLIP checkpoints."""
 
@@ -6,7 +6,6 @@ import io
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,9 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from curate.itm import (  # noqa: E402
+from curate.data.scorefiles import load_scores, save_scores  # noqa: E402
+from curate.data.shards import ShardWriter  # noqa: E402
+from curate.scoring.itm import (  # noqa: E402
     blip2_inputs,
     blip_inputs,
     blip_key_to_transformers,
@@ -29,8 +30,6 @@ from curate.itm import (  # noqa: E402
     model_family,
     score_chunk_itm,
 )
-from curate.score import load_scores, save_scores  # noqa: E402
-from curate.shards import ShardWriter  # noqa: E402
 from tests.unit.model_fixtures import build_tiny_blip2_itm, build_tiny_blip_itm  # noqa: E402
 
 COLOURS = [(200, 20, 20), (20, 20, 200), (20, 180, 20), (220, 220, 30), (90, 90, 90)]
@@ -84,7 +83,7 @@ class _Vocab:
 def test_enc_is_the_token_after_dec_when_the_tokenizer_does_not_list_it():
     from types import SimpleNamespace
 
-    from curate.itm import enc_token_id
+    from curate.scoring.itm import enc_token_id
 
     text_config = SimpleNamespace(vocab_size=30524, bos_token_id=30522)
     bert = {f"w{i}": i for i in range(30522)}
@@ -340,48 +339,37 @@ def test_convert_model_reads_the_fetched_file_and_a_missing_weight_raises(tmp_pa
 
 # ---- Config ---------------------------------------------------------------------------------
 
-SCHEMA = str(Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml")
-
 
 def test_the_configured_itm_scorers_write_their_heads_column(config):
-    from curate.workflow import model_folder, score_column
+    from curate.scoring.kinds import score_column
+    from curate.workflow.workspace import Workspace
 
     heads = {name: entry["head"] for name, entry in config["scorers"].items() if entry["library"] == "blip_itm"}
     assert set(heads) == {"blip-itm-b16-pt", "blip-itm-l16-pt", "blip-itm-b16-ft", "blip-itm-l16-ft",
                           "blip2-itm-g14-pt", "blip2-itm-g14-ft"}
     assert {score_column(config["scorers"][name]) for name in heads if name.startswith("blip-")} == {"itm_score"}
     assert {score_column(config["scorers"][name]) for name in heads if name.startswith("blip2-")} == {"itc_score"}
-    models = config["models"]
-    assert model_folder("d", models, "blip-itm-b16-pt") == "d/models/converted/blip-itm-b16-pt"
-    assert model_folder("d", models, "blip-itm-b16-ft") == "d/models/pretrained/blip-itm-b16-ft"
+    ws = Workspace(config)
+    assert ws.model_folder("blip-itm-b16-pt") == "data/models/converted/blip-itm-b16-pt"
+    assert ws.model_folder("blip-itm-b16-ft") == "data/models/pretrained/blip-itm-b16-ft"
 
 
 @pytest.mark.parametrize("mutate, key", [
     (lambda c: c["scorers"]["blip-itm-b16-ft"].pop("head"), "head"),
     (lambda c: c["scorers"]["blip-itm-b16-ft"].update(head="cosine"), "cosine"),
     (lambda c: c["scorers"]["blip-itm-b16-ft"].update(source="train", arch="tiny-vit", curated_set="clean",
-                                                       recipe="tiny-scorer", seed=0), "pretrained"),
+                                                       recipe="tiny-scorer", seed=0), r"blip-itm-b16-ft\.arch: not a parameter of scorer kind 'blip_itm'"),
     (lambda c: c["models"]["blip-itm-b16-pt"].pop("processor"), "processor"),
     (lambda c: c["models"]["blip-itm-b16-pt"].update(convert="lavis_blip2"), "lavis_blip2"),
-])
-def test_itm_schema_errors_name_the_key(config, mutate, key):
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    mutate(config)
-    with pytest.raises(WorkflowError, match=key):
-        validate(config, SCHEMA)
-
-
-@pytest.mark.parametrize("mutate, key", [
     (lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="openai-clip-b32"), r"scorers\.blip-itm-b16-ft\.library"),
     (lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="blip-b16-14m"), r"scorers\.blip-itm-b16-ft\.model.*convert"),
     (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="nope"), r"models\.blip-itm-b16-pt\.processor"),
     (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="blip-b16-14m"), "not a huggingface model"),
 ])
-def test_itm_dangling_references_name_the_key(config, mutate, key):
-    from curate.config import ConfigError, check_references
+def test_itm_config_errors_name_the_key(user_config, mutate, key):
+    from curate.registry import ConfigError
+    from curate.workflow.config import check_config
 
-    mutate(config)
+    mutate(user_config)
     with pytest.raises(ConfigError, match=key):
-        check_references(config)
+        check_config(user_config)

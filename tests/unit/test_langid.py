@@ -1,11 +1,11 @@
-"""Tests of curate.langid: fastText language identification and the synthetic detector."""
+"""Tests of curate.scoring.langid: fastText language identification and the synthetic detector."""
 
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from curate.langid import (
+from curate.scoring.langid import (
     accuracy_english,
     is_english,
     load_langid,

@@ -1,20 +1,22 @@
-"""curate.llava: tiny LLaVA built locally, weighted projector pretraining, CIDEr."""
+"""curate.training.llava: tiny LLaVA built locally, weighted projector pretraining, CIDEr."""
 
 import hashlib
-import json
 
 import pytest
 import torch
 
-import curate.llava as ll
-from curate.reshard import reshard
-from curate.subset import uids_to_u8u8
+import curate.evaluation.llava as el
+import curate.training.llava as ll
+from curate.data.reshard import reshard
+from curate.data.subset import uids_to_u8u8
+from curate.evaluation.captioning_metrics import cider, cider_tokens
 from tests.unit.pool_fixtures import uid, write_pool
 
 torch.set_num_threads(1)
 
 CAPTIONS = [f"a red square number {i}" for i in range(12)]
-RECIPE = {"trainer": "llava", "epochs": 1, "batch_size": 4, "lr": 1e-2, "wd": 0.0, "warmup_ratio": 0.03,
+RECIPE = {"trainer": "llava", "model": "tiny-llava", "base": {"source": "local", "vision_tower": "v", "language_model": "l"},
+          "epochs": 1, "batch_size": 4, "lr": 1e-2, "wd": 0.0, "warmup_ratio": 0.03,
           "shuffle_buffer": 8}
 
 
@@ -22,13 +24,13 @@ def test_cider_is_pycocoevalcaps_and_orders_candidates():
     refs = [["a red circle on the left", "a small red circle, left side"],
             ["two blue squares in the centre", "a pair of blue squares, centre"],
             ["a green star at the top", "one green star, top"]]
-    perfect = ll.cider(refs, ["a red circle on the left", "two blue squares in the centre", "a green star at the top"])
-    partial = ll.cider(refs, ["a red circle", "blue squares", "a star"])
-    wrong = ll.cider(refs, ["zebra", "zebra", "zebra"])
+    perfect = cider(refs, ["a red circle on the left", "two blue squares in the centre", "a green star at the top"])
+    partial = cider(refs, ["a red circle", "blue squares", "a star"])
+    wrong = cider(refs, ["zebra", "zebra", "zebra"])
     assert perfect > partial > wrong == 0.0
-    assert ll.cider_tokens("A Red, circle!") == "a red circle"
+    assert cider_tokens("A Red, circle!") == "a red circle"
     from pycocoevalcap.cider.cider import Cider
-    gts = {i: [ll.cider_tokens(r) for r in rs] for i, rs in enumerate(refs)}
+    gts = {i: [cider_tokens(r) for r in rs] for i, rs in enumerate(refs)}
     assert partial == pytest.approx(Cider().compute_score(gts, {0: ["a red circle"], 1: ["blue squares"], 2: ["a star"]})[0])
 
 
@@ -90,7 +92,7 @@ def test_projector_pretraining_trains_only_the_projector_deterministically_with_
     trained, processor = ll.load_llava(tmp_path / "a")
     changed = {name for (name, p), (_, q) in zip(base.named_parameters(), trained.named_parameters()) if not torch.equal(p, q)}
     assert changed and all(name.startswith("model.multi_modal_projector") for name in changed)
-    captions = ll.generate_captions(trained, processor, [__import__("PIL.Image").Image.new("RGB", (64, 64))] * 2)
+    captions = el.generate_captions(trained, processor, [__import__("PIL.Image").Image.new("RGB", (64, 64))] * 2)
     assert len(captions) == 2 and captions[0] == captions[1]
 
 

@@ -12,8 +12,9 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from curate.clip import encode, load_model, write_arch_dir  # noqa: E402
-from curate.models import fetch_model, file_sha256, model_source  # noqa: E402
+from curate.data.models import fetch_model, file_sha256, model_source  # noqa: E402
+from curate.scoring.clip import encode, load_model, write_arch_dir  # noqa: E402
+from curate.workflow.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_unknown_open_clip_tag_raises_without_downloading(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_sentence_encoder(tmp_path_factory):
-    from curate.sentence import build_tiny_sentence_encoder
+    from curate.scoring.sentence import build_tiny_sentence_encoder
 
     root = tmp_path_factory.mktemp("encoder") / "encoder"
     pairs = [("a red circle", "a circle that is red"), ("two blue squares", "a pair of blue squares")] * 4
@@ -74,7 +75,7 @@ def tiny_sentence_encoder(tmp_path_factory):
 
 
 def test_huggingface_fetch_through_snapshot_download(tmp_path, tiny_sentence_encoder):
-    from curate.sentence import encode_sentences, load_sentence_encoder
+    from curate.scoring.sentence import encode_sentences, load_sentence_encoder
 
     calls = []
 
@@ -118,10 +119,9 @@ def test_url_fetch_checks_the_hash(tmp_path, tiny_weights):
 
 
 def test_every_configured_model_names_what_its_fetch_needs():
-    import yaml
-    from pathlib import Path
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
+
+    config = load_config()
     import open_clip
 
     for name, entry in config["models"].items():

@@ -6,31 +6,26 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from curate.config import ConfigError, check_references
-from curate.paper_tables import (
-    apply_stand_ins,
-    build_paper_table,
-    implemented_methods,
-    make_paper_table,
-    metric_value,
-    paper_metric_spec,
-    resolve_row,
-    resolve_table,
-    runs_as,
-    table_evaluations,
-    to_unit,
-)
-from curate.papers import load_papers
+from curate.registry import ConfigError
+from curate.reporting.paper_tables import build_paper_table, make_paper_table, metric_value, paper_metric_spec, to_unit
+from curate.reporting.papers import load_papers
+from curate.selection.fusion import FUSIONS
+from curate.selection.methods import SELECTIONS
+from curate.workflow.config import check_config, check_references, load_config
+from curate.workflow.paper_rows import implemented_methods, resolve_row, resolve_table, runs_as, table_evaluations
+from curate.workflow.paths import Paths
+from curate.workflow.scales import apply_stand_ins
 
 ROOT = Path(__file__).resolve().parents[2]
-METHODS = implemented_methods(yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text()))
+METHODS = implemented_methods()
+D = Paths("D")
+DATA = Paths("data")
 
 
 def small_config(scale="tiny"):
     """Two scales: tiny moves rows to the toy pool with stand-ins; paper keeps the rows' pools."""
-    return {
+    return completed({
         "scale": scale,
         "scales": {
             "tiny": {"pool": "toy", "recipe": "toy-clip", "suite": "toy-suite",
@@ -61,7 +56,14 @@ def small_config(scale="tiny"):
             "paper_sum_20": {"method": "fused_score", "fusion": "paper_sum", "sampler": "top_fraction", "fraction": 0.2},
             "oracle": {"method": "oracle"},
         },
-    }
+    })
+
+
+def completed(config):
+    """A config's selections and fusions with their registries' defaults, as the workflow has them."""
+    config["selections"] = {n: SELECTIONS.complete(e, f"selections.{n}") for n, e in config["selections"].items()}
+    config["fusions"] = {n: FUSIONS.complete(e, f"fusions.{n}") for n, e in config["fusions"].items()}
+    return config
 
 
 def row(selection="big_30", needs=("scorer:big-clip",), **extra):
@@ -103,7 +105,7 @@ def test_selections_doing_the_same_after_stand_ins_share_one_run():
 
 def test_a_moved_row_is_a_stand_in_run_with_no_delta():
     config = apply_stand_ins(small_config())
-    resolved = resolve_row(config, row(), METHODS, "D")
+    resolved = resolve_row(config, row(), METHODS, D)
     assert resolved["built"] and not resolved["comparable"]
     assert (resolved["pool"], resolved["recipe"], resolved["suite"]) == ("toy", "toy-clip", "toy-suite")
     assert resolved["runs_as"] == "clean_30"
@@ -125,7 +127,7 @@ def test_a_moved_row_is_a_stand_in_run_with_no_delta():
     ],
 )
 def test_an_unbuilt_row_says_why(paper_row, status):
-    resolved = resolve_row(apply_stand_ins(small_config()), paper_row, METHODS)
+    resolved = resolve_row(apply_stand_ins(small_config()), paper_row, METHODS, DATA)
     assert not resolved["built"] and resolved["evaluation"] is None and resolved["runs_as"] == ""
     assert resolved["status"] == status
 
@@ -142,58 +144,58 @@ def analogue_config(scale="tiny"):
         "recap_toy": {"method": "recaption", "scorer": "toy-clean", "rho": 0.1, "captioner": "toy-captioner"},
         "recap_big": {"method": "recaption", "scorer": "big-clip", "rho": 0.1, "captioner": "paper-captioner"},
     }
-    return config
+    return completed(config)
 
 
 def test_with_tiny_analogues_a_moved_row_trains_and_scores_with_its_recipes_and_suites_analogues():
     config = apply_stand_ins(analogue_config())
     weighted = row("big_30", recipe="paper-weighted", suite="paper-captions")
-    resolved = resolve_row(config, weighted, METHODS, "D")
+    resolved = resolve_row(config, weighted, METHODS, D)
     assert (resolved["pool"], resolved["recipe"], resolved["suite"]) == ("toy", "toy-weighted", "toy-captions")
     assert resolved["evaluation"] == "D/evals/toy/clean_30/toy-weighted/toy-captions.jsonl"
     # a recipe without an analogue moves to the scale's; an unconfigured one is named, never replaced
-    plain = resolve_row(config, row("big_30", suite="paper-captions"), METHODS)
+    plain = resolve_row(config, row("big_30", suite="paper-captions"), METHODS, DATA)
     assert (plain["recipe"], plain["suite"]) == ("toy-clip", "toy-captions")
-    unknown = resolve_row(config, row("big_30", recipe="paper-blip"), METHODS)
+    unknown = resolve_row(config, row("big_30", recipe="paper-blip"), METHODS, DATA)
     assert not unknown["built"] and unknown["status"] == "recipe not configured: paper-blip"
     # without the flag every moved row takes the scale's recipe and suite
     config["scales"]["tiny"]["use_tiny_analogues"] = False
-    assert resolve_row(config, weighted, METHODS)["recipe"] == "toy-clip"
+    assert resolve_row(config, weighted, METHODS, DATA)["recipe"] == "toy-clip"
 
 
 def test_a_selections_captioner_has_a_stand_in_and_is_named_where_it_is_missing():
     tiny = apply_stand_ins(analogue_config())
     assert tiny["selections"]["recap_big"] == tiny["selections"]["recap_toy"]
-    resolved = resolve_row(tiny, row("recap_big", needs=["scorer:big-clip", "captioner:paper-captioner"]), METHODS)
+    resolved = resolve_row(tiny, row("recap_big", needs=["scorer:big-clip", "captioner:paper-captioner"]), METHODS, DATA)
     assert resolved["runs_as"] == "recap_toy"
     assert resolved["stand_ins"] == "big-clip -> toy-clean; paper-captioner -> toy-captioner"
     paper = apply_stand_ins(analogue_config("paper")) | {"scorers": {"big-clip": {}, "toy-clean": {}}}
-    status = resolve_row(paper, row("recap_big", needs=[]), METHODS)["status"]
+    status = resolve_row(paper, row("recap_big", needs=[]), METHODS, DATA)["status"]
     assert status == "captioner not available: paper-captioner"
 
 
 def test_at_the_paper_scale_rows_keep_their_pools_and_unconfigured_things_are_named():
     config = apply_stand_ins(small_config("paper"))
-    assert resolve_row(config, row(), METHODS)["status"] == "scorer not available: big-clip"
+    assert resolve_row(config, row(), METHODS, DATA)["status"] == "scorer not available: big-clip"
     cc3m = row("no_filter", needs=[]) | {"pool": "cc3m"}
-    assert resolve_row(config, cc3m, METHODS)["status"] == "pool not configured: cc3m"
+    assert resolve_row(config, cc3m, METHODS, DATA)["status"] == "pool not configured: cc3m"
     suite = row("no_filter", needs=[]) | {"suite": "mos-llava"}
-    assert resolve_row(config, suite, METHODS)["status"] == "suite not configured: mos-llava"
+    assert resolve_row(config, suite, METHODS, DATA)["status"] == "suite not configured: mos-llava"
     # the selection's own references count too, even where the row's needs forget them
-    assert resolve_row(config, row("big_40", needs=[]), METHODS)["status"] == "scorer not available: big-clip"
-    oracle = resolve_row(config, row("oracle", needs=[]), METHODS)
+    assert resolve_row(config, row("big_40", needs=[]), METHODS, DATA)["status"] == "scorer not available: big-clip"
+    oracle = resolve_row(config, row("oracle", needs=[]), METHODS, DATA)
     assert oracle["status"] == "needs ground truth, which pool real has not"
 
 
 @pytest.mark.parametrize("scale", ["paper", "medium"])  # `paper` keeps the papers' pools by default
 def test_a_row_on_its_own_pool_without_stand_ins_is_compared(scale):
     config = apply_stand_ins(small_config(scale))
-    resolved = resolve_row(config, row("no_filter", needs=[]), METHODS, "D")
+    resolved = resolve_row(config, row("no_filter", needs=[]), METHODS, D)
     assert resolved["built"] and resolved["comparable"] and resolved["status"] == "ok"
     assert resolved["evaluation"] == "D/evals/real/no_filter/real-recipe/real-suite.jsonl"
 
 
-def test_implemented_methods_come_from_the_schema():
+def test_implemented_methods_come_from_the_registries():
     assert {"no_filter", "clip_score", "oracle", "fused_score", "top_fraction", "scs", "sum", "standardised_sum",
             "in_weighted", "mos"} <= METHODS
     assert "sieve" in METHODS  # a scorer library
@@ -304,8 +306,7 @@ def test_make_paper_table_writes_every_number_at_its_printed_decimals(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny():
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    return apply_stand_ins(config)
+    return load_config(ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -317,15 +318,14 @@ def test_the_resolved_config_is_consistent(tiny):
     check_references(tiny)
 
 
-def test_a_typo_in_a_paper_scorer_is_still_a_dangling_name():
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["selections"]["clip_score_l14_30"]["scorer"] = "openai-clip-l41"
+def test_a_typo_in_a_paper_scorer_is_still_a_dangling_name(user_config):
+    user_config["selections"]["clip_score_l14_30"]["scorer"] = "openai-clip-l41"
     with pytest.raises(ConfigError, match="openai-clip-l41"):
-        check_references(config)
+        check_config(user_config)
 
 
 def status_of(tiny, papers, paper, table, label):
-    rows = resolve_table(tiny, papers[paper]["tables"][table], METHODS)
+    rows = resolve_table(tiny, papers[paper]["tables"][table], METHODS, DATA)
     return next(r for r in rows if r["label"] == label)
 
 
@@ -355,7 +355,7 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
     assert status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"] == "captioner not available: blip-b16-129m"
     for paper, doc in papers.items():
         for table in doc["tables"].values():
-            for resolved in resolve_table(tiny, table, METHODS):
+            for resolved in resolve_table(tiny, table, METHODS, DATA):
                 assert resolved["status"]
                 assert not resolved["comparable"]  # every tiny run is a stand-in
                 assert resolved["built"] == (resolved["evaluation"] is not None)
@@ -363,7 +363,7 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
 
 def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     runs = {e for doc in papers.values() for table in doc["tables"].values()
-            for e in table_evaluations(resolve_table(tiny, table, METHODS))}
+            for e in table_evaluations(resolve_table(tiny, table, METHODS, DATA))}
     tables = set(tiny["tables"]["table1"]["selections"]) | set(tiny["tables"]["table2"]["selections"])
     by_recipe = {}
     for evaluation in runs:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from curate.papers import check_table, check_transcription, load_paper, load_papers, seed_path, table_ids
+from curate.reporting.papers import check_table, check_transcription, load_paper, load_papers, seed_path, table_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPERS = ROOT / "papers"

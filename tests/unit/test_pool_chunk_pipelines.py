@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from curate.captioning import build_tiny_captioner, caption_pool_chunk, chunk_seed
-from curate.flyt import FlytHParams, mixing_weights, pool_upstream_arrays, read_templates, train_pool_mixer
-from curate.sentence import build_tiny_sentence_encoder, load_sentence_encoder, scene_paraphrase_pairs, sieve_score_frame
-from curate.synthetic.curated import write_downstream_set
+from curate.data.chunks import chunk_seed
+from curate.data.synthetic.curated import write_downstream_set
+from curate.scoring.captioning import build_tiny_captioner, caption_pool_chunk
+from curate.scoring.sentence import build_tiny_sentence_encoder, load_sentence_encoder, scene_paraphrase_pairs
+from curate.scoring.sieve import sieve_score_frame
+from curate.selection.flyt import FlytHParams, mixing_weights, pool_upstream_arrays, read_templates, train_pool_mixer
 from tests.unit.model_fixtures import export_random_tiny_model
 from tests.unit.pool_fixtures import jpg_bytes, uid, write_pool
 
@@ -28,8 +30,9 @@ def pool(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def captioner(tmp_path_factory):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     root = tmp_path_factory.mktemp("captioner")
     pairs = [(Image.open(io.BytesIO(jpg_bytes((200, 20 * i, 0)))).convert("RGB"), f"a red square number {i}")
@@ -106,7 +109,7 @@ def test_a_short_mixer_training_on_a_pool_is_reproducible(tmp_path, pool):
 
 
 def test_eflyt_trains_a_glu_head_over_embeddings(tmp_path, pool):
-    from curate.flyt import GLUHead
+    from curate.selection.flyt import GLUHead
 
     model_dir = export_random_tiny_model(tmp_path)
     downstream = tmp_path / "downstream.npz"

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.download import split_metadata
-from curate.pools import fetch_metadata, made_uid, prepare_metadata, sample_rows
+from curate.data.download import split_metadata
+from curate.data.pools import fetch_metadata, made_uid, prepare_metadata, sample_rows
 
 
 def write_laion_like(folder, n_files=3, rows=10):

@@ -5,8 +5,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from curate.reshard import repeat_counts, reshard, train_data
-from curate.subset import uids_to_u8u8
+from curate.data.reshard import repeat_counts, reshard, train_data
+from curate.data.subset import uids_to_u8u8
 from tests.unit.pool_fixtures import uid, write_pool
 
 

@@ -1,9 +1,9 @@
-"""Tests of curate.sampling (ALGORITHMS.md §1, §7)."""
+"""Tests of curate.selection.sampling (ALGORITHMS.md §1, §7)."""
 
 import numpy as np
 import pytest
 
-from curate.sampling import keep_ratio, threshold, top_fraction
+from curate.selection.sampling import keep_ratio, threshold, top_fraction
 
 
 # ------------------------------------------------------------------ §1 top_fraction
@@ -93,7 +93,7 @@ def test_keep_ratio_nan_ranks_last_never_kept():
 
 
 # ------------------------------------------------------------------ §7 SCS
-from curate.sampling import hcs, scs, scs_reference  # noqa: E402
+from curate.selection.sampling import hcs, scs, scs_reference  # noqa: E402
 
 
 def _round_freqs(fn, s, n, alpha, G, seeds, **kw):

@@ -10,10 +10,11 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-import curate.shards  # noqa: E402
-from curate.clip import encode, load_model  # noqa: E402
-from curate.score import check_scores, load_scores, save_scores, score_chunk  # noqa: E402
-from curate.shards import ShardWriter  # noqa: E402
+import curate.data.shards  # noqa: E402
+from curate.data.scorefiles import check_scores, load_scores, save_scores  # noqa: E402
+from curate.data.shards import ShardWriter  # noqa: E402
+from curate.scoring.clip import encode, load_model  # noqa: E402
+from curate.scoring.clip_score import score_chunk  # noqa: E402
 from tests.unit.model_fixtures import export_random_tiny_model  # noqa: E402
 
 COLOURS = [(200, 20, 20), (20, 20, 200), (20, 180, 20), (220, 220, 30)]
@@ -71,16 +72,16 @@ def test_score_chunk_scores_kept_samples_in_order(model_dir, pool):
 
 
 def test_score_chunk_drops_and_counts_nan_scores(model_dir, pool, monkeypatch):
-    import curate.clip
+    import curate.scoring.clip
 
-    real_encode = curate.clip.encode
+    real_encode = curate.scoring.clip.encode
 
     def nan_first(*args, **kwargs):
         img, txt = real_encode(*args, **kwargs)
         img[0] = np.nan
         return img, txt
 
-    monkeypatch.setattr(curate.clip, "encode", nan_first)
+    monkeypatch.setattr(curate.scoring.clip, "encode", nan_first)
     df, report = score_chunk(f"local-dir:{model_dir}", pool[0], batch_size=4)
     # batches of 4 kept samples: [0, 1, 3, 4] and [6]; the first of each is NaN
     assert list(df.uid) == [uid(1), uid(3), uid(4)]
@@ -136,4 +137,4 @@ def test_load_scores_rejects_bad_files_naming_them(tmp_path):
 
 
 def test_real_shards_module_api():
-    assert hasattr(curate.shards, "iter_pool_samples") and hasattr(curate.shards, "SkipReport")
+    assert hasattr(curate.data.shards, "iter_pool_samples") and hasattr(curate.data.shards, "SkipReport")

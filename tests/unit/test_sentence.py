@@ -1,4 +1,4 @@
-"""Tests of curate.sentence: the Sieve sentence encoder and the Sieve alignment score (§4)."""
+"""Tests of curate.scoring.sentence: the Sieve sentence encoder and the Sieve alignment score (§4)."""
 
 import importlib.util
 import os
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from curate.sentence import (
+from curate.scoring.sentence import (
     build_tiny_sentence_encoder,
     encode_sentences,
     load_sentence_encoder,
     scene_paraphrase_pairs,
-    sieve_alignment,
 )
+from curate.scoring.sieve import sieve_alignment
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from curate.shards import (
+from curate.data.shards import (
     KEY_DIGITS,
     OOM_SHARD_COUNT,
     SKIP_REASONS,
@@ -267,7 +267,7 @@ def test_write_webdataset_shards(tmp_path):
 
 
 def test_pool_batches_are_consecutive_and_count_bad_samples(tmp_path):
-    from curate.shards import SkipReport, iter_pool_batches
+    from curate.data.shards import SkipReport, iter_pool_batches
     from tests.unit.pool_fixtures import uid, write_pool
 
     paths = write_pool(tmp_path, samples_per_shard=4, n_samples=10, corrupt=(2,))

@@ -1,9 +1,9 @@
-"""Tests of curate.sieve (ALGORITHMS.md §4)."""
+"""Tests of curate.scoring.sieve (ALGORITHMS.md §4)."""
 
 import numpy as np
 import pytest
 
-from curate.sieve import (
+from curate.scoring.sieve import (
     MEDIUM_PHRASES,
     is_empty_after_masking,
     mask_medium_phrases,

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from curate.workflow import training_gpus
+from curate.training.trainers import training_gpus
+from tests.unit.registry_fixtures import recipe as complete_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
@@ -45,17 +46,19 @@ def test_training_rules_ask_for_their_recipes_gpus():
 
 
 @pytest.mark.parametrize("recipe, gpus", [
-    ({"model": "ViT-B-32"}, 0),  # CPU by default
+    ({}, 0),  # CPU by default
     ({"device": "cpu", "world_size": 4}, 0),
     ({"device": "cuda"}, 1),
     ({"device": "cuda", "world_size": 8}, 8),
 ])
 def test_training_gpus(recipe, gpus):
-    assert training_gpus(recipe) == gpus
+    base = {"model": "ViT-B-32", "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 0.1, "warmup": 0, "beta1": 0.9,
+            "beta2": 0.98, "eps": 1e-6, "samples_seen": 80}
+    assert training_gpus(complete_recipe(**base, **recipe)) == gpus
 
 
-def test_the_configured_recipes_ask_for_what_they_run_on():
-    recipes = yaml.safe_load((ROOT / "config.yaml").read_text())["recipes"]
+def test_the_configured_recipes_ask_for_what_they_run_on(config):
+    recipes = config["recipes"]
     assert training_gpus(recipes["datacomp-medium"]) == recipes["datacomp-medium"]["world_size"] == 8
     assert training_gpus(recipes["tiny-clip"]) == 0 and training_gpus(recipes["mos-llava"]) == 1
     assert training_gpus(recipes["tiny-mos-blip"]) == 0 and training_gpus(recipes["mos-blip"]) == 14

@@ -7,21 +7,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.recaption import recaption_table
-from curate.reshard import WEIGHT_KEY, reshard
-from curate.score import save_scores
-from curate.selection import (
-    load_strategy_scores,
+from curate.data.reshard import WEIGHT_KEY, reshard
+from curate.data.scorefiles import save_scores
+from curate.data.subset import u8u8_to_uids, uids_to_u8u8
+from curate.registry import ConfigError
+from curate.selection.methods import chunk_scores, score_source, select
+from curate.selection.strategies import (
     lowest_mask,
     read_uid_column,
+    recaption_table,
     recaption_uids,
     sample_weights,
-    select,
-    strategy_score_source,
     weights_table,
 )
-from curate.subset import u8u8_to_uids, uids_to_u8u8
 from tests.unit.pool_fixtures import uid, write_pool
+from tests.unit.registry_fixtures import selection
 
 
 def write_scores(folder, scores, column="clip_score"):
@@ -42,7 +42,7 @@ SCORES = [0.30, 0.10, 0.25, 0.05, 0.40, 0.20, 0.15, 0.35, 0.12, 0.28]
 
 def test_drop_lowest_drops_exactly_rho_by_the_keep_exactly_rule(tmp_path):
     paths = write_scores(tmp_path / "s", SCORES)
-    kept = u8u8_to_uids(select("drop_lowest", {"scorer": "a", "rho": 0.3}, {"scores": paths}))
+    kept = u8u8_to_uids(select(selection("drop_lowest", scorer="a", rho=0.3), {"scores": paths}))
     # round(10 * 0.7) = 7 kept: every score but the three lowest (0.05, 0.10, 0.12)
     assert sorted(kept) == sorted(uid(i) for i in range(10) if i not in (1, 3, 8))
 
@@ -59,22 +59,25 @@ def test_drop_lowest_breaks_ties_by_pool_order_and_keeps_at_least_one():
 
 def test_drop_lowest_on_a_fusion_reads_the_fused_column(tmp_path):
     paths = write_scores(tmp_path / "f", SCORES, column="score")
-    kept = u8u8_to_uids(select("drop_lowest", {"fusion": "mos", "rho": 0.1}, {"scores": paths}))
+    kept = u8u8_to_uids(select(selection("drop_lowest", "score", fusion="mos", rho=0.1), {"scores": paths}))
     assert sorted(kept) == sorted(uid(i) for i in range(10) if i != 3)
 
 
-def test_a_strategy_takes_exactly_one_score_source():
-    assert strategy_score_source({"scorer": "a"}) == ("scorer", "a")
-    assert strategy_score_source({"fusion": "m"}) == ("fusion", "m")
-    with pytest.raises(ValueError):
-        strategy_score_source({"scorer": "a", "fusion": "m"})
-    with pytest.raises(ValueError):
-        strategy_score_source({})
+def test_a_strategy_takes_exactly_one_score_source(user_config):
+    from curate.workflow.config import check_config
+
+    assert score_source(selection("drop_lowest", scorer="a", rho=0.1)) == ("scorer", "a")
+    assert score_source(selection("drop_lowest", fusion="m", rho=0.1)) == ("fusion", "m")
+    for both_or_none in ({"scorer": "tiny-clip-clean", "fusion": "mos"}, {}):
+        config = dict(user_config, selections={**user_config["selections"],
+                                               "x": {"method": "drop_lowest", "rho": 0.1, **both_or_none}})
+        with pytest.raises(ConfigError, match=r"selections\.x: a drop_lowest selection takes exactly one"):
+            check_config(config)
 
 
 def test_sample_weighting_keeps_every_sample_with_its_pool_normalised_weight(tmp_path):
     paths = write_scores(tmp_path / "s", SCORES)
-    kept = u8u8_to_uids(select("sample_weighting", {"scorer": "a"}, {"scores": paths}))
+    kept = u8u8_to_uids(select(selection("sample_weighting", scorer="a"), {"scores": paths}))
     assert sorted(kept) == [uid(i) for i in range(10)]
     w = sample_weights(np.array(SCORES))
     expected = (np.array(SCORES) - 0.05) / (0.40 - 0.05 + 1e-8)
@@ -96,7 +99,7 @@ def test_recaption_names_exactly_the_lowest_rho_in_pool_order():
 
 def test_recaption_selection_keeps_every_scored_sample(tmp_path):
     paths = write_scores(tmp_path / "s", SCORES)
-    kept = u8u8_to_uids(select("recaption", {"scorer": "a", "rho": 0.3, "captioner": "c"}, {"scores": paths}))
+    kept = u8u8_to_uids(select(selection("recaption", scorer="a", rho=0.3, captioner="c"), {"scores": paths}))
     assert sorted(kept) == [uid(i) for i in range(10)]
 
 
@@ -156,9 +159,9 @@ def test_recaption_end_to_end_replaces_exactly_the_lowest_rho(tmp_path):
     """Scores -> lowest rho -> captions -> reshard: exactly those samples get a new caption."""
     pool = write_pool(tmp_path / "pool", samples_per_shard=5, n_samples=10)
     paths = write_scores(tmp_path / "s", SCORES)
-    params = {"scorer": "a", "rho": 0.3, "captioner": "c"}
-    subset = select("recaption", params, {"scores": paths})
-    uids, scores = load_strategy_scores(params, paths)
+    params = selection("recaption", scorer="a", rho=0.3, captioner="c")
+    subset = select(params, {"scores": paths})
+    uids, scores = chunk_scores(params, {"scores": paths})
     cap_file = tmp_path / "captions.parquet"
     pd.DataFrame({"uid": pd.Series(uids, dtype=object), "text": pd.Series(["alt"] * 10, dtype=object),
                   "captions": pd.Series([[f"caption {u[-2:]}"] for u in uids], dtype=object)}).to_parquet(cap_file)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from curate.subset import load_subset, save_subset
-from curate.submission import FILES, write_submission
+from curate.data.subset import load_subset, save_subset
+from curate.reporting.submission import FILES, write_submission
 
 INFO = {"pool": "synthetic-tiny", "selection": "clip_score_clean_30",
         "selection_entry": {"method": "clip_score", "scorer": "tiny-clip-clean", "fraction": 0.3},

@@ -1,9 +1,9 @@
-"""Tests of curate.subset (ALGORITHMS.md §0)."""
+"""Tests of curate.data.subset (ALGORITHMS.md §0)."""
 
 import numpy as np
 import pytest
 
-from curate.subset import (
+from curate.data.subset import (
     SUBSET_DTYPE,
     is_sorted,
     load_subset,

@@ -20,18 +20,18 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from curate.shards import SkipReport, compute_key, iter_pool_samples, key_digits, shard_paths  # noqa: E402
-from curate.synthetic import captions as cap  # noqa: E402
-from curate.synthetic.curated import write_curated_set, write_downstream_set  # noqa: E402
-from curate.synthetic.pool import (  # noqa: E402
+from curate.data.shards import SkipReport, compute_key, iter_pool_samples, key_digits, shard_paths  # noqa: E402
+from curate.data.synthetic import captions as cap  # noqa: E402
+from curate.data.synthetic.curated import write_curated_set, write_downstream_set  # noqa: E402
+from curate.data.synthetic.pool import (  # noqa: E402
     BAD_INPUT_TYPES,
     NOISE_TYPES,
     validate_noise_rates,
     write_pool_chunk,
 )
-from curate.synthetic.render import render_text_in_image  # noqa: E402
-from curate.synthetic.tasks import TASKS, task_classnames, write_task  # noqa: E402
-from curate.synthetic.world import COLOURS, SHAPES, Scene, random_scene, rng_for  # noqa: E402
+from curate.data.synthetic.render import render_text_in_image  # noqa: E402
+from curate.data.synthetic.tasks import TASKS, task_classnames, write_task  # noqa: E402
+from curate.data.synthetic.world import COLOURS, SHAPES, Scene, random_scene, rng_for  # noqa: E402
 
 SPS = 250
 SHARDS = [6, 7]

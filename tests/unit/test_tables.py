@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.evaluate import write_records
-from curate.subset import save_subset, uids_to_u8u8
-from curate.tables import leaderboard, selection_quality
+from curate.data.records import write_records
+from curate.data.subset import save_subset, uids_to_u8u8
+from curate.reporting.tables import leaderboard, selection_quality
 from tests.unit.pool_fixtures import uid
 
 

@@ -1,4 +1,4 @@
-"""curate.weighted_clip: CLIP training with per-sample loss weights (MoS sample weighting)."""
+"""curate.training.weighted_clip: CLIP training with per-sample loss weights (MoS sample weighting)."""
 
 import hashlib
 import json
@@ -8,10 +8,10 @@ import open_clip
 import pytest
 import torch
 
-import curate.weighted_clip as wc
-from curate.clip import load_model
-from curate.reshard import reshard
-from curate.subset import uids_to_u8u8
+import curate.training.weighted_clip as wc
+from curate.data.reshard import reshard
+from curate.data.subset import uids_to_u8u8
+from curate.scoring.clip import load_model
 from tests.unit.pool_fixtures import uid, write_pool
 
 torch.set_num_threads(1)

@@ -4,6 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from curate.workflow.config import assemble_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -25,3 +28,9 @@ def run_snakemake(workdir, *args, timeout=1800):
 @pytest.fixture
 def snakemake_run():
     return run_snakemake
+
+
+def user_config() -> dict:
+    """config.yaml over the catalogues and generated entries: what a test changes and writes as
+    its --configfile."""
+    return assemble_config(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT)

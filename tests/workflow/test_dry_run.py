@@ -2,9 +2,9 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from curate.papers import load_papers, table_ids
+from curate.reporting.papers import load_papers, table_ids
+from tests.workflow.conftest import user_config
 
 pytestmark = pytest.mark.workflow
 
@@ -75,7 +75,7 @@ def test_dry_run_laion100m_draws_its_sample(tmp_path, snakemake_run):
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_TABLES = {paper: [f"results/{paper}/{table}.csv" for p, table in table_ids(load_papers(ROOT / "papers")) if p == paper]
                 for paper in ("datacomp", "sieve", "mos", "flyt")}
-SCALES = [s for s in ("tiny", "paper") if s in yaml.safe_load((ROOT / "config.yaml").read_text())["scales"]]
+SCALES = [s for s in ("tiny", "paper") if s in user_config()["scales"]]
 
 
 def job_counts(result):

@@ -3,9 +3,8 @@
 import re
 
 import pytest
-import yaml
 
-from tests.workflow.conftest import ROOT
+from tests.workflow.conftest import ROOT, user_config
 
 pytestmark = pytest.mark.workflow
 
@@ -36,7 +35,7 @@ def test_the_open_clip_recipe_still_trains_with_open_clip_train(tmp_path, snakem
 def test_paper_recipe_and_suite_dry_run_from_local_task_folders(tmp_path, snakemake_run):
     """mos-clip (ViT-B/32, weighted loop) evaluated on the mos-clip suite: its tasks are read from
     local clip_benchmark folders under data_root/tasks/mos-clip/, never synthesised."""
-    suite = yaml.safe_load((ROOT / "config.yaml").read_text())["suites"]["mos-clip"]
+    suite = user_config()["suites"]["mos-clip"]
     target = "data/evals/synthetic-tiny/weight_clean/mos-clip/mos-clip.jsonl"
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-clip" / task / "test").mkdir(parents=True)
@@ -66,7 +65,7 @@ def test_tiny_llava_builds_its_base_and_evaluates_by_captioning(tmp_path, snakem
 
 
 def test_paper_llava_recipe_assembles_its_base_from_two_fetched_models(tmp_path, snakemake_run):
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = user_config()
     base, suite = config["recipes"]["mos-llava"]["base"], config["suites"]["mos-llava"]
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-llava" / task / "test").mkdir(parents=True)
@@ -94,7 +93,7 @@ def test_tiny_blip_trains_with_transformers_and_evaluates_on_its_tiny_suite(tmp_
 
 def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, snakemake_run):
     """mos-blip (LAVIS, its own env) evaluated on the mos-blip suite's local task folders."""
-    suite = yaml.safe_load((ROOT / "config.yaml").read_text())["suites"]["mos-blip"]
+    suite = user_config()["suites"]["mos-blip"]
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-blip" / task / "test").mkdir(parents=True)
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from curate.subset import load_subset
+from curate.data.subset import load_subset
+from tests.workflow.conftest import user_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG = user_config()
 POOL = CONFIG["scales"]["tiny"]["pool"]
 
 
@@ -103,7 +103,7 @@ def test_a_second_run_has_nothing_to_do(run, snakemake_run):
 
 
 def kept_truth(workdir, truth, selection):
-    from curate.subset import u8u8_to_uids
+    from curate.data.subset import u8u8_to_uids
 
     uids = set(u8u8_to_uids(load_subset(workdir / "data" / "subsets" / POOL / f"{selection}.npy")))
     return truth[truth["uid"].isin(uids)]

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from tests.workflow.conftest import ROOT, SNAKEMAKE
+from tests.workflow.conftest import ROOT, SNAKEMAKE, user_config
 
 pytestmark = pytest.mark.workflow
 
@@ -38,7 +38,7 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     BLIP-2, and MoS's drop-lowest and weighting strategies by one ITM scorer, on datacomp-small:
     each model fetched once, the original checkpoint converted once, every chunk scored by each
     scorer through its own rule."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = user_config()
     config["scale"] = "small"
     config["fusions"]["mos_blip_test"] = {"method": "mos", "scorers": ["openai-clip-b32", "blip-itm-b16-pt", "blip2-itm-g14-ft"],
                                           "normalise": "minmax", "tmin": 0.5, "tmax": 1.5}
@@ -71,7 +71,7 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
 
 
 def test_the_unsupported_blip2_l14_checkpoint_has_no_scorer():
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = user_config()
     assert "blip2-itm-l14-pt" in config["models"] and "blip2-itm-l14-pt" not in config["scorers"]
     assert "convert" not in config["models"]["blip2-itm-l14-pt"]
 
@@ -101,7 +101,7 @@ def test_itm_scorers_score_a_tiny_pool_chunk(tmp_path, file_server):
     BLIP and a tiny BLIP-2 in the Hub's layout (huggingface models whose id is a local folder,
     copied by fetch_model), and the tiny BLIP again as an original checkpoint fetched by url and
     converted; the converted model scores as the original does."""
-    from curate.itm import load_itm_model
+    from curate.scoring.itm import load_itm_model
     from tests.unit.model_fixtures import build_tiny_blip2_itm, build_tiny_blip_itm
     from tests.unit.test_itm import write_original_checkpoint
 
@@ -115,7 +115,7 @@ def test_itm_scorers_score_a_tiny_pool_chunk(tmp_path, file_server):
     del original
     torch.set_num_threads(1)
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = user_config()
     config["models"].update({
         "tiny-blip-hub": {"library": "huggingface", "id": str(blip), "sha256": None},
         "tiny-blip2-hub": {"library": "huggingface", "id": str(blip2), "sha256": None},
@@ -136,7 +136,7 @@ def test_itm_scorers_score_a_tiny_pool_chunk(tmp_path, file_server):
     for rule in ("fetch_model", "convert_model", "itm_score_chunk"):
         assert f"rule {rule}:" in jobs or f"localrule {rule}:" in jobs, rule
 
-    from curate.score import load_scores
+    from curate.data.scorefiles import load_scores
 
     data = tmp_path / "data"
     itm = load_scores(data / "scores/synthetic-tiny/tiny-blip-itm/00000.parquet", score_columns=["itm_score"])

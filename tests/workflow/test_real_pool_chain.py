@@ -6,7 +6,6 @@ downstream rules reading each chunk through its download report."""
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +15,7 @@ import yaml
 
 from tests.unit.model_fixtures import export_random_tiny_model
 from tests.unit.test_download import FAILED, N_SHARDS, SPS, server  # noqa: F401 - the server fixture
-from tests.workflow.conftest import ROOT, SNAKEMAKE
+from tests.workflow.conftest import ROOT, SNAKEMAKE, user_config
 
 pytestmark = pytest.mark.workflow
 POOL = "loopback"
@@ -35,7 +34,7 @@ def test_download_score_and_select_a_real_pool(tmp_path, server):  # noqa: F811
     model_dir.parent.mkdir(parents=True)
     (tmp_path / "tiny" / "model").rename(model_dir)
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = user_config()
     config["pools"][POOL] = {
         "source": "download", "n_shards": N_SHARDS, "samples_per_shard": SPS, "shards_per_chunk": 1,
         "metadata": {"hf_dataset": "none/offline", "columns": {"url": "URL", "text": "TEXT"}, "uid_from": "url"},
@@ -73,7 +72,7 @@ def test_download_score_and_select_a_real_pool(tmp_path, server):  # noqa: F811
     prepared = pd.read_parquet(data / "pools" / POOL / "metadata" / "prepared.parquet")
     assert set(scores["uid"]) <= set(prepared["uid"])
     # no_filter is every uid of the pool's metadata (DataComp's), failed downloads included
-    from curate.subset import load_subset, uids_to_u8u8
+    from curate.data.subset import load_subset, uids_to_u8u8
 
     subset = load_subset(data / "subsets" / POOL / "no_filter.npy")
     np.testing.assert_array_equal(subset, np.sort(uids_to_u8u8(prepared["uid"].tolist())))

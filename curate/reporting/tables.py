@@ -1,0 +1,87 @@
+"""Assemble the workflow's result tables from subsets, ground truth and evaluation records."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from curate.data.records import aggregate, read_records
+from curate.data.subset import load_subset, u8u8_to_uids
+
+
+def load_ground_truth(paths: list) -> pd.DataFrame:
+    truth = pd.concat([pd.read_parquet(p, columns=["uid", "is_clean", "noise_type"]) for p in paths], ignore_index=True)
+    if truth["uid"].duplicated().any():
+        raise ValueError(f"duplicate uid {truth['uid'][truth['uid'].duplicated()].iloc[0]} in the ground truth")
+    return truth
+
+
+def selection_quality(subset: np.ndarray, truth: pd.DataFrame | None) -> dict:
+    """Subset size (repeats counted), unique uids, and precision/recall of the kept set against the clean uids.
+
+    Precision = clean kept / unique kept; recall = clean kept / clean in the pool. Without ground truth
+    (real pools) both are NaN.
+    """
+    unique = set(u8u8_to_uids(subset))
+    quality = {"subset_size": int(len(subset)), "unique_uids": len(unique)}
+    if truth is None:
+        return quality | {"precision": math.nan, "recall": math.nan}
+    clean = set(truth.loc[truth["is_clean"].astype(bool), "uid"])
+    kept_clean = len(unique & clean)
+    quality["precision"] = kept_clean / len(unique) if unique else math.nan
+    quality["recall"] = kept_clean / len(clean) if clean else math.nan
+    return quality
+
+
+def evaluation_columns(records: list[dict], groups: dict[str, list[str]]) -> dict:
+    """Group averages (Average first) then every task's main metric, keyed by task key."""
+    columns = aggregate(records, groups)
+    ordered = {"Average": columns.pop("Average")} | columns
+    for record in records:
+        main = record["metrics"].get("main_metric")
+        ordered[record["key"]] = math.nan if main is None else float(main)
+    return ordered
+
+
+LABELS = ("selection", "pool", "recipe", "suite")
+
+
+def leaderboard(rows: list[dict], truth_paths: list | None, groups: dict[str, list[str]],
+                labels: tuple[str, ...] = LABELS) -> pd.DataFrame:
+    """One row per selection: its labels, subset quality and evaluation (table1's layout).
+
+    Each input row holds the `labels` (default: selection, pool, recipe, suite), subset (a .npy
+    path) and evaluation (a jsonl path).
+    """
+    truth = load_ground_truth(truth_paths) if truth_paths else None
+    table = []
+    for row in rows:
+        quality = selection_quality(load_subset(row["subset"]), truth)
+        scores = evaluation_columns(read_records(row["evaluation"]), groups)
+        table.append({k: row[k] for k in labels} | quality | scores)
+    return pd.DataFrame(table)
+
+
+COMPARISON_LABELS = ("selection", "fusion", "scorers", "sampler", "status", "pool", "recipe", "suite")
+
+
+def comparison_table(rows: list[dict], pending: list[dict], truth_paths: list | None,
+                     groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Every selection head to head (table2's layout): leaderboard() of the built `rows`, labelled
+    with fusion, scorers and sampler and status "ok", then one row per `pending` method (labels
+    and its status, e.g. "not built yet: ...") with empty numbers."""
+    built = leaderboard([row | {"status": "ok"} for row in rows], truth_paths, groups, COMPARISON_LABELS)
+    waiting = pd.DataFrame([{k: row.get(k, "") for k in COMPARISON_LABELS} for row in pending],
+                           columns=list(COMPARISON_LABELS))
+    if built.empty:
+        return waiting
+    if waiting.empty:
+        return built
+    table = pd.concat([built, waiting], ignore_index=True)[list(built.columns)]
+    return table.astype({"subset_size": "Int64", "unique_uids": "Int64"})
+
+
+def write_table(table: pd.DataFrame, path) -> None:
+    table.to_csv(path, index=False, float_format="%.4f")

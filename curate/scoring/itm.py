@@ -1,0 +1,360 @@
+"""Image-text matching scores of BLIP and BLIP-2 (MoS's BLIP and BLIP-2 scorers, ALGORITHMS §5)
+through transformers' ``BlipForImageTextRetrieval`` and ``Blip2ForImageTextRetrieval``.
+
+One code path for the real and the tiny models: a folder holding the model and its processor
+(``save_pretrained`` layout: the Hub's ``Salesforce/blip-itm-*`` and ``Salesforce/blip2-itm-*``
+snapshots, an original BLIP checkpoint converted by `convert_blip_checkpoint`, or a tiny model a
+test builds) is loaded by `load_itm_model`; the model's ``model_type`` says which family it is.
+
+Heads (a scorer's ``head``), each giving one float per pair:
+
+- ``itm``: the image-text matching head, ``softmax(logits)[:, 1]`` (the "match" class), in [0, 1].
+  BLIP: the text encoder cross-attends to the ViT tokens and the head reads the first token; as
+  the original BLIP / LAVIS ITM code does, that first token is ``[ENC]`` (``[CLS]`` replaced), text
+  truncated to 35 tokens. BLIP-2: the Q-Former reads the query tokens and the text together, the
+  head's logits are averaged over the query tokens; text truncated to 32 tokens (LAVIS).
+- ``itc``: the contrastive similarity, a cosine in [-1, 1]. BLIP: projected ViT ``[CLS]`` against
+  the projected text ``[CLS]``. BLIP-2: the maximum over the query tokens of the cosine between
+  each projected query output and the projected text ``[CLS]`` (ALGORITHMS §5).
+
+Scores go to ``scores/{pool}/{scorer}/{chunk}.parquet`` under the column ``itm_score`` or
+``itc_score`` (`curate.workflow.paths.score_column`), in the format of the CLIP scores
+(`curate.scoring.clip_score.save_scores`).
+
+Original checkpoints (``library: url`` models with ``convert: blip_itm``): salesforce/BLIP's
+``model_base.pth`` / ``model_large.pth`` hold ``{'model': state_dict}`` of BLIP's pretraining model
+(ViT + BERT text encoder with its ITC projections and ITM head, plus momentum encoders, the
+decoder and the queues). `convert_blip_checkpoint` renames the keys as transformers'
+``convert_blip_original_pytorch_to_hf.py`` does (`blip_key_to_transformers`), keeps those of
+``BlipForImageTextRetrieval`` (the others are listed in the record), reads the architecture off the
+tensors' shapes (image size from the position embeddings: 224 for the pretraining checkpoints),
+and saves model + processor (tokenizer and image processor of a Hub BLIP ITM folder, resized to
+the checkpoint's image size) in the ``save_pretrained`` layout.
+
+BLIP-2 ViT-L/14 pretrain (LAVIS ``blip2_pretrained_vitL.pth``) cannot be converted:
+LAVIS's CLIP ViT-L/14 applies a LayerNorm to the patch embeddings before the first block
+(``ln_pre``), which transformers' ``Blip2VisionModel`` has no module for, and LAVIS saves only the
+trained Q-Former in that file (the frozen ViT comes from a separate ``clip_vit_L.pth``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.scoring.kinds import ITM_COLUMNS
+
+log = logging.getLogger(__name__)
+
+HEADS = ("itm", "itc")
+#: The transformers ``model_type`` of each family.
+FAMILIES = {"blip": "blip", "blip-2": "blip2"}
+#: Text length limits of the original code: BLIP's ITM (35 tokens), LAVIS's BLIP-2 (32).
+MAX_TEXT_TOKENS = {"blip": 35, "blip2": 32}
+ENC_TOKEN = "[ENC]"
+CONVERSION_RECORD = "conversion.json"
+
+
+def score_column_of(head: str) -> str:
+    """The score column of an ITM scorer with this head (`curate.scoring.kinds.ITM_COLUMNS`)."""
+    if head not in HEADS:
+        raise ValueError(f"unknown ITM head {head!r}; expected one of {HEADS}")
+    return ITM_COLUMNS[head]
+
+
+def model_family(folder) -> str:
+    """``blip`` or ``blip2``, from the folder's ``config.json``."""
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json (not a transformers model folder; an original "
+                                "checkpoint must be converted first, models.<name>.convert)")
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type not in FAMILIES:
+        raise ValueError(f"{config}: model_type {model_type!r} is not an image-text matching family {sorted(FAMILIES)}")
+    return FAMILIES[model_type]
+
+
+def load_itm_model(folder, device: str = "cpu"):
+    """``(model, processor, family)`` of a BLIP / BLIP-2 ITM folder (``from_pretrained``), in
+    eval mode on ``device``."""
+    family = model_family(folder)
+    if family == "blip":
+        from transformers import BlipForImageTextRetrieval as Model
+        from transformers import BlipProcessor as Processor
+    else:
+        from transformers import Blip2ForImageTextRetrieval as Model
+        from transformers import Blip2Processor as Processor
+    model = Model.from_pretrained(str(folder)).to(device).eval()
+    processor = Processor.from_pretrained(str(folder))
+    return model, processor, family
+
+
+def enc_token_id(tokenizer, text_config) -> int:
+    """The id of BLIP's ``[ENC]`` token. BLIP's tokenizer is BERT's + ``[DEC]`` (bos) + ``[ENC]``,
+    in that order; a saved tokenizer that does not list ``[ENC]`` (the Hub's BLIP processors may
+    not: transformers' BLIP does not use it, huggingface/transformers#22732) gets the id after
+    ``[DEC]`` (the tokenizer's, else the text config's bos), as BLIP's embeddings have it."""
+    vocab = tokenizer.get_vocab()
+    if ENC_TOKEN in vocab:
+        token_id = vocab[ENC_TOKEN]
+    else:
+        token_id = vocab.get("[DEC]", text_config.bos_token_id) + 1
+        if token_id in set(vocab.values()):
+            raise ValueError(f"the tokenizer has no {ENC_TOKEN} and id {token_id} after [DEC] is another token")
+    if token_id >= text_config.vocab_size:
+        raise ValueError(f"{ENC_TOKEN} has id {token_id}, outside the text model's {text_config.vocab_size} embeddings")
+    return int(token_id)
+
+
+def blip_inputs(processor, images, texts, head: str, text_config) -> dict:
+    """BLIP's pixel values, input ids and attention mask; ``[ENC]`` first for the ITM head."""
+    pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    text = processor.tokenizer(list(texts), padding="longest", truncation=True, max_length=MAX_TEXT_TOKENS["blip"],
+                               return_tensors="pt")
+    input_ids = text["input_ids"].clone()
+    if head == "itm":
+        input_ids[:, 0] = enc_token_id(processor.tokenizer, text_config)
+    return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": text["attention_mask"]}
+
+
+def blip2_inputs(processor, images, texts, config) -> dict:
+    """BLIP-2's pixel values, input ids and attention mask; with ``image_token_index`` set in the
+    model's config, the ids start with one image token per query (the model drops them again)."""
+    import torch
+
+    pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    text = processor.tokenizer(list(texts), padding="longest", truncation=True, max_length=MAX_TEXT_TOKENS["blip2"],
+                               return_tensors="pt", return_token_type_ids=False)
+    input_ids, mask = text["input_ids"], text["attention_mask"]
+    if getattr(config, "image_token_index", None) is not None:
+        n = config.num_query_tokens
+        input_ids = torch.cat([torch.full((len(input_ids), n), config.image_token_index, dtype=input_ids.dtype), input_ids], 1)
+        mask = torch.cat([torch.ones((len(mask), n), dtype=mask.dtype), mask], 1)
+    return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": mask}
+
+
+def itm_scores(model, processor, family: str, images, texts, head: str, device: str = "cpu") -> np.ndarray:
+    """One float32 score per (image, text) pair (module docstring)."""
+    import torch
+
+    score_column_of(head)
+    if family == "blip":
+        inputs = blip_inputs(processor, images, texts, head, model.config.text_config)
+    else:
+        inputs = blip2_inputs(processor, images, texts, model.config)
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    with torch.no_grad():
+        if family == "blip":
+            scores = _blip_scores(model, head=head, **inputs)
+        else:
+            out = model(**inputs, use_image_text_matching_head=head == "itm")
+            logits = out.logits_per_image
+            # ITC: logits_per_image[i, j] = max over the queries of image i against text j
+            scores = logits.float().softmax(-1)[:, 1] if head == "itm" else torch.diagonal(logits)
+    return scores.float().cpu().numpy().astype(np.float32)
+
+
+def _blip_scores(model, pixel_values, input_ids, attention_mask, head: str):
+    """``BlipForImageTextRetrieval.forward`` per pair, its image attention mask on the model's
+    device (transformers builds it on the CPU), ITC as the pairs' cosines, not the matrix."""
+    import torch
+    from torch.nn.functional import normalize
+
+    image_embeds = model.vision_model(pixel_values=pixel_values).last_hidden_state
+    if head == "itm":
+        image_atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
+        text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  encoder_hidden_states=image_embeds, encoder_attention_mask=image_atts).last_hidden_state
+        return model.itm_head(text[:, 0, :]).float().softmax(-1)[:, 1]
+    text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    image_feat = normalize(model.vision_proj(image_embeds[:, 0, :]), dim=-1)
+    text_feat = normalize(model.text_proj(text[:, 0, :]), dim=-1)
+    return (image_feat * text_feat).sum(-1)
+
+
+def score_chunk_itm(model_dir, shard_paths: list, head: str, batch_size: int = 64,
+                    device: str = "cpu") -> tuple[pd.DataFrame, dict]:
+    """Score every kept sample of the pool shards ``shard_paths`` with the ITM model in
+    ``model_dir`` (`load_itm_model`), like `curate.scoring.clip_score.score_chunk`: returns
+    ``(DataFrame[uid, <head>_score float32], report)``, the report being the `SkipReport` plus
+    ``skipped.nan_score``, ``model`` and ``head``."""
+    from curate.data.shards import SkipReport, iter_pool_batches
+
+    column = score_column_of(head)
+    model, processor, family = load_itm_model(model_dir, device=device)
+    report = SkipReport()
+    uids: list[str] = []
+    scores: list[np.ndarray] = []
+    for batch in iter_pool_batches(shard_paths, report, batch_size, desc=f"{family} {head} score"):
+        scores.append(itm_scores(model, processor, family, [s.image for s in batch], [s.text for s in batch], head, device))
+        uids.extend(s.uid for s in batch)
+    values = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+    df = pd.DataFrame({"uid": pd.Series(uids, dtype=object), column: values})
+    nan = np.isnan(values)
+    result = report.as_dict()
+    result["skipped"]["nan_score"] = int(nan.sum())
+    if nan.any():
+        log.warning("%d samples got a NaN %s score and are dropped (e.g. uid %s)", int(nan.sum()), head,
+                    df.uid[nan].iloc[0])
+        df = df[~nan].reset_index(drop=True)
+        result["kept"] = int(len(df))
+    result["model"] = str(model_dir)
+    result["head"] = head
+    return df, result
+
+
+# ---------------------------------------------------------------------------------------------
+# Original BLIP checkpoints -> transformers
+
+
+def blip_key_to_transformers(key: str) -> str:
+    """An original BLIP state-dict key in ``BlipForImageTextRetrieval``'s naming: the renaming of
+    transformers' ``convert_blip_original_pytorch_to_hf.py`` (``rename_key``). Text encoder,
+    projections and ITM head keep their names."""
+    if "visual_encoder" in key:
+        key = re.sub("visual_encoder*", "vision_model.encoder", key)
+    if "blocks" in key:
+        key = re.sub(r"blocks", "layers", key)
+    if "attn" in key:
+        key = re.sub(r"attn", "self_attn", key)
+    if "norm1" in key:
+        key = re.sub(r"norm1", "layer_norm1", key)
+    if "norm2" in key:
+        key = re.sub(r"norm2", "layer_norm2", key)
+    if "encoder.norm" in key:
+        key = re.sub(r"encoder.norm", "post_layernorm", key)
+    if "encoder.patch_embed.proj" in key:
+        key = re.sub(r"encoder.patch_embed.proj", "embeddings.patch_embedding", key)
+    if "encoder.pos_embed" in key:
+        key = re.sub(r"encoder.pos_embed", "embeddings.position_embedding", key)
+    if "encoder.cls_token" in key:
+        key = re.sub(r"encoder.cls_token", "embeddings.class_embedding", key)
+    if "self_attn" in key:
+        key = re.sub(r"self_attn.proj", "self_attn.projection", key)
+    return key
+
+
+def load_original_state_dict(path) -> dict:
+    """The state dict of an original BLIP / LAVIS checkpoint: ``{'model': state_dict, ...}`` as
+    salesforce/BLIP saves it (a bare state dict is accepted too). Loaded with
+    ``weights_only=True``."""
+    import torch
+
+    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{path}: not a BLIP checkpoint ({{'model': state_dict}} expected)")
+    return state
+
+
+def _count_layers(keys, prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    found = {int(m.group(1)) for k in keys if (m := pattern.match(k))}
+    if not found or found != set(range(max(found) + 1)):
+        raise ValueError(f"checkpoint layers under {prefix!r}: {sorted(found)}")
+    return max(found) + 1
+
+
+def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64):
+    """The ``BlipConfig`` of a converted BLIP ITM state dict, read off its tensors' shapes, with
+    the special token ids of ``tokenizer`` (BLIP's: ``[DEC]`` bos, ``[SEP]``, ``[PAD]``).
+
+    The number of heads is not in the weights: BLIP's ViT-B/16 and ViT-L/16 and its BERT-base
+    text encoder all have ``head_dim`` = 64. BLIP's ViT uses LayerNorm eps 1e-6 (timm's), its
+    BERT 1e-12."""
+    from transformers import BlipConfig
+
+    keys = list(state)
+    patch = state["vision_model.embeddings.patch_embedding.weight"]
+    positions = state["vision_model.embeddings.position_embedding"].shape[1]
+    grid = int(round((positions - 1) ** 0.5))
+    if grid * grid != positions - 1:
+        raise ValueError(f"{positions} vision positions are not a square grid plus [CLS]")
+    vision_hidden, patch_size = patch.shape[0], patch.shape[-1]
+    words = state["text_encoder.embeddings.word_embeddings.weight"]
+    text_hidden = words.shape[1]
+    vision = dict(
+        hidden_size=vision_hidden, patch_size=patch_size, image_size=grid * patch_size,
+        num_hidden_layers=_count_layers(keys, "vision_model.encoder.layers."),
+        num_attention_heads=vision_hidden // head_dim,
+        intermediate_size=state["vision_model.encoder.layers.0.mlp.fc1.weight"].shape[0],
+        layer_norm_eps=1e-6,
+    )
+    text = dict(
+        vocab_size=words.shape[0], hidden_size=text_hidden, encoder_hidden_size=vision_hidden,
+        num_hidden_layers=_count_layers(keys, "text_encoder.encoder.layer."),
+        num_attention_heads=text_hidden // head_dim,
+        intermediate_size=state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=state["text_encoder.embeddings.position_embeddings.weight"].shape[0],
+        layer_norm_eps=1e-12,
+    )
+    if tokenizer is not None:  # those it has; transformers' defaults are BLIP's (bos [DEC] 30522)
+        ids = dict(bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
+                   eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
+        text.update({k: v for k, v in ids.items() if v is not None})
+    return BlipConfig(vision_config=vision, text_config=text, image_text_hidden_size=state["vision_proj.weight"].shape[0])
+
+
+def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: int = 64) -> dict:
+    """Convert an original BLIP checkpoint into a ``BlipForImageTextRetrieval`` folder at
+    ``out_dir`` with the processor of ``processor_dir`` (its image size set to the checkpoint's);
+    returns the record also written to ``out_dir/conversion.json``. Raises when a weight of the
+    ITM model is not in the checkpoint or has another shape. ``head_dim``: attention head width
+    (`blip_config_from_state_dict`)."""
+    import torch
+    from transformers import BlipForImageTextRetrieval, BlipProcessor
+
+    from curate.data.models import file_sha256
+
+    original = load_original_state_dict(checkpoint_path)
+    renamed = {blip_key_to_transformers(k): v for k, v in original.items()}
+    processor = BlipProcessor.from_pretrained(str(processor_dir))
+    config = blip_config_from_state_dict(renamed, processor.tokenizer, head_dim=head_dim)
+    model = BlipForImageTextRetrieval(config).eval()
+    expected = model.state_dict()
+    kept = {k: v for k, v in renamed.items() if k in expected}
+    missing = sorted(k for k in expected if k not in kept and not k.endswith("position_ids"))
+    if missing:
+        raise ValueError(f"{checkpoint_path}: no weights for {len(missing)} keys of BlipForImageTextRetrieval, "
+                         f"e.g. {missing[:5]}")
+    wrong = [k for k, v in kept.items() if v.shape != expected[k].shape]
+    if wrong:
+        raise ValueError(f"{checkpoint_path}: shapes differ for {wrong[:5]} (e.g. {kept[wrong[0]].shape} vs "
+                         f"{expected[wrong[0]].shape})")
+    result = model.load_state_dict({k: v.to(torch.float32) for k, v in kept.items()}, strict=False)
+    if result.missing_keys and any(not k.endswith("position_ids") for k in result.missing_keys):
+        raise ValueError(f"{checkpoint_path}: missing {result.missing_keys[:5]}")
+    size = config.vision_config.image_size
+    processor.image_processor.size = {"height": size, "width": size}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    processor.save_pretrained(str(out_dir))
+    dropped = sorted(k for k in original if blip_key_to_transformers(k) not in kept)
+    record = {
+        "checkpoint": str(checkpoint_path), "checkpoint_sha256": file_sha256(checkpoint_path),
+        "processor": str(processor_dir), "image_size": size,
+        "converted": len(kept), "dropped": len(dropped),
+        "dropped_prefixes": sorted({k.split(".", 1)[0] for k in dropped}),
+    }
+    (out_dir / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def convert_model(entry: dict, fetched_dir, out_dir, processor_dir, head_dim: int = 64) -> dict:
+    """Convert a fetched ``library: url`` model (its folder's ``fetch.json`` names the file) as its
+    config entry's ``convert`` says."""
+    from curate.data.models import FETCH_RECORD
+
+    fetched_dir = Path(fetched_dir)
+    kind = entry.get("convert")
+    if kind != "blip_itm":
+        raise ValueError(f"no conversion {kind!r}; known: blip_itm")
+    fetched = json.loads((fetched_dir / FETCH_RECORD).read_text())
+    return convert_blip_checkpoint(fetched_dir / fetched["file"], out_dir, processor_dir, head_dim=head_dim)

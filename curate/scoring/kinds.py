@@ -1,0 +1,152 @@
+"""Scorer kinds: what a config ``scorers`` entry can be (its ``library``).
+
+Each kind is one entry of :data:`SCORER_KINDS`: its parameters, the rule that scores a chunk with
+it (and its env), the files that rule reads (``inputs``), and the columns it writes. Every kind's
+chunk files land at the same path (``scores/{pool}/{scorer}/{chunk}.parquet``), so selections and
+fusions read any scorer alike; the score itself is in the kind's :func:`score_column`.
+
+Adding a kind: its module (the scoring code), its rule and script, its env, and one entry here.
+"""
+
+from __future__ import annotations
+
+from curate.registry import NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, required
+
+SCORER_KINDS = Registry(
+    "scorer kind", key="library",
+    common={"batch_size": optional(POSITIVE_INT, None, "samples per scoring batch (default: the config's score_batch_size)")},
+)
+
+#: The column of an image-text matching scorer, by its head.
+ITM_COLUMNS = {"itm": "itm_score", "itc": "itc_score"}
+
+#: The model libraries a pretrained scorer of each kind loads.
+MODEL_LIBRARIES = {"open_clip": ("open_clip",), "blip_itm": ("huggingface", "url")}
+
+
+def score_column(scorer: dict) -> str:
+    """The column of a scorer's chunk files that holds its score."""
+    return SCORER_KINDS.of(scorer, "scorer").score_column(scorer)
+
+
+def score_columns(scorer: dict) -> list[str]:
+    """Every numeric column a scorer's chunk files hold (the score first)."""
+    return SCORER_KINDS.of(scorer, "scorer").columns(scorer)
+
+
+def _check_pretrained(config: dict, where: str, entry: dict) -> None:
+    if entry.get("source") != "pretrained":
+        return
+    model = config["models"][entry["model"]]
+    if model["library"] not in MODEL_LIBRARIES[entry["library"]]:
+        raise ConfigError(f"{where}.library: {entry['library']!r}, but models.{entry['model']} is a "
+                          f"{model['library']!r} model")
+    if entry["library"] == "blip_itm" and model["library"] == "url" and model.get("convert") != "blip_itm":
+        raise ConfigError(f"{where}.model: models.{entry['model']} is an original checkpoint without "
+                          "`convert: blip_itm`, which the ITM scorer cannot load")
+
+
+def _model_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
+    return {"shards": ws.chunk_input(pool, chunk), "model": ws.scorer_model(scorer)}
+
+
+_TRAINED = {
+    "arch": required(NAME, "the open_clip architecture (curate/model_configs)"),
+    "curated_set": required(NAME, "the curated set it is trained on", ref="curated_sets"),
+    "recipe": required(NAME, "the recipe it is trained with", ref="recipes"),
+    "seed": required(SEED),
+}
+_PRETRAINED = {"model": required(NAME, "the `models` entry it loads", ref="models")}
+
+SCORER_KINDS.register(
+    "open_clip",
+    doc="CLIP score: the cosine of an open_clip model's image and text embeddings",
+    params={"source": required({"enum": ["train", "pretrained"]}, "train: built here; pretrained: a `models` entry")},
+    extra_params=lambda entry, where: _TRAINED if entry.get("source") == "train" else _PRETRAINED,
+    check=_check_pretrained,
+    rule="score_chunk", inputs=_model_inputs, embeddings=True,
+    columns=lambda entry: ["clip_score"], score_column=lambda entry: "clip_score",
+)
+
+SCORER_KINDS.register(
+    "blip_itm",
+    doc="BLIP / BLIP-2 image-text matching through transformers (ITM head or ITC cosine)",
+    params={"source": optional({"const": "pretrained"}, "pretrained"),
+            **_PRETRAINED,
+            "head": required({"enum": list(ITM_COLUMNS)},
+                             "itm: softmax of the ITM head, class 1; itc: the contrastive cosine (BLIP-2: max over queries)")},
+    check=_check_pretrained,
+    rule="itm_score_chunk", inputs=_model_inputs,
+    columns=lambda entry: [ITM_COLUMNS[entry["head"]]], score_column=lambda entry: ITM_COLUMNS[entry["head"]],
+)
+
+
+def _sieve_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
+    return {"captions": ws.path("captions", pool=pool, captioner=entry["captioner"], chunk=chunk),
+            "sentence_encoder": ws.path("sentence_encoder_model", sentence_encoder=entry["sentence_encoder"])}
+
+
+SCORER_KINDS.register(
+    "sieve",
+    doc="Sieve: the best of a captioner's captions against the alt-text, by a sentence encoder",
+    params={"captioner": required(NAME, "whose captions are compared", ref="captioners"),
+            "sentence_encoder": required(NAME, "the sentence encoder", ref="sentence_encoders")},
+    rule="sieve_score_chunk", inputs=_sieve_inputs,
+    columns=lambda entry: ["sieve_score", "sieve_mean"], score_column=lambda entry: "sieve_score",
+)
+
+#: Embedding scores whose classifier is trained on the pool's embeddings first.
+CLASSIFIER_METHODS = ("image_classifier", "image_text_classifier")
+
+_CLASSIFIER_TRAINING = {
+    "steps": optional(POSITIVE_INT, None, "training steps (FLYT: 40 000)"),
+    "lr": optional({"type": "number", "exclusiveMinimum": 0}, 0.01, "peak learning rate"),
+    "warmup_steps": optional({"type": "integer", "minimum": 0}, 500),
+    "weight_decay": optional({"type": "number", "minimum": 0}, 0.0),
+    "batch_size": optional(POSITIVE_INT, 256),
+}
+_EMBEDDING_METHODS = {
+    "s_clip_loss": {"batch_size": optional(POSITIVE_INT, 32768, "random batches drawn inside each chunk"),
+                    "temperature": optional({"type": "number", "exclusiveMinimum": 0}, 0.01),
+                    "n_repeats": optional(POSITIVE_INT, 1)},
+    "normsim_inf": {"target": required(NAME, "the suite whose downstream set is the target", ref="suites")},
+    "image_classifier": {"target": required(NAME, "the suite whose downstream images are the positives", ref="suites"),
+                         **_CLASSIFIER_TRAINING},
+    "image_text_classifier": {"positives": required(NAME, "the curated set whose pairs are the positives",
+                                                    ref="curated_sets"), **_CLASSIFIER_TRAINING},
+}
+
+
+def _embedding_params(entry: dict, where: str) -> dict:
+    method = entry.get("method")
+    if method not in _EMBEDDING_METHODS:
+        raise ConfigError(f"{where}.method: unknown embedding score {method!r} (known: {', '.join(_EMBEDDING_METHODS)})")
+    return _EMBEDDING_METHODS[method]
+
+
+def _check_embeddings(config: dict, where: str, entry: dict) -> None:
+    if config["scorers"][entry["embeddings"]]["library"] != "open_clip":
+        raise ConfigError(f"{where}.embeddings: {entry['embeddings']!r} is not a CLIP scorer")
+
+
+def _embedding_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
+    clip = entry["embeddings"]
+    inputs = {"embeddings": ws.path("embeddings", pool=pool, scorer=clip, chunk=chunk)}
+    if entry["method"] == "normsim_inf":
+        inputs["target"] = ws.path("downstream_embeddings", suite=entry["target"], scorer=clip)
+    if entry["method"] in CLASSIFIER_METHODS:
+        inputs["classifier"] = ws.path("classifier", pool=pool, scorer=scorer)
+    return inputs
+
+
+SCORER_KINDS.register(
+    "embedding",
+    doc="a score from a CLIP scorer's chunk embeddings: s-CLIPLoss, NormSim-inf, FLYT's linear classifiers",
+    params={"method": required({"enum": list(_EMBEDDING_METHODS)}, "which embedding score"),
+            "embeddings": required(NAME, "the CLIP scorer whose embeddings are read", ref="scorers"),
+            "seed": optional(SEED, 0, "random batches (s-CLIPLoss) and classifier training")},
+    extra_params=_embedding_params,
+    check=_check_embeddings,
+    rule="embedding_score_chunk", inputs=_embedding_inputs,
+    columns=lambda entry: [entry["method"]], score_column=lambda entry: entry["method"],
+)

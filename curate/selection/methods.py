@@ -1,0 +1,244 @@
+"""The selection methods: how a config ``selections`` entry becomes a DataComp subset of uids.
+
+Each method is one entry of :data:`SELECTIONS`: its parameters (with defaults), the files it reads
+(``inputs``, from the workflow's paths), what it runs and, for table labels, which fusion, scorers
+and sampler it stands for. The workflow's ``select_subset`` job gathers the inputs, calls
+:func:`select` and saves the subset (`curate.data.subset`).
+
+Every score a method reads comes from one scorer's chunk files (``scorer``: its own column, given
+to the method as ``score_column``) or one fusion's fused chunks (``fusion``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from curate.data.scorefiles import load_chunk_scores
+from curate.data.subset import uids_to_u8u8
+from curate.registry import FRACTION, NAME, SEED, ConfigError, Registry, optional, required
+from curate.selection import baselines, strategies
+from curate.selection.pool_fusion import FUSED_COLUMN
+from curate.selection.sampling import SAMPLERS, threshold, top_fraction
+
+SELECTIONS = Registry("selection method", key="method")
+
+
+def select(params: dict, inputs: dict) -> np.ndarray:
+    """The subset (u8,u8, unsorted) of one completed selection entry; ``inputs`` holds the files
+    the workflow gathered by role (lists, or one path)."""
+    return uids_to_u8u8(SELECTIONS.of(params, "selection").run(params, inputs))
+
+
+def score_source(entry: dict) -> tuple[str, str] | None:
+    """``("scorer" | "fusion", name)`` of the score a selection reads, None if it reads none."""
+    if entry.get("fusion") is not None:
+        return "fusion", entry["fusion"]
+    if entry.get("scorer") is not None:
+        return "scorer", entry["scorer"]
+    return None
+
+
+def chunk_scores(params: dict, inputs: dict) -> tuple[list[str], np.ndarray]:
+    """The uids and scores of the selection's score source over the pool, in chunk order."""
+    return load_chunk_scores(inputs["scores"], params["score_column"])
+
+
+def _score_inputs(ws, pool: str, entry: dict) -> dict:
+    kind, name = score_source(entry)
+    return {"scores": ws.score_files(pool, name) if kind == "scorer" else ws.fused_files(pool, name)}
+
+
+def _labels(fusion: str = "", scorers: str = "", sampler: str = "") -> dict:
+    return {"fusion": fusion, "scorers": scorers, "sampler": sampler}
+
+
+# ---------------------------------------------------------------------------------------------
+# The pool as it is, and its ground truth
+
+
+def pool_uids(metadata_parquets: list) -> list[str]:
+    """All uids listed in a pool's per-shard metadata; rows without a uid are not samples one can select."""
+    frames = [pd.read_parquet(path, columns=["uid"]) for path in metadata_parquets]
+    uids = pd.concat(frames, ignore_index=True)["uid"] if frames else pd.Series([], dtype=object)
+    return [uid for uid in uids if isinstance(uid, str) and uid]
+
+
+def clean_uids(ground_truth_parquets: list) -> list[str]:
+    frames = [pd.read_parquet(path, columns=["uid", "is_clean"]) for path in ground_truth_parquets]
+    truth = pd.concat(frames, ignore_index=True)
+    return truth.loc[truth["is_clean"].astype(bool), "uid"].tolist()
+
+
+@SELECTIONS.register("no_filter", inputs=lambda ws, pool, entry: {"metadata": ws.chunk_inputs(pool)},
+                     labels=lambda config, entry: _labels(sampler="all"))
+def select_no_filter(params: dict, inputs: dict) -> list[str]:
+    """Every uid of the pool (DataComp's baseline)."""
+    return pool_uids(inputs["metadata"])
+
+
+@SELECTIONS.register("oracle", inputs=lambda ws, pool, entry: {"ground_truth": ws.per_chunk("ground_truth", pool)},
+                     needs_ground_truth=True)
+def select_oracle(params: dict, inputs: dict) -> list[str]:
+    """The synthetic pool's ground-truth clean uids (an upper bound; synthetic pools only)."""
+    return clean_uids(inputs["ground_truth"])
+
+
+# ---------------------------------------------------------------------------------------------
+# One score, or a fusion's
+
+
+def _check_fraction_or_threshold(config: dict, where: str, entry: dict) -> None:
+    if (entry["fraction"] is None) == (entry["threshold"] is None):
+        raise ConfigError(f"{where}: clip_score takes exactly one of fraction or threshold")
+
+
+@SELECTIONS.register(
+    "clip_score",
+    params={"scorer": required(NAME, "the scorer whose score is thresholded", ref="scorers", paper=True),
+            "fraction": optional(FRACTION, None, "keep the top fraction (docs/algorithms.md §1)"),
+            "threshold": optional({"type": "number"}, None, "keep score >= threshold")},
+    check=_check_fraction_or_threshold,
+    inputs=_score_inputs,
+    labels=lambda config, entry: _labels("none", entry["scorer"],
+                                         "top_fraction" if entry["fraction"] is not None else "threshold"),
+)
+def select_clip_score(params: dict, inputs: dict) -> list[str]:
+    """One scorer's score: the top ``fraction`` by DataComp's rule, or ``score >= threshold``."""
+    uids, scores = chunk_scores(params, inputs)
+    if params["fraction"] is not None:
+        kept = top_fraction(scores, params["fraction"])
+    else:
+        kept = threshold(scores, params["threshold"])
+    return [uids[i] for i in np.sort(kept)]
+
+
+def _fused_labels(config: dict, entry: dict) -> dict:
+    fusion = config["fusions"][entry["fusion"]]
+    return _labels(entry["fusion"], "+".join(fusion["scorers"]), entry["sampler"])
+
+
+@SELECTIONS.register(
+    "fused_score",
+    params={"fusion": required(NAME, "the fusion whose fused score is sampled", ref="fusions"),
+            "sampler": required({"type": "string"}, "how the subset is drawn from the fused scores (a sampler)")},
+    extra_params=lambda entry, where: SAMPLERS.of(entry, where).params,
+    check=lambda config, where, entry: _check_sampler(config, where, entry),
+    inputs=_score_inputs,
+    labels=_fused_labels,
+)
+def select_fused_score(params: dict, inputs: dict) -> list[str]:
+    """A fusion's fused score and a sampler (top fraction, SCS; the subset then holds repeats)."""
+    uids, scores = chunk_scores(params, inputs)
+    return SAMPLERS.of(params, "selection").run(uids, scores, params)
+
+
+def _check_sampler(config: dict, where: str, entry: dict) -> None:
+    sampler = SAMPLERS.of(entry, where)
+    if sampler.check is not None:
+        sampler.check(config, where, entry)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# DataComp's baselines (docs/algorithms.md §2; curate.selection.baselines)
+
+
+def _baseline_inputs(ws, pool: str, entry: dict) -> dict:
+    inputs = {"metadata": ws.chunk_inputs(pool), "langid": ws.path("langid_model", langid=entry["langid"])}
+    if entry.get("embeddings") is not None:
+        clip = entry["embeddings"]
+        inputs["embeddings"] = ws.per_chunk("embeddings", pool, scorer=clip)
+        inputs["target"] = ws.path("downstream_embeddings", suite=entry["target"], scorer=clip)
+    if entry.get("scorer") is not None:
+        inputs["scores"] = ws.score_files(pool, entry["scorer"])
+    return inputs
+
+
+_LANGID = {"langid": required(NAME, "the fastText language detector", ref="langid_models")}
+_IMAGE_BASED = {
+    "embeddings": required(NAME, "the CLIP scorer whose image embeddings are clustered", ref="scorers"),
+    "target": required(NAME, "the suite whose downstream set's images pick the target clusters", ref="suites"),
+    "n_clusters": required({"type": "integer", "minimum": 1}, "k-means clusters (DataComp: 100 000)"),
+    "n_iter": optional({"type": "integer", "minimum": 1}, 20, "k-means iterations"),
+    "seed": optional(SEED, 0, "k-means seed"),
+}
+
+SELECTIONS.register(
+    "basic_filter", run=baselines.select_basic_filter, inputs=_baseline_inputs,
+    doc="English, > 2 words, > 5 characters, min side and aspect ratio of the original image",
+    params={**_LANGID, "min_side": optional({"type": "integer", "minimum": 0}, 200, "smallest image side (px)"),
+            "max_aspect": optional({"type": "number", "minimum": 1}, 3.0, "largest aspect ratio")})
+SELECTIONS.register(
+    "text_based", run=baselines.select_text_based, inputs=_baseline_inputs,
+    doc="English and a caption word naming an ImageNet-21k concept",
+    params={**_LANGID, "concepts": optional({"enum": ["synthetic", "wordnet"]}, "wordnet",
+                                            "WordNet's ImageNet-21k synsets, or the synthetic world's concepts")})
+SELECTIONS.register(
+    "laion2b", run=baselines.select_laion2b, inputs=_baseline_inputs,
+    doc="English and a CLIP score at least the threshold",
+    params={**_LANGID, "scorer": required(NAME, "the CLIP scorer (DataComp: OpenAI B/32)", ref="scorers", paper=True),
+            "threshold": optional({"type": "number"}, 0.28, "the CLIP score threshold")})
+SELECTIONS.register(
+    "image_based", run=baselines.select_image_based, inputs=_baseline_inputs,
+    doc="caption-filtered samples whose image falls in a k-means cluster the downstream set hits",
+    params={**_LANGID, **_IMAGE_BASED})
+SELECTIONS.register(
+    "image_based_clip_score", run=baselines.select_image_based, inputs=_baseline_inputs,
+    doc="the image-based filter and the CLIP score's top fraction of the whole pool",
+    params={**_LANGID, **_IMAGE_BASED,
+            "scorer": required(NAME, "the CLIP scorer", ref="scorers", paper=True),
+            "fraction": optional(FRACTION, 0.3, "the CLIP score's kept fraction, on the unfiltered pool")})
+
+
+# ---------------------------------------------------------------------------------------------
+# MoS's strategies (docs/algorithms.md §5; curate.selection.strategies)
+
+
+def _check_one_score(config: dict, where: str, entry: dict) -> None:
+    if (entry["scorer"] is None) == (entry["fusion"] is None):
+        raise ConfigError(f"{where}: a {entry['method']} selection takes exactly one of scorer or fusion")
+
+
+_ONE_SCORE = {"scorer": optional(NAME, None, "the scorer whose score is used", ref="scorers", paper=True),
+              "fusion": optional(NAME, None, "or the fusion whose fused score is used", ref="fusions")}
+_RHO = {"rho": required({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "the lowest share affected")}
+
+
+@SELECTIONS.register("drop_lowest", params={**_ONE_SCORE, **_RHO}, check=_check_one_score, inputs=_score_inputs)
+def select_drop_lowest(params: dict, inputs: dict) -> list[str]:
+    """Drop the lowest ``rho`` by MoS's keep-exactly rule."""
+    uids, scores = chunk_scores(params, inputs)
+    return strategies.drop_lowest(uids, scores, params["rho"])
+
+
+@SELECTIONS.register(
+    "sample_weighting", params=_ONE_SCORE, check=_check_one_score, inputs=_score_inputs,
+    reshard_inputs=lambda ws, pool, selection, entry: {
+        "weights": ws.path("sample_weights", pool=pool, selection=selection)})
+def select_sample_weighting(params: dict, inputs: dict) -> list[str]:
+    """Every scored sample, with a loss weight = its score min-max normalised over the pool."""
+    return chunk_scores(params, inputs)[0]
+
+
+@SELECTIONS.register(
+    "recaption",
+    params={**_ONE_SCORE, **_RHO,
+            "captioner": required(NAME, "whose first caption replaces the alt-text", ref="captioners", paper=True)},
+    check=_check_one_score, inputs=_score_inputs,
+    reshard_inputs=lambda ws, pool, selection, entry: {
+        "captions": ws.path("recaptions", pool=pool, selection=selection)})
+def select_recaption(params: dict, inputs: dict) -> list[str]:
+    """Every scored sample; the lowest ``rho`` get the captioner's caption in place of their alt-text."""
+    return chunk_scores(params, inputs)[0]
+
+
+def score_column_of(config: dict, entry: dict) -> str | None:
+    """The column a selection's score source writes: its scorer's own, or a fusion's."""
+    from curate.scoring.kinds import score_column
+
+    source = score_source(entry)
+    if source is None:
+        return None
+    kind, name = source
+    return score_column(config["scorers"][name]) if kind == "scorer" else FUSED_COLUMN

@@ -1,0 +1,94 @@
+"""Scales and stand-ins: which pool, recipe and suite the tables use, and which configured
+scorers stand in for the papers' where a scale cannot run them.
+
+**Scales.** ``config.scale`` names an entry of ``config.scales``. An entry with ``pool``,
+``recipe`` and ``suite`` *moves* every paper row there (``tiny``: every row runs on
+``synthetic-tiny`` with ``tiny-clip`` and the ``synthetic`` suite, so any table is rebuilt
+cheaply); an entry with ``keep_paper_pools: true`` (the default of the scale named ``paper``)
+keeps each row's own pool, recipe and suite. A moved row is a stand-in run: its numbers are the
+analogues of the paper's on another pool, printed beside the paper's but never subtracted from
+them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite names a
+``tiny_analogue`` runs with that instead of the scale's (:func:`row_setting`).
+
+**Stand-ins.** A scale may name ``stand_ins``: ``{paper name: configured name}``, e.g. at tiny
+``openai-clip-l14: tiny-clip-clean``. :func:`apply_stand_ins` (pure, applied once where the
+workflow prepares its config) replaces every scorer, captioner or language detector a selection
+names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
+the first occurrence), and moves an IN-weighted fusion's accuracy to the scale suite's ImageNet
+analogue when the scale moves rows. A paper row's needs are looked up through the same map.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from curate.reporting.paper_tables import paper_metric_spec
+
+#: The config sections whose names a stand-in may replace in a selection.
+STAND_IN_SECTIONS = ("scorers", "captioners", "langid_models")
+
+
+def scale_entry(config: dict) -> dict:
+    return config["scales"][config["scale"]]
+
+
+def moves_rows(entry: dict, name: str = "") -> bool:
+    """Whether a scale puts every paper row on its own pool/recipe/suite (tiny) or keeps the
+    paper's (``keep_paper_pools``; true by default for the scale named ``paper``)."""
+    return not entry.get("keep_paper_pools", name == "paper")
+
+
+def row_setting(config: dict, row: dict, axis: str) -> str:
+    """The recipe or suite (``axis``) a paper row runs with at the current scale.
+
+    A scale that keeps the paper's pools keeps the row's own. A scale that moves rows uses its
+    own, except that with ``use_tiny_analogues`` a row whose recipe or suite names a
+    ``tiny_analogue`` uses that: MoS's LLaVA rows train the tiny LLaVA and are scored by CIDEr,
+    which the scale's CLIP recipe and suite cannot give.
+    """
+    entry = scale_entry(config)
+    if not moves_rows(entry, config["scale"]):
+        return row[axis]
+    if entry.get("use_tiny_analogues"):
+        own = config[axis + "s"].get(row[axis])
+        if own is None:
+            return row[axis]  # not configured: the row is not built, and says so
+        if own.get("tiny_analogue"):
+            return own["tiny_analogue"]
+    return entry[axis]
+
+
+def stand_ins(config: dict) -> dict:
+    return dict(scale_entry(config).get("stand_ins", {}))
+
+
+def known_paper_names(config: dict) -> set:
+    """Names a selection or fusion may use without being configured: every scale's stand-in keys
+    (the papers' scorers). A selection naming one that is not configured is simply not built."""
+    return {name for entry in config["scales"].values() for name in entry.get("stand_ins", {})}
+
+
+def _dedupe(names: list) -> list:
+    return list(dict.fromkeys(names))
+
+
+def apply_stand_ins(config: dict) -> dict:
+    """A copy of ``config`` with the current scale's stand-ins applied (module docstring)."""
+    resolved = copy.deepcopy(config)
+    mapping = stand_ins(config)
+    entry = scale_entry(config)
+    moved = moves_rows(entry, config["scale"])
+    from curate.selection.methods import SELECTIONS
+
+    for selection in resolved.get("selections", {}).values():
+        for key, param, _ in SELECTIONS.references(selection):
+            if param.ref in STAND_IN_SECTIONS and isinstance(selection[key], str):
+                selection[key] = mapping.get(selection[key], selection[key])
+    for fusion in resolved.get("fusions", {}).values():
+        fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
+        accuracy = fusion.get("accuracy")  # an IN-weighted fusion's
+        if accuracy and moved and accuracy["suite"] != entry["suite"]:
+            spec = paper_metric_spec(config["suites"][entry["suite"]], "imagenet_acc1")
+            if spec and "task" in spec:
+                fusion["accuracy"] = {"suite": entry["suite"], "task": spec["task"]}
+    return resolved

@@ -1,0 +1,230 @@
+"""What the rules ask of a complete config: the files each job reads, the names each rule
+builds. One :class:`Workspace` per workflow run (``rules/common.smk``); its methods are the
+rules' input functions, each a question to a registry or to the paths module, so the Snakefile
+holds no logic and every answer is unit-tested.
+"""
+
+from __future__ import annotations
+
+import re
+
+from curate.data.chunks import chunk_names, chunk_shard_ids
+from curate.scoring.kinds import SCORER_KINDS, score_column
+from curate.selection.fusion import FUSIONS
+from curate.selection.methods import SELECTIONS, score_column_of
+from curate.selection.pool_fusion import FUSED_COLUMN
+from curate.training.trainers import TRAINERS, train_rule
+from curate.workflow.paths import Paths, chunk_input_template
+
+
+def names_pattern(names) -> str:
+    """A wildcard regex matching exactly these names (one that matches nothing when empty), so that
+    rules writing the same path pattern for different kinds never overlap."""
+    names = sorted(names)
+    return "|".join(re.escape(name) for name in names) if names else "(?!)"
+
+
+class Workspace:
+    def __init__(self, config: dict):
+        self.config = config
+        self.paths = Paths(config["data_root"])
+        self.scale = config["scales"][config["scale"]]
+
+    def path(self, name: str, **values) -> str:
+        return self.paths(name, **values)
+
+    # ---- pools -------------------------------------------------------------------------------
+    def chunks(self, pool: str) -> list[str]:
+        entry = self.config["pools"][pool]
+        return chunk_names(entry["n_shards"], entry["shards_per_chunk"])
+
+    def chunk_shard_ids(self, pool: str, chunk: str) -> list[int]:
+        entry = self.config["pools"][pool]
+        return chunk_shard_ids(chunk, entry["n_shards"], entry["shards_per_chunk"])
+
+    def chunk_input(self, pool: str, chunk: str) -> str:
+        """The file one chunk's consumers depend on (`curate.workflow.paths.chunk_input_template`)."""
+        return self.path(chunk_input_template(self.config["pools"][pool]), pool=pool, chunk=chunk)
+
+    def chunk_inputs(self, pool: str) -> list[str]:
+        return [self.chunk_input(pool, chunk) for chunk in self.chunks(pool)]
+
+    def per_chunk(self, name: str, pool: str, **values) -> list[str]:
+        return self.paths.per_chunk(name, self.chunks(pool), pool=pool, **values)
+
+    def metadata_source(self, pool: str) -> str:
+        """What a real pool's metadata is split from: the fetched DataComp parquet as it is, or
+        the prepared (renamed, uid-made, sampled) parquet of other sources."""
+        entry = self.config["pools"][pool]
+        metadata = entry["metadata"]
+        if entry["source"] == "datacomp" and not (metadata.get("columns") or metadata.get("uid_from")
+                                                  or metadata.get("sample")):
+            return self.path("metadata_fetched", pool=pool)
+        return self.path("metadata_prepared", pool=pool)
+
+    # ---- models and scorers ------------------------------------------------------------------
+    def model_folder(self, model: str) -> str:
+        """Where a ``models`` entry is loaded from: its fetched folder, or the converted one of
+        an original checkpoint with ``convert``."""
+        stage = "converted_model" if self.config["models"][model].get("convert") else "pretrained_model"
+        return self.path(stage, model=model)
+
+    def scorer_model(self, scorer: str) -> str:
+        """A trained scorer's folder, or the fetched (or converted) folder of a pretrained one's model."""
+        entry = self.config["scorers"][scorer]
+        if entry.get("source") == "pretrained":
+            return self.model_folder(entry["model"])
+        return self.path("trained_scorer", scorer=scorer)
+
+    def scorer_inputs(self, scorer: str, pool: str, chunk: str) -> dict:
+        entry = self.config["scorers"][scorer]
+        return SCORER_KINDS.of(entry).inputs(self, scorer, entry, pool, chunk)
+
+    def scorers_of_kind(self, kind: str) -> str:
+        return names_pattern(n for n, e in self.config["scorers"].items() if e["library"] == kind)
+
+    def score_files(self, pool: str, scorer: str) -> list[str]:
+        return self.per_chunk("scores", pool, scorer=scorer)
+
+    def fused_files(self, pool: str, fusion: str) -> list[str]:
+        return self.per_chunk("fused", pool, fusion=fusion)
+
+    def classifier_inputs(self, scorer: str, pool: str) -> dict:
+        """A classifier scorer learns its positives (the downstream set's images, or a curated
+        set's pairs) against every chunk's embeddings by its CLIP."""
+        entry = self.config["scorers"][scorer]
+        clip = entry["embeddings"]
+        if entry["method"] == "image_classifier":
+            positives = self.path("downstream_embeddings", suite=entry["target"], scorer=clip)
+        else:
+            positives = self.path("curated_embeddings", curated_set=entry["positives"], scorer=clip)
+        return {"embeddings": self.per_chunk("embeddings", pool, scorer=clip), "positives": positives}
+
+    def conversion_inputs(self, model: str) -> dict:
+        """An original checkpoint's fetched folder and the model whose processor it takes."""
+        return {"checkpoint": self.path("pretrained_model", model=model),
+                "processor": self.model_folder(self.config["models"][model]["processor"])}
+
+    def batch_size(self, scorer: str) -> int:
+        return self.config["scorers"][scorer]["batch_size"] or self.config["score_batch_size"]
+
+    # ---- fusions -----------------------------------------------------------------------------
+    def fusion_columns(self, fusion: str) -> list[str]:
+        """Each scorer's score column, in the fusion's scorer order."""
+        return [score_column(self.config["scorers"][s]) for s in self.config["fusions"][fusion]["scorers"]]
+
+    def fusion_score_files(self, pool: str, fusion: str, chunks: list[str] | None = None) -> list[str]:
+        """Score files of a fusion, chunk-major: for each chunk, one file per scorer in order."""
+        scorers = self.config["fusions"][fusion]["scorers"]
+        chunks = self.chunks(pool) if chunks is None else chunks
+        return [self.path("scores", pool=pool, scorer=s, chunk=c) for c in chunks for s in scorers]
+
+    def fusion_stats_inputs(self, pool: str, fusion: str) -> dict:
+        entry = self.config["fusions"][fusion]
+        inputs = {"scores": self.fusion_score_files(pool, fusion)}
+        extra = FUSIONS.of(entry).spec.get("stats_inputs")
+        return inputs | (extra(self, pool, entry) if extra else {})
+
+    def fuse_chunk_inputs(self, pool: str, fusion: str, chunk: str) -> dict:
+        entry = self.config["fusions"][fusion]
+        method = FUSIONS.of(entry)
+        inputs = {"scores": self.fusion_score_files(pool, fusion, [chunk]),
+                  "stats": self.path("fusion_stats", pool=pool, fusion=fusion)}
+        if method.spec.get("head"):
+            inputs["mixer"] = self.path("mixer", pool=pool, fusion=fusion)
+        extra = method.spec.get("chunk_inputs")
+        return inputs | (extra(self, pool, entry, chunk) if extra else {})
+
+    def mixer_inputs(self, pool: str, fusion: str) -> dict:
+        """What a trained fusion's head learns from: every chunk's scores and shards, the pool
+        statistics, the reference CLIP (a selection's model on the same pool, or a scorer's) and
+        the labelled downstream set with its task's templates."""
+        entry = self.config["fusions"][fusion]
+        reference, downstream = entry["reference"], entry["downstream"]
+        inputs = {
+            "stats": self.path("fusion_stats", pool=pool, fusion=fusion),
+            "scores": self.fusion_score_files(pool, fusion),
+            "pool": self.chunk_inputs(pool),
+            "downstream": self.path("downstream_set", suite=downstream["suite"]),
+            "templates": self.path("synthetic_task", suite=downstream["suite"], task=downstream["task"]),
+        }
+        if reference.get("scorer"):
+            inputs["reference"] = self.path("trained_scorer", scorer=reference["scorer"])
+        else:
+            inputs["reference"] = self.path("model", pool=pool, selection=reference["selection"],
+                                            recipe=reference["recipe"])
+        if FUSIONS.of(entry).head_input == "embeddings":
+            inputs["embeddings"] = self.per_chunk("embeddings", pool, scorer=entry["scorers"][0])
+        return inputs
+
+    def trained_fusions(self) -> str:
+        return names_pattern(n for n, e in self.config["fusions"].items() if FUSIONS.of(e).spec.get("head"))
+
+    # ---- selections --------------------------------------------------------------------------
+    def selection_inputs(self, pool: str, selection: str) -> dict:
+        """The files a selection reads, by role; only what its method needs."""
+        entry = self.config["selections"][selection]
+        return SELECTIONS.of(entry).inputs(self, pool, entry)
+
+    def selection_params(self, selection: str) -> dict:
+        """A selection's entry and the column its score source writes (each scorer's files hold
+        the score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
+        entry = self.config["selections"][selection]
+        return entry | {"score_column": score_column_of(self.config, entry)}
+
+    def strategy_scores(self, pool: str, selection: str) -> list[str]:
+        return self.selection_inputs(pool, selection)["scores"]
+
+    def reshard_inputs(self, pool: str, selection: str) -> dict:
+        """What a selection adds to its reshard beside the subset: sample weights, new captions."""
+        entry = self.config["selections"][selection]
+        extra = SELECTIONS.of(entry).spec.get("reshard_inputs")
+        return extra(self, pool, selection, entry) if extra else {}
+
+    def recaption_captions(self, pool: str, selection: str) -> list[str]:
+        captioner = self.config["selections"][selection]["captioner"]
+        return self.per_chunk("captions", pool, captioner=captioner)
+
+    def selections_of(self, *methods: str) -> str:
+        return names_pattern(n for n, e in self.config["selections"].items() if e["method"] in methods)
+
+    # ---- training and evaluation -------------------------------------------------------------
+    def recipes_trained_by(self, rule: str) -> str:
+        """A wildcard pattern of the recipes a training rule trains."""
+        return names_pattern(n for n, e in self.config["recipes"].items() if train_rule(e) == rule)
+
+    def recipes_evaluated_by(self, rule: str) -> str:
+        return names_pattern(n for n, e in self.config["recipes"].items() if TRAINERS.of(e).evaluate_rule == rule)
+
+    def training_gpus(self, recipe: str) -> int:
+        from curate.training.trainers import training_gpus
+
+        return training_gpus(self.config["recipes"][recipe])
+
+    def suites_from(self, source: str) -> str:
+        return names_pattern(n for n, s in self.config["suites"].items() if s["source"] == source)
+
+    def task_dirs(self, suite: str) -> list[str]:
+        """The suite's task folders, in the order of its ``tasks`` entry."""
+        entry = self.config["suites"][suite]
+        name = "local_task" if entry["source"] == "local" else "synthetic_task"
+        return [self.path(name, suite=suite, task=task) for task in entry["tasks"]]
+
+    def llava_base_inputs(self, recipe: str) -> dict:
+        """A tiny LLaVA base is built from a curated set; a real one from two fetched ``models``
+        entries, or from two folders put in place by hand (``local``)."""
+        base = self.config["recipes"][recipe]["base"]
+        if base["source"] == "train":
+            return {"curated_set": self.path("curated_set", curated_set=base["curated_set"])}
+        if base["source"] == "models":
+            return {part: self.path("pretrained_model", model=base[part]) for part in ("vision_tower", "language_model")}
+        return {"vision_tower": base["vision_tower"], "language_model": base["language_model"]}
+
+    def tiny_blip_inputs(self, pool: str, selection: str, recipe: str) -> dict:
+        """The reshard a tiny BLIP trains on and the curated set its tokenizer is fitted to."""
+        tokenizer = self.config["recipes"][recipe]["tokenizer"]
+        return {"reshard": self.path("reshard", pool=pool, selection=selection),
+                "curated_set": self.path("curated_set", curated_set=tokenizer["curated_set"])}
+
+
+__all__ = ["Workspace", "names_pattern", "FUSED_COLUMN"]
