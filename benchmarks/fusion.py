@@ -4,7 +4,7 @@ Each (case, size) runs in its own subprocess, which reports its wall time and it
 resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), so the figures do not
 leak into each other. Single-threaded BLAS/OpenMP is forced in the children.
 
-Cases (ALGORITHMS.md §5, §6, §7):
+Cases (docs/algorithms.md §5, §6, §7):
 
 * ``mos``    -- M = 8 score columns, processed chunk by chunk as the workflow does:
   pass 1 ``column_stats`` (streaming), pass 2 ``mos_sigma_range`` of the min-max

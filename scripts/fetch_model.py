@@ -1,4 +1,4 @@
-from curate.data.models import fetch_model
+from curate.scoring.pretrained import fetch_model
 from curate.workflow.job import job
 
 with job(snakemake) as log:

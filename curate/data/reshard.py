@@ -1,4 +1,4 @@
-"""Write a subset of a pool as training shards (ALGORITHMS §0, "Resharding a subset").
+"""Write a subset of a pool as training shards (docs/algorithms.md §0, "Resharding a subset").
 
 Every pool sample whose uid occurs c times in the subset is written c times with keys
 "{uid}-{j}"; an optional seeded shuffle buffer spreads repeats apart. Shards are numbered

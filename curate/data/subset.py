@@ -1,4 +1,4 @@
-"""DataComp subset files: uids as ``np.dtype("u8,u8")`` arrays (ALGORITHMS.md §0).
+"""DataComp subset files: uids as ``np.dtype("u8,u8")`` arrays (docs/algorithms.md §0).
 
 A uid is 32 hex characters (128 bit). A subset file is a ``.npy`` array of
 ``SUBSET_DTYPE`` with ``f0 = int(uid[:16], 16)`` and ``f1 = int(uid[16:32], 16)``,

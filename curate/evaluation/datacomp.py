@@ -104,7 +104,7 @@ DATACOMP38 = dict([
 #: The 38 tasks with a main metric: the ones ``Average`` is over.
 DATACOMP38_SCORED = tuple(k for k, t in DATACOMP38.items() if t["main_metric"] is not None)
 
-#: DataComp's groups (aggregate_scores.py, ALGORITHMS §3), by task key. ``Average`` (the plain
+#: DataComp's groups (aggregate_scores.py, docs/algorithms.md §3), by task key. ``Average`` (the plain
 #: mean of the 38 main metrics) is not a group here: curate.evaluation.evaluate.aggregate adds it.
 DATACOMP38_GROUPS = {
     "ImageNet": ["imagenet1k"],

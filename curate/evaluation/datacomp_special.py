@@ -1,4 +1,4 @@
-"""DataComp's evaluators beyond plain zero-shot classification and retrieval (ALGORITHMS §3).
+"""DataComp's evaluators beyond plain zero-shot classification and retrieval (docs/algorithms.md §3).
 
 Metrics as DataComp's ``eval_utils`` computes them through WILDS' metric classes (names are the
 keys DataComp's records carry), written here from their definitions:

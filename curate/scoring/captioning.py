@@ -1,4 +1,4 @@
-"""The SIEVE captioner (ALGORITHMS.md §4) through transformers' BLIP classes.
+"""The SIEVE captioner (docs/algorithms.md §4) through transformers' BLIP classes.
 
 One code path for the real and the tiny captioner: a folder (or hub id) holding a
 ``BlipForConditionalGeneration`` and its ``BlipProcessor`` is loaded by `load_captioner` and

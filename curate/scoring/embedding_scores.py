@@ -1,4 +1,4 @@
-"""Embedding-based M-FLYT input scores (ALGORITHMS.md §6, "Further M-FLYT inputs").
+"""Embedding-based M-FLYT input scores (docs/algorithms.md §6, "Further M-FLYT inputs").
 
 All functions take numpy embeddings, rows L2-normalised (as `curate.scoring.clip.encode` returns them),
 and return one float32 score per pool row:
@@ -67,9 +67,9 @@ def s_clip_loss(
 ) -> np.ndarray:
     """s-CLIPLoss (= negCLIPLoss, Wang et al. 2024) of every image-text pair.
 
-    FLYT (seeds/flyt.txt l.86) describes it as "a variation to the standard CLIP score that
+    FLYT (its related work) describes it as "a variation to the standard CLIP score that
     normalizes it by the example's similarity score with other examples in a batch" and uses
-    Wang et al.'s implementation on OpenAI B/32 embeddings (l.484, l.253). The definition
+    Wang et al.'s implementation on OpenAI B/32 embeddings (its Table 2 and App. B). The definition
     (Wang et al.'s code, ``cal_new_clip_score``) is minus the temperature-scaled CLIP loss of the
     example inside a random batch ``B`` that contains it::
 
@@ -110,7 +110,7 @@ def s_clip_loss(
 def normsim_inf(image_emb, target_emb, chunk_size: int = 4096, target_chunk_size: int = 65536) -> np.ndarray:
     """NormSim_inf of every pool image: ``max_j <image_i, target_j>`` (Wang et al. 2024).
 
-    ``target_emb`` = image embeddings of the target set (ImageNet-1k train in FLYT, l.484; the
+    ``target_emb`` = image embeddings of the target set (ImageNet-1k train in FLYT, App. B; the
     labelled downstream set here). Computed in blocks of ``chunk_size`` pool rows x
     ``target_chunk_size`` target rows with a running maximum. Returns float32.
     """

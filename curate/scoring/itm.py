@@ -1,4 +1,4 @@
-"""Image-text matching scores of BLIP and BLIP-2 (MoS's BLIP and BLIP-2 scorers, ALGORITHMS §5)
+"""Image-text matching scores of BLIP and BLIP-2 (MoS's BLIP and BLIP-2 scorers, docs/algorithms.md §5)
 through transformers' ``BlipForImageTextRetrieval`` and ``Blip2ForImageTextRetrieval``.
 
 One code path for the real and the tiny models: a folder holding the model and its processor
@@ -15,7 +15,7 @@ Heads (a scorer's ``head``), each giving one float per pair:
   head's logits are averaged over the query tokens; text truncated to 32 tokens (LAVIS).
 - ``itc``: the contrastive similarity, a cosine in [-1, 1]. BLIP: projected ViT ``[CLS]`` against
   the projected text ``[CLS]``. BLIP-2: the maximum over the query tokens of the cosine between
-  each projected query output and the projected text ``[CLS]`` (ALGORITHMS §5).
+  each projected query output and the projected text ``[CLS]`` (docs/algorithms.md §5).
 
 Scores go to ``scores/{pool}/{scorer}/{chunk}.parquet`` under the column ``itm_score`` or
 ``itc_score`` (`curate.workflow.paths.score_column`), in the format of the CLIP scores
@@ -310,7 +310,7 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
     import torch
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
-    from curate.data.models import file_sha256
+    from curate.scoring.pretrained import file_sha256
 
     original = load_original_state_dict(checkpoint_path)
     renamed = {blip_key_to_transformers(k): v for k, v in original.items()}
@@ -350,7 +350,7 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
 def convert_model(entry: dict, fetched_dir, out_dir, processor_dir, head_dim: int = 64) -> dict:
     """Convert a fetched ``library: url`` model (its folder's ``fetch.json`` names the file) as its
     config entry's ``convert`` says."""
-    from curate.data.models import FETCH_RECORD
+    from curate.scoring.pretrained import FETCH_RECORD
 
     fetched_dir = Path(fetched_dir)
     kind = entry.get("convert")

@@ -1,4 +1,4 @@
-"""Language identification through fastText's own API (ALGORITHMS.md §2, basic / text-based /
+"""Language identification through fastText's own API (docs/algorithms.md §2, basic / text-based /
 image-based caption filters).
 
 DataComp's baselines call fastText's ``lid.176.bin`` on every caption and keep the ones whose
@@ -100,7 +100,7 @@ def _clean(text) -> str:
 
 def predict_languages(model, texts: Iterable[str], batch_size: int = 65_536) -> list[str]:
     """Top-1 language of each text: ``model.predict(text)`` label without ``"__label__"``
-    (ALGORITHMS.md §2, basic_filter).
+    (docs/algorithms.md §2, basic_filter).
 
     As in DataComp, every ``"\\n"`` is replaced by ``" "`` before predicting (fastText rejects
     newlines; other control characters are whitespace to its tokenizer). Texts are predicted in
@@ -118,7 +118,7 @@ def predict_languages(model, texts: Iterable[str], batch_size: int = 65_536) -> 
 
 
 def is_english(model, texts: Iterable[str]) -> np.ndarray:
-    """Boolean mask: fastText's top-1 language is ``en`` (ALGORITHMS.md §2)."""
+    """Boolean mask: fastText's top-1 language is ``en`` (docs/algorithms.md §2)."""
     langs = predict_languages(model, texts)
     return np.fromiter((lang == ENGLISH for lang in langs), dtype=bool, count=len(langs))
 

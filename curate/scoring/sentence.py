@@ -1,4 +1,4 @@
-"""The SIEVE sentence encoder (ALGORITHMS.md §4) through sentence-transformers.
+"""The SIEVE sentence encoder (docs/algorithms.md §4) through sentence-transformers.
 
 - Real scale: ``all-MiniLM-L6-v2`` (mean pooling + L2 normalisation, 384-d), loaded from a local
   folder (or hub id when online) by `load_sentence_encoder`. The PyPI wheel

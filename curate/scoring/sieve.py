@@ -1,4 +1,4 @@
-"""SIEVE: caption-based alignment scores (ALGORITHMS.md §4).
+"""SIEVE: caption-based alignment scores (docs/algorithms.md §4).
 
 The captioner and the sentence encoder run elsewhere (rules/caption, rules/score);
 this module holds the pure parts: medium-phrase masking and the score from

@@ -1,11 +1,11 @@
-"""DataComp's filtering baselines (ALGORITHMS.md §2), as pure numpy-in / numpy-out functions.
+"""DataComp's filtering baselines (docs/algorithms.md §2), as pure numpy-in / numpy-out functions.
 
 Every rule returns a boolean keep-mask aligned with its inputs; turning a mask into a DataComp
 subset (uids, ``u8,u8``) is :mod:`curate.data.subset`'s job. Language identification is an input
 (an ``english`` mask from :func:`curate.scoring.langid.is_english`, or gcld3 for LAION-2B), so the
 rules are testable without a language model and can run chunk by chunk.
 
-Rules and their quirks (reproduced on purpose; see ALGORITHMS.md §2):
+Rules and their quirks (reproduced on purpose; see docs/algorithms.md §2):
 
 * :func:`basic_filter` — fastText English, ``len(text.split()) > 2``, ``len(text) > 5``,
   ``min(w, h) >= 200``, ``max(w, h) / min(w, h) <= 3``.
@@ -93,7 +93,7 @@ def basic_filter(
     min_side: int = 200,
     max_aspect: float = 3.0,
 ) -> np.ndarray:
-    """DataComp ``basic_filter`` (ALGORITHMS.md §2) -> boolean keep-mask.
+    """DataComp ``basic_filter`` (docs/algorithms.md §2) -> boolean keep-mask.
 
     Keeps a sample iff all of:
 
@@ -125,7 +125,7 @@ def basic_filter(
 
 
 def laion2b_filter(english, clip_b32_scores, threshold: float = 0.28) -> np.ndarray:
-    """DataComp's LAION-2B reproduction (ALGORITHMS.md §2) -> boolean keep-mask.
+    """DataComp's LAION-2B reproduction (docs/algorithms.md §2) -> boolean keep-mask.
 
     ``english AND clip_b32_similarity_score >= threshold`` (0.28). In DataComp the language
     test is **gcld3** (Google's CLD3), not fastText: pass gcld3's English mask for a faithful
@@ -147,7 +147,7 @@ def text_based_filter(
     synset_offsets_of_token: Callable[[str], int | None],
     target_offsets: Iterable[int],
 ) -> np.ndarray:
-    """DataComp ``text_based`` filter (ALGORITHMS.md §2) -> boolean keep-mask.
+    """DataComp ``text_based`` filter (docs/algorithms.md §2) -> boolean keep-mask.
 
     Keeps a sample iff it is English and SOME whitespace token of its text (``text.split()``,
     no punctuation stripping: ``"circles,"`` is looked up as is) has a first WordNet synset
@@ -291,7 +291,7 @@ def caption_filter_for_image_based(
     english,
     tokenize: Callable[[str], list] | None = None,
 ) -> np.ndarray:
-    """The image-based baseline's caption filter (ALGORITHMS.md §2) -> boolean keep-mask.
+    """The image-based baseline's caption filter (docs/algorithms.md §2) -> boolean keep-mask.
 
     English AND ``len(tokenize(text)) > 1`` AND ``len(text) > 5``; ``tokenize`` defaults to
     ``fasttext.tokenize``. **(quirk)** this is not basic_filter's caption rule: two tokens
@@ -313,7 +313,7 @@ def caption_filter_for_image_based(
 
 
 def kmeans_centroids(features, n_clusters: int, n_iter: int = 20, seed: int = 0, **faiss_kwargs) -> np.ndarray:
-    """faiss k-means (ALGORITHMS.md §2, image_based) -> ``(n_clusters, d)`` float32 centroids.
+    """faiss k-means (docs/algorithms.md §2, image_based) -> ``(n_clusters, d)`` float32 centroids.
 
     ``faiss.Kmeans(d, n_clusters, niter=n_iter, seed=seed, spherical=False)`` (L2 k-means;
     DataComp: 100 000 clusters, 20 iterations, seed 0) trained on ``features`` as float32.
@@ -336,7 +336,7 @@ def kmeans_centroids(features, n_clusters: int, n_iter: int = 20, seed: int = 0,
 
 
 def assign_argmax_dot(features, centroids, batch_size: int = 65_536) -> np.ndarray:
-    """Cluster id of each feature by **argmax of the dot product** (ALGORITHMS.md §2 quirk).
+    """Cluster id of each feature by **argmax of the dot product** (docs/algorithms.md §2 quirk).
 
     ``argmax_j <x_i, c_j>``, not the L2-nearest centroid the k-means itself used: the two
     agree only for centroids of equal norm, so a long centroid attracts features that lie
@@ -399,7 +399,7 @@ def image_based_filter(
     n_iter: int = 20,
     seed: int = 0,
 ) -> np.ndarray:
-    """DataComp ``image_based`` filter (ALGORITHMS.md §2) -> boolean keep-mask over the pool.
+    """DataComp ``image_based`` filter (docs/algorithms.md §2) -> boolean keep-mask over the pool.
 
     :func:`image_based_targets` then :func:`image_based_keep` on the whole pool: k-means
     (faiss, L2, ``seed``) on the caption-filtered pool features; targets = centroids that some
@@ -414,7 +414,7 @@ def image_based_filter(
 
 
 def image_based_and_clip_score(clip_scores_unfiltered_pool, image_based_mask, fraction: float = 0.3) -> np.ndarray:
-    """``image_based ∩ clip_score`` (ALGORITHMS.md §2) -> boolean keep-mask.
+    """``image_based ∩ clip_score`` (docs/algorithms.md §2) -> boolean keep-mask.
 
     The CLIP L/14 threshold is computed on the WHOLE, unfiltered pool first, by the §1 rule
     (:func:`curate.selection.sampling.top_fraction`: ``thr = sort_descending(s)[int(N * fraction)]``,

@@ -1,4 +1,4 @@
-"""FLYT / M-FLYT / E-FLYT (ALGORITHMS.md §6): weighted CLIP loss, scoring heads, one-step look-ahead.
+"""FLYT / M-FLYT / E-FLYT (docs/algorithms.md §6): weighted CLIP loss, scoring heads, one-step look-ahead.
 
 Pieces
 ------

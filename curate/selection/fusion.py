@@ -1,4 +1,4 @@
-"""Score fusion: normalisation, MoS, weighted sums, Sieve + CLIPScore (ALGORITHMS.md §4-§6).
+"""Score fusion: normalisation, MoS, weighted sums, Sieve + CLIPScore (docs/algorithms.md §4-§6).
 
 Conventions
 -----------
@@ -244,7 +244,7 @@ def mos_sigma_range(S_chunks: Iterable) -> tuple[float, float]:
 
 
 def mos(S, tmin: float = 0.5, tmax: float = 1.5, sigma_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Mixture of Scores (ALGORITHMS.md §5) of an ``N x M`` normalised score matrix.
+    """Mixture of Scores (docs/algorithms.md §5) of an ``N x M`` normalised score matrix.
 
     For each row i:
 
@@ -333,7 +333,7 @@ def standardised_sum(S, stats: dict | None = None) -> np.ndarray:
 
 
 def in_weighted_weights(imagenet_acc, r: float) -> np.ndarray:
-    """IN-weighted standardised-sum weights (ALGORITHMS.md §6, FLYT baseline).
+    """IN-weighted standardised-sum weights (docs/algorithms.md §6, FLYT baseline).
 
     ``w_hat_i = (IN_i - min IN) / (max IN - min IN)``; ``w_i = w_hat_i + 1 / (r - 1)``
     with ``r`` in {2, 4, 8, 16} (so the best scorer weighs up to ``r`` times the worst:
@@ -356,7 +356,7 @@ def in_weighted_sum(S, imagenet_acc, r: float, stats: dict | None = None) -> np.
 
 # ------------------------------------------------------------------ Sieve + CLIP
 def sieve_clip_fusion(sieve, clip, a: float = 0.5, stats: dict | None = None) -> np.ndarray:
-    """Sieve + CLIPScore (ALGORITHMS.md §4): ``(1 - a) * mm(sieve) + a * mm(clip)``.
+    """Sieve + CLIPScore (docs/algorithms.md §4): ``(1 - a) * mm(sieve) + a * mm(clip)``.
 
     ``mm`` is min-max normalisation over the WHOLE pool: pass ``stats`` =
     ``column_stats`` of the 2-column chunks ``np.column_stack([sieve, clip])``

@@ -1,11 +1,11 @@
-"""Samplers that turn a score vector into kept indices (ALGORITHMS.md §1 and §7).
+"""Samplers that turn a score vector into kept indices (docs/algorithms.md §1 and §7).
 
 All functions take a 1-D score array (numpy) and return int64 indices into it.
 
 NaN policy (all samplers): a NaN score is never kept / never drawn. ``N`` in the
 count formulas is the full length of ``scores`` (NaNs included), as in the authors'
 code, which takes ``len`` of the pool's score column; upstream rules are expected to
-have dropped and counted bad samples already (DESIGN.md, "Errors").
+have dropped and counted bad samples already (docs/design.md, "Errors").
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _as_scores(scores) -> np.ndarray:
 
 # --------------------------------------------------------------------------- §1
 def top_fraction(scores, fraction: float) -> np.ndarray:
-    """DataComp / SIEVE top-fraction rule (ALGORITHMS.md §1) -> kept indices, ascending.
+    """DataComp / SIEVE top-fraction rule (docs/algorithms.md §1) -> kept indices, ascending.
 
     ``n = int(N * fraction)``; ``thr = sort_descending(s)[n]``; keep every ``s >= thr``.
 
@@ -80,7 +80,7 @@ def threshold(scores, thr: float) -> np.ndarray:
 
 
 def keep_ratio(scores, ratio: float) -> np.ndarray:
-    """MoS keep rule (ALGORITHMS.md §1) -> kept indices, ascending.
+    """MoS keep rule (docs/algorithms.md §1) -> kept indices, ascending.
 
     Keeps exactly ``k = max(1, min(round(N * ratio), N))`` samples: the first ``k``
     after a STABLE descending sort (ties keep the lower index first, like Python's
@@ -127,7 +127,7 @@ def _rng(seed) -> np.random.Generator:
 
 
 def scs_reference(scores, n: int, alpha: float = 0.15, batch_size: int = 100_000, seed=0) -> np.ndarray:
-    """Naive Soft Cap Sampling exactly as written in ALGORITHMS.md §7 (small pools only).
+    """Naive Soft Cap Sampling exactly as written in docs/algorithms.md §7 (small pools only).
 
     Every round: ``p = softmax(s)`` (float64, over the whole pool), draw
     ``G = batch_size`` distinct indices with ``Generator.choice(N, G, replace=False,
@@ -170,7 +170,7 @@ def scs(
     *,
     window: int | None = None,
 ) -> np.ndarray:
-    """Soft Cap Sampling (ALGORITHMS.md §7), exact in distribution, fast at pool scale.
+    """Soft Cap Sampling (docs/algorithms.md §7), exact in distribution, fast at pool scale.
 
     Returns ``n`` int64 indices in rounds of ``G = batch_size``: round ``r`` occupies
     ``out[r*G:(r+1)*G]`` (the last round holds the remainder). Indices never repeat
@@ -429,7 +429,7 @@ def _unpark(t, s, k, alpha, c, rng) -> int:
 
 
 def hcs(scores, n: int, cap: int, seed=0) -> np.ndarray:
-    """Hard Cap Sampling (ALGORITHMS.md §7) -> ``n`` int64 indices in draw order.
+    """Hard Cap Sampling (docs/algorithms.md §7) -> ``n`` int64 indices in draw order.
 
     Draw with replacement from the FIXED ``p = softmax(s)``; an index that has been
     drawn ``cap`` times is no longer drawn (its later draws are rejected, which is the

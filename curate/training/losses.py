@@ -23,7 +23,7 @@ def weighted_clip_loss(
     logit_scale: torch.Tensor,
     weights: torch.Tensor,
 ) -> torch.Tensor:
-    """FLYT's weighted CLIP loss (ALGORITHMS.md §6).
+    """FLYT's weighted CLIP loss (docs/algorithms.md §6).
 
     ``L = exp(logit_scale) * image_features @ text_features.T`` where ``logit_scale`` is
     the model's LOG parameter (this function exponentiates it; open_clip's ``ClipLoss``

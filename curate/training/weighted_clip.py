@@ -1,4 +1,4 @@
-"""CLIP training with per-sample loss weights (MoS sample weighting, ALGORITHMS §5), the
+"""CLIP training with per-sample loss weights (MoS sample weighting, docs/algorithms.md §5), the
 ``trainer: weighted_clip`` recipes (``mos-clip`` and its tiny analogue).
 
 open_clip_train has no per-sample weights, so this is a small seeded training loop around

@@ -1,4 +1,4 @@
-"""Tests of curate.selection.baselines (ALGORITHMS.md §2, DataComp baselines)."""
+"""Tests of curate.selection.baselines (docs/algorithms.md §2, DataComp baselines)."""
 
 import sys
 

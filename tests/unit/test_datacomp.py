@@ -21,7 +21,7 @@ from curate.training.trainers import TRAINERS
 
 REPO = Path(__file__).resolve().parents[2]
 
-# ALGORITHMS §3: scale -> (samples seen, model, global batch, lr, warmup, beta2)
+# docs/algorithms.md §3: scale -> (samples seen, model, global batch, lr, warmup, beta2)
 SPEC = {
     "small": (12_800_000, "ViT-B-32", 4096, 5e-4, 500, 0.98),
     "medium": (128_000_000, "ViT-B-32", 4096, 5e-4, 500, 0.98),

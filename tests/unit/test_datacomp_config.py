@@ -1,4 +1,4 @@
-"""config.yaml's real scales: DataComp's pools, recipes (ALGORITHMS §3) and the datacomp38 suite."""
+"""config.yaml's real scales: DataComp's pools, recipes (docs/algorithms.md §3) and the datacomp38 suite."""
 
 from pathlib import Path
 

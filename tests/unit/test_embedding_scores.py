@@ -1,4 +1,4 @@
-"""Tests of curate.scoring.embedding_scores (ALGORITHMS.md §6: s-CLIPLoss, NormSim_inf, linear classifiers)."""
+"""Tests of curate.scoring.embedding_scores (docs/algorithms.md §6: s-CLIPLoss, NormSim_inf, linear classifiers)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Tests of curate.selection.flyt (ALGORITHMS.md §6)."""
+"""Tests of curate.selection.flyt (docs/algorithms.md §6)."""
 
 import math
 

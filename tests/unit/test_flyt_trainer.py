@@ -1,4 +1,4 @@
-"""Tests of the FLYT trainer pieces in curate.selection.flyt (ALGORITHMS.md §6): heads, downstream logits,
+"""Tests of the FLYT trainer pieces in curate.selection.flyt (docs/algorithms.md §6): heads, downstream logits,
 the differentiable AdamW step, the one-step look-ahead and the M-FLYT driver."""
 
 import copy

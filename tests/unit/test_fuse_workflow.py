@@ -147,7 +147,7 @@ def test_fused_score_top_fraction_keeps_by_the_datacomp_rule(tmp_path):
     paths = write_fused(tmp_path, [[(i, i / 10) for i in range(5)], [(i, i / 10) for i in range(5, 10)]])
     subset = select(selection("fused_score", FUSED_COLUMN, fusion="f", sampler="top_fraction", fraction=0.2),
                     {"scores": paths})
-    # n = 2, thr = sorted_desc[2] = 0.7: n + 1 samples (ALGORITHMS §1)
+    # n = 2, thr = sorted_desc[2] = 0.7: n + 1 samples (docs/algorithms.md §1)
     assert sorted(u8u8_to_uids(subset)) == [uid(7), uid(8), uid(9)]
 
 

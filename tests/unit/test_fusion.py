@@ -1,4 +1,4 @@
-"""Tests of curate.selection.fusion (ALGORITHMS.md §4, §5, §6)."""
+"""Tests of curate.selection.fusion (docs/algorithms.md §4, §5, §6)."""
 
 import numpy as np
 import pytest

@@ -12,8 +12,8 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from curate.data.models import fetch_model, file_sha256, model_source  # noqa: E402
 from curate.scoring.clip import encode, load_model, write_arch_dir  # noqa: E402
+from curate.scoring.pretrained import fetch_model, file_sha256, model_source  # noqa: E402
 from curate.workflow.config import load_config
 
 

@@ -1,4 +1,4 @@
-"""Tests of curate.selection.sampling (ALGORITHMS.md §1, §7)."""
+"""Tests of curate.selection.sampling (docs/algorithms.md §1, §7)."""
 
 import numpy as np
 import pytest

@@ -21,7 +21,7 @@ def write_chunk_scores(folder, rows):
 
 def test_clip_score_keeps_the_top_fraction_by_the_datacomp_rule(tmp_path):
     # 10 scores 0.0 .. 0.9 over two chunks; fraction 0.3: n = 3, thr = sorted_desc[3] = 0.6,
-    # so the scores >= 0.6 are kept: uids 6, 7, 8, 9 (n + 1 samples, ALGORITHMS §1).
+    # so the scores >= 0.6 are kept: uids 6, 7, 8, 9 (n + 1 samples, docs/algorithms.md §1).
     paths = write_chunk_scores(tmp_path, [[(i, i / 10) for i in range(5)], [(i, i / 10) for i in range(5, 10)]])
     subset = select(selection("clip_score", fraction=0.3), {"scores": paths})
     assert sorted(u8u8_to_uids(subset)) == [uid(i) for i in (6, 7, 8, 9)]

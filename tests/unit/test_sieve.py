@@ -1,4 +1,4 @@
-"""Tests of curate.scoring.sieve (ALGORITHMS.md §4)."""
+"""Tests of curate.scoring.sieve (docs/algorithms.md §4)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""MoS's data strategies as selections (ALGORITHMS §5): filtering, sample weighting, re-captioning."""
+"""MoS's data strategies as selections (docs/algorithms.md §5): filtering, sample weighting, re-captioning."""
 
 import json
 import tarfile

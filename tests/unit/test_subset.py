@@ -1,4 +1,4 @@
-"""Tests of curate.data.subset (ALGORITHMS.md §0)."""
+"""Tests of curate.data.subset (docs/algorithms.md §0)."""
 
 import numpy as np
 import pytest

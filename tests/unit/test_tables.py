@@ -48,5 +48,5 @@ def test_leaderboard_rows(tmp_path, truth):
     assert first["precision"] == pytest.approx(0.6) and first["recall"] == 1.0
     assert second["precision"] == 1.0 and second["recall"] == 1.0
     assert first["Average"] == pytest.approx(0.375) and first["shape"] == 0.5
-    # a task without a main metric is left out of the average (ALGORITHMS §3)
+    # a task without a main metric is left out of the average (docs/algorithms.md §3)
     assert second["Average"] == pytest.approx(0.75) and np.isnan(second["digits"])

@@ -12,12 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def run_snakemake(workdir, *args, timeout=1800):
-    """Run the repo's workflow with `workdir` as working directory (outputs land there)."""
+def run_snakemake(workdir, *args, timeout=1800, configfiles=()):
+    """Run the repo's workflow with `workdir` as working directory (outputs land there), its
+    config.yaml and then ``configfiles`` merged over it."""
     command = [
         SNAKEMAKE,
         "--snakefile", str(ROOT / "Snakefile"),
-        "--configfile", str(ROOT / "config.yaml"),
+        "--configfile", str(ROOT / "config.yaml"), *map(str, configfiles),
         "--directory", str(workdir),
         *args,
     ]

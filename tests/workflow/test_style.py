@@ -24,3 +24,9 @@ def test_snakemake_lint_is_clean(tmp_path, snakemake_run):
     result = snakemake_run(tmp_path, "--lint", timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_ruff_check_and_format_are_clean():
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([str(BIN / "ruff"), *command], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout}{result.stderr}"
