@@ -27,9 +27,24 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def dry_run(scale: str, target: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory(prefix="dag-") as workdir:
-        command = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml"),
-                   "--directory", workdir, "-n", "--quiet", "rules", "--cores", "2", "--config", f"scale={scale}",
-                   "--", target]
+        command = [
+            SNAKEMAKE,
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(ROOT / "config.yaml"),
+            "--directory",
+            workdir,
+            "-n",
+            "--quiet",
+            "rules",
+            "--cores",
+            "2",
+            "--config",
+            f"scale={scale}",
+            "--",
+            target,
+        ]
         env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
@@ -48,8 +63,11 @@ def main(argv=None) -> int:
     print(f"{'scale':<8} {'dry run (s)':>11} {'jobs':>6} {'download':>9} {'score':>6}  target {args.target}")
     for scale in args.scales:
         elapsed, jobs = dry_run(scale, args.target)
-        print(f"{scale:<8} {elapsed:>11.1f} {jobs.get('total', 0):>6} {jobs.get('download_pool_chunk', 0):>9} "
-              f"{jobs.get('score_chunk', 0):>6}", flush=True)
+        print(
+            f"{scale:<8} {elapsed:>11.1f} {jobs.get('total', 0):>6} {jobs.get('download_pool_chunk', 0):>9} "
+            f"{jobs.get('score_chunk', 0):>6}",
+            flush=True,
+        )
     return 0
 
 

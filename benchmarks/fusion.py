@@ -99,8 +99,15 @@ def _child(case: str, N: int, chunk: int, seed: int) -> dict:
         raise SystemExit(f"unknown case {case}")
     total = time.perf_counter() - t_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    return {"case": case, "N": N, "total_s": total, "gen_s": gen, "compute_s": total - gen,
-            "peak_gb": peak / 1e9, **info}
+    return {
+        "case": case,
+        "N": N,
+        "total_s": total,
+        "gen_s": gen,
+        "compute_s": total - gen,
+        "peak_gb": peak / 1e9,
+        **info,
+    }
 
 
 def main(argv=None) -> int:
@@ -130,8 +137,11 @@ def main(argv=None) -> int:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             results.append(r)
             extra = {k: v for k, v in r.items() if k not in {"case", "N", "total_s", "gen_s", "compute_s", "peak_gb"}}
-            print(f"{case:8} {N:>12,} {r['total_s']:9.1f} {r['compute_s']:10.1f} {r['gen_s']:7.1f} "
-                  f"{r['peak_gb']:8.2f}  {extra}", flush=True)
+            print(
+                f"{case:8} {N:>12,} {r['total_s']:9.1f} {r['compute_s']:10.1f} {r['gen_s']:7.1f} "
+                f"{r['peak_gb']:8.2f}  {extra}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as fh:
             for r in results:

@@ -52,8 +52,9 @@ def required(schema: Mapping | None = None, doc: str = "", ref: str | None = Non
     return Param(schema or {}, REQUIRED, doc, ref, paper)
 
 
-def optional(schema: Mapping | None = None, default: Any = None, doc: str = "", ref: str | None = None,
-             paper: bool = False) -> Param:
+def optional(
+    schema: Mapping | None = None, default: Any = None, doc: str = "", ref: str | None = None, paper: bool = False
+) -> Param:
     return Param(schema or {}, default, doc, ref, paper)
 
 
@@ -110,8 +111,16 @@ class Registry:
         self.common = dict(common or {})
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, *, params: Mapping[str, Param] | None = None, doc: str = "",
-                 check=None, extra_params=None, **spec):
+    def register(
+        self,
+        name: str,
+        *,
+        params: Mapping[str, Param] | None = None,
+        doc: str = "",
+        check=None,
+        extra_params=None,
+        **spec,
+    ):
         """Register ``name``. Used plainly it returns the entry; as a decorator
         (``@REGISTRY.register("name", ...)``) the decorated function becomes ``spec["run"]``."""
         if name in self._entries:
@@ -168,8 +177,10 @@ class Registry:
         params = {**self.common, **chosen.all_params(entry, where)}
         unknown = [key for key in entry if key != self.key and key not in params]
         if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}: not a parameter of {self.kind} {chosen.name!r} "
-                              f"(its parameters: {', '.join(params) or 'none'})")
+            raise ConfigError(
+                f"{where}.{unknown[0]}: not a parameter of {self.kind} {chosen.name!r} "
+                f"(its parameters: {', '.join(params) or 'none'})"
+            )
         completed = dict(entry)
         completed.setdefault(self.key, chosen.name)
         for key, param in params.items():
@@ -208,9 +219,14 @@ class Registry:
 
     def describe(self) -> list[dict]:
         """Each entry's name, line of doc and parameters (for docs and `--help`-like listings)."""
-        return [{"name": name, "doc": entry.doc,
-                 "params": {key: ("required" if p.required else p.default) for key, p in entry.params.items()}}
-                for name, entry in self._entries.items()]
+        return [
+            {
+                "name": name,
+                "doc": entry.doc,
+                "params": {key: ("required" if p.required else p.default) for key, p in entry.params.items()},
+            }
+            for name, entry in self._entries.items()
+        ]
 
 
 def defaults_validator(schema: Mapping):

@@ -16,8 +16,11 @@ with job(snakemake) as log:
         with tempfile.TemporaryDirectory(prefix="llava-parts-") as parts:
             info = build_tiny_parts(parts, captions, seed=base["seed"], lm_steps=base["lm_steps"])
             log.info("tiny parts: %s", json.dumps(info))
-            assemble_llava(Path(parts) / "vision", Path(parts) / "language_model", snakemake.output[0], seed=base["seed"])
+            assemble_llava(
+                Path(parts) / "vision", Path(parts) / "language_model", snakemake.output[0], seed=base["seed"]
+            )
     else:
-        assemble_llava(snakemake.input.vision_tower, snakemake.input.language_model, snakemake.output[0],
-                       seed=base.get("seed", 0))
+        assemble_llava(
+            snakemake.input.vision_tower, snakemake.input.language_model, snakemake.output[0], seed=base.get("seed", 0)
+        )
     log.info("LLaVA base saved to %s", snakemake.output[0])

@@ -8,5 +8,10 @@ with job(snakemake) as log:
     chosen = recaption_uids(uids, scores, entry["rho"])
     table = recaption_table(chosen, list(snakemake.input.captions))
     table.to_parquet(snakemake.output[0], index=False)
-    log.info("re-captioned the lowest %.1f%%: %d of %d samples, e.g. %s", 100 * entry["rho"], len(table),
-             len(uids), table["caption"].head(3).tolist())
+    log.info(
+        "re-captioned the lowest %.1f%%: %d of %d samples, e.g. %s",
+        100 * entry["rho"],
+        len(table),
+        len(uids),
+        table["caption"].head(3).tolist(),
+    )

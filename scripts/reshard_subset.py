@@ -7,7 +7,9 @@ from curate.workflow.job import job
 with job(snakemake) as log:
     settings = snakemake.params.reshard
     weights = read_uid_column(snakemake.input.weights, WEIGHT_COLUMN) if "weights" in snakemake.input.keys() else None
-    captions = read_uid_column(snakemake.input.captions, CAPTION_COLUMN) if "captions" in snakemake.input.keys() else None
+    captions = (
+        read_uid_column(snakemake.input.captions, CAPTION_COLUMN) if "captions" in snakemake.input.keys() else None
+    )
     meta = reshard(
         load_subset(snakemake.input.subset),
         [path for chunk in snakemake.input.pool for path in shard_paths(chunk)],

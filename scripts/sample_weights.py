@@ -6,5 +6,10 @@ with job(snakemake) as log:
     uids, scores = chunk_scores(snakemake.params.selection, {"scores": list(snakemake.input.scores)})
     table = weights_table(uids, scores)
     table.to_parquet(snakemake.output[0], index=False)
-    log.info("%d weights: min %.4f, mean %.4f, max %.4f", len(table), table["weight"].min(),
-             table["weight"].mean(), table["weight"].max())
+    log.info(
+        "%d weights: min %.4f, mean %.4f, max %.4f",
+        len(table),
+        table["weight"].min(),
+        table["weight"].mean(),
+        table["weight"].max(),
+    )

@@ -13,7 +13,9 @@ with job(snakemake) as log:
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = out_dir / "lavis_run.yaml"
     cfg_path.write_text(yaml.safe_dump(run_config(recipe, snakemake.input.reshard, out_dir, recipe["seed"])))
-    endpoint = f"{os.environ['MASTER_ADDR']}:{os.environ.get('MASTER_PORT', '29500')}" if "MASTER_ADDR" in os.environ else None
+    endpoint = (
+        f"{os.environ['MASTER_ADDR']}:{os.environ.get('MASTER_PORT', '29500')}" if "MASTER_ADDR" in os.environ else None
+    )
     command = torchrun_command(recipe, cfg_path, rdzv_endpoint=endpoint)
     log.info("LAVIS run config %s; launching %s", cfg_path, " ".join(command))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])))

@@ -12,5 +12,11 @@ with job(snakemake) as log:
         positives = (z["image"].astype(np.float32), z["text"].astype(np.float32) if "text" in z else None)
     w, b = train_pool_classifier(scorer["method"], pool, positives, scorer)
     np.savez(snakemake.output[0], w=w, b=np.float32(b))
-    log.info("%s: %d positives against %d pool samples; |w| = %.4f, b = %.4f",
-             snakemake.wildcards.scorer, len(positives[0]), len(pool[0]), float(np.linalg.norm(w)), b)
+    log.info(
+        "%s: %d positives against %d pool samples; |w| = %.4f, b = %.4f",
+        snakemake.wildcards.scorer,
+        len(positives[0]),
+        len(pool[0]),
+        float(np.linalg.norm(w)),
+        b,
+    )

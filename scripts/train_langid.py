@@ -5,5 +5,8 @@ with job(snakemake) as log:
     entry = snakemake.params.langid
     model = train_langid(snakemake.output[0], seed=entry["seed"], n_per_language=entry["n_per_language"])
     held_out = synthetic_langid_corpus(entry["seed"], n_per_language=200, split=1)
-    log.info("language detector %s: English accuracy on held-out captions %.4f",
-             snakemake.wildcards.langid, accuracy_english(model, held_out))
+    log.info(
+        "language detector %s: English accuracy on held-out captions %.4f",
+        snakemake.wildcards.langid,
+        accuracy_english(model, held_out),
+    )

@@ -395,8 +395,12 @@ def _write_marker(folder: Path, start: int) -> None:
     if start > 0:
         marker = folder / f"{shard_name(start - 1)}{_MARKER_SUFFIX}"
         marker.write_text(
-            json.dumps({"note": "curate.data.download: makes img2dataset (extend mode) number shards from "
-                        f"{start}; not a shard"})
+            json.dumps(
+                {
+                    "note": "curate.data.download: makes img2dataset (extend mode) number shards from "
+                    f"{start}; not a shard"
+                }
+            )
         )
 
 
@@ -506,9 +510,7 @@ def download_chunk(
         pq.write_table(table.slice(lo, hi - lo), input_path)
         log.info("img2dataset: shards %d..%d (%d rows) of %s", a, b - 1, hi - lo, source)
         _run_img2dataset(url_list=str(input_path), output_folder=str(out_run), incremental_mode="extend", **args)
-        produced = sorted(
-            int(m.group(1)) for m in (_STATS_RE.match(p.name) for p in out_run.iterdir()) if m
-        )
+        produced = sorted(int(m.group(1)) for m in (_STATS_RE.match(p.name) for p in out_run.iterdir()) if m)
         stray = [s for s in produced if not a <= s < b]
         if stray:
             raise RuntimeError(
@@ -827,8 +829,10 @@ def retry_failed(
     want_verify = (manifest or {}).get("verify_hash", False) if verify_hash is None else bool(verify_hash)
     verify = False
     if want_verify:
-        meta_path = Path(metadata_parquet) if metadata_parquet else (
-            Path(manifest["metadata"]) if manifest and manifest.get("metadata") else None
+        meta_path = (
+            Path(metadata_parquet)
+            if metadata_parquet
+            else (Path(manifest["metadata"]) if manifest and manifest.get("metadata") else None)
         )
         hashes: dict = {}
         if meta_path is not None and meta_path.is_file():
@@ -881,8 +885,7 @@ def retry_failed(
             recovered.setdefault(key_shard[pool_key], {})[pool_key] = (row, members)
     if seen != len(failures):
         raise RuntimeError(
-            f"img2dataset's retry in {out_run} accounted for {seen} of {len(failures)} rows; "
-            "nothing was merged"
+            f"img2dataset's retry in {out_run} accounted for {seen} of {len(failures)} rows; nothing was merged"
         )
 
     when = time.time()

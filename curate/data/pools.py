@@ -49,8 +49,9 @@ def metadata_files(folder) -> list[Path]:
     return files
 
 
-def fetch_metadata(hf_dataset: str, out_dir, allow_patterns=("*.parquet",), revision: str | None = None,
-                   snapshot_download=None) -> dict:
+def fetch_metadata(
+    hf_dataset: str, out_dir, allow_patterns=("*.parquet",), revision: str | None = None, snapshot_download=None
+) -> dict:
     """Download the parquet metadata of the Hub dataset `hf_dataset` into `out_dir` and write
     ``out_dir/fetch.json`` (repo, revision, files with sizes). `snapshot_download` defaults to
     huggingface_hub's (a test passes its own). Returns the record."""
@@ -58,8 +59,13 @@ def fetch_metadata(hf_dataset: str, out_dir, allow_patterns=("*.parquet",), revi
         from huggingface_hub import snapshot_download
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    snapshot_download(repo_id=hf_dataset, repo_type="dataset", revision=revision,
-                      allow_patterns=list(allow_patterns), local_dir=str(out_dir))
+    snapshot_download(
+        repo_id=hf_dataset,
+        repo_type="dataset",
+        revision=revision,
+        allow_patterns=list(allow_patterns),
+        local_dir=str(out_dir),
+    )
     files = metadata_files(out_dir)
     record = {
         "hf_dataset": hf_dataset,
@@ -84,8 +90,14 @@ def sample_rows(n_rows: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_rows, size=n, replace=False))
 
 
-def prepare_metadata(source, out_path, columns: dict | None = None, uid_from: str | None = None,
-                     sample: dict | None = None, batch_size: int = 65536) -> dict:
+def prepare_metadata(
+    source,
+    out_path,
+    columns: dict | None = None,
+    uid_from: str | None = None,
+    sample: dict | None = None,
+    batch_size: int = 65536,
+) -> dict:
     """Write one parquet `out_path` holding the source's rows in DataComp's columns.
 
     `source`: a parquet file or a folder of them. `columns`: DataComp name -> source name (names
@@ -144,9 +156,16 @@ def prepare_metadata(source, out_path, columns: dict | None = None, uid_from: st
     if writer is None or written == 0:
         raise ValueError(f"metadata {source} gave no rows")
     os.replace(tmp, out_path)
-    summary = {"source_rows": n_rows, "sampled": None if keep is None else int(len(keep)), "rows": written,
-               "dropped_without_url": no_url, "columns": order, "uid_from": uid_from, "sample": sample,
-               "sources": [str(f) for f in files]}
+    summary = {
+        "source_rows": n_rows,
+        "sampled": None if keep is None else int(len(keep)),
+        "rows": written,
+        "dropped_without_url": no_url,
+        "columns": order,
+        "uid_from": uid_from,
+        "sample": sample,
+        "sources": [str(f) for f in files],
+    }
     _write_json(out_path.with_name(out_path.name + ".json"), summary)
     return summary
 

@@ -24,8 +24,7 @@ def save_embeddings(path, uids: list[str], image, text) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, uid=np.asarray(uids, dtype="U32"), image=image.astype(np.float16),
-             text=text.astype(np.float16))
+    np.savez(tmp, uid=np.asarray(uids, dtype="U32"), image=image.astype(np.float16), text=text.astype(np.float16))
     os.replace(tmp, path)
     return path
 
@@ -65,8 +64,9 @@ def check_scores(df: pd.DataFrame, path=None, score_columns: list[str] | None = 
             raise ValueError(f"{where}: column {c!r} has {n_nan} NaN scores")
 
 
-def save_scores(df: pd.DataFrame, path, score_columns: list[str] | None = None,
-                text_columns: tuple[str, ...] = ()) -> Path:
+def save_scores(
+    df: pd.DataFrame, path, score_columns: list[str] | None = None, text_columns: tuple[str, ...] = ()
+) -> Path:
     """Check `df` (`check_scores`) and write it as parquet (atomically) to `path`; with
     `score_columns` given, `text_columns` (strings, e.g. Sieve's best caption) ride along."""
     path = Path(path)
@@ -77,8 +77,9 @@ def save_scores(df: pd.DataFrame, path, score_columns: list[str] | None = None,
 
     columns = [c for c in df.columns if c != "uid"] if score_columns is None else list(score_columns)
     text_columns = list(text_columns) if score_columns is not None else []
-    schema = pa.schema([("uid", pa.string())] + [(c, pa.float32()) for c in columns]
-                       + [(c, pa.string()) for c in text_columns])
+    schema = pa.schema(
+        [("uid", pa.string())] + [(c, pa.float32()) for c in columns] + [(c, pa.string()) for c in text_columns]
+    )
     frame = df[["uid", *columns, *text_columns]].astype({"uid": object})
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     tmp = path.with_name(path.name + ".tmp")
@@ -104,5 +105,7 @@ def load_chunk_scores(score_files: list, column: str = "clip_score") -> tuple[li
     scores = pd.concat(frames, ignore_index=True)
     duplicated = scores["uid"].duplicated()
     if duplicated.any():
-        raise ValueError(f"uid {scores['uid'][duplicated].iloc[0]} is scored in more than one chunk of {Path(score_files[0]).parent}")
+        raise ValueError(
+            f"uid {scores['uid'][duplicated].iloc[0]} is scored in more than one chunk of {Path(score_files[0]).parent}"
+        )
     return scores["uid"].tolist(), scores[column].to_numpy(np.float64)

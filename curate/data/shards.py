@@ -90,9 +90,7 @@ def key_digits(samples_per_shard: int, oom_shard_count: int = OOM_SHARD_COUNT) -
     return _oom_sample_per_shard(samples_per_shard) + oom_shard_count
 
 
-def compute_key(
-    shard_id: int, index: int, samples_per_shard: int, oom_shard_count: int = OOM_SHARD_COUNT
-) -> str:
+def compute_key(shard_id: int, index: int, samples_per_shard: int, oom_shard_count: int = OOM_SHARD_COUNT) -> str:
     """img2dataset's sample key: ``shard_id * 10**oom_sample_per_shard + index``, zero-padded.
 
     With DataComp's 10000 samples per shard and 8-digit shard names this is
@@ -235,9 +233,7 @@ class ShardWriter:
             raise RuntimeError(f"shard {self.tar_path} is already closed")
         index = len(self._rows)
         if index >= self.samples_per_shard:
-            raise ValueError(
-                f"shard {self.tar_path} is full ({self.samples_per_shard} samples per shard)"
-            )
+            raise ValueError(f"shard {self.tar_path} is full ({self.samples_per_shard} samples per shard)")
         key = compute_key(self.shard_id, index, self.samples_per_shard, self.oom_shard_count)
         meta = dict(meta)
         record: dict = {}
@@ -512,7 +508,9 @@ def iter_pool_samples(tar_paths, report: SkipReport, decode_images: bool = True)
 # --------------------------------------------------------------------------------------------
 
 
-def iter_pool_batches(tar_paths, report: SkipReport, batch_size: int, desc: str = "samples") -> Iterator[list[PoolSample]]:
+def iter_pool_batches(
+    tar_paths, report: SkipReport, batch_size: int, desc: str = "samples"
+) -> Iterator[list[PoolSample]]:
     """The kept samples of pool shards (`iter_pool_samples`) in consecutive lists of
     ``batch_size`` (the last one shorter), with a tqdm progress line in the log every 30 s."""
     from tqdm import tqdm
@@ -520,8 +518,9 @@ def iter_pool_batches(tar_paths, report: SkipReport, batch_size: int, desc: str 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batch: list[PoolSample] = []
-    progress = tqdm(iter_pool_samples([str(p) for p in tar_paths], report), desc=desc, unit="sample",
-                    mininterval=30, miniters=1)
+    progress = tqdm(
+        iter_pool_samples([str(p) for p in tar_paths], report), desc=desc, unit="sample", mininterval=30, miniters=1
+    )
     for sample in progress:
         batch.append(sample)
         if len(batch) >= batch_size:

@@ -38,7 +38,7 @@ for _i, _c in enumerate(b"ABCDEF"):
     _HEX_LUT[_c] = 10 + _i
 del _i, _c
 
-_SHIFTS = (np.arange(15, -1, -1, dtype=np.uint64) * np.uint64(4))
+_SHIFTS = np.arange(15, -1, -1, dtype=np.uint64) * np.uint64(4)
 
 
 def _bad_uid_error(uid: object, reason: str) -> ValueError:

@@ -17,8 +17,6 @@ from curate.training.blip import load_blip, tokenize
 log = logging.getLogger(__name__)
 
 
-
-
 #: MoS Table 3's fine-tuned tasks: BLIP reports them after task fine-tuning, not built here
 
 
@@ -34,7 +32,7 @@ def encode_images(model, processor, images, batch_size: int):
     """(image embeddings [N, P, H], ITC image features [N, D])."""
     embeds, feats = [], []
     for start in range(0, len(images), batch_size):
-        pix = processor.image_processor(images=images[start:start + batch_size], return_tensors="pt")["pixel_values"]
+        pix = processor.image_processor(images=images[start : start + batch_size], return_tensors="pt")["pixel_values"]
         e = model.image_embeds(pix)
         embeds.append(e)
         feats.append(model.image_features(e))
@@ -45,7 +43,7 @@ def encode_images(model, processor, images, batch_size: int):
 def encode_texts(model, processor, texts, batch_size: int) -> torch.Tensor:
     feats = []
     for start in range(0, len(texts), batch_size):
-        ids, attn = tokenize(processor, texts[start:start + batch_size])
+        ids, attn = tokenize(processor, texts[start : start + batch_size])
         feats.append(model.text_features(ids, attn))
     return torch.cat(feats)
 
@@ -86,9 +84,10 @@ def generate_captions(model, processor, images, batch_size: int, max_length: int
     """Greedy captions from ``[DEC]`` (no prompt, as BLIP pretraining trains the decoder)."""
     out = []
     for start in range(0, len(images), batch_size):
-        pix = processor.image_processor(images=images[start:start + batch_size], return_tensors="pt")["pixel_values"]
-        ids = model.captioner.generate(pixel_values=pix, do_sample=False, num_beams=1, max_length=max_length,
-                                       min_length=min_length)
+        pix = processor.image_processor(images=images[start : start + batch_size], return_tensors="pt")["pixel_values"]
+        ids = model.captioner.generate(
+            pixel_values=pix, do_sample=False, num_beams=1, max_length=max_length, min_length=min_length
+        )
         out.extend(t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
     return out
 
@@ -125,7 +124,7 @@ def synthetic_vqa_task(model, processor, task_dir, batch_size):
     image_embeds, _ = encode_images(model, processor, [_image(s) for s in samples], batch_size)
     scores, by_type = [], {}
     for i, q in enumerate(questions):
-        ll = statement_log_likelihoods(model, processor, image_embeds[i:i + 1], q["statements"])
+        ll = statement_log_likelihoods(model, processor, image_embeds[i : i + 1], q["statements"])
         prediction = q["candidates"][int(ll.argmax())]
         acc = vqa_accuracy(prediction, q["answers"])
         scores.append(acc)

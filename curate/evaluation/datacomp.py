@@ -32,8 +32,7 @@ from curate.data.records import aggregate
 
 
 def _task(name, dataset, type_, main_metric, size, source):
-    return {"name": name, "dataset": dataset, "type": type_, "main_metric": main_metric, "size": size,
-            "source": source}
+    return {"name": name, "dataset": dataset, "type": type_, "main_metric": main_metric, "size": size, "source": source}
 
 
 def _wds(key, name, size, main_metric="acc1", type_="classification", short=None):
@@ -56,50 +55,66 @@ def _wds(key, name, size, main_metric="acc1", type_="classification", short=None
 #: ``nlphuji/mscoco_2014_5k_test_image_text_retrieval`` (Karpathy 5k test) with ``datasets``; the
 #: workflow fetches clip_benchmark's webdatasets of the same test splits (``wds/flickr30k``,
 #: ``wds/mscoco_captions``). WinoGAViL (``nlphuji/winogavil``) is its ``datasets`` test split.
-DATACOMP38 = dict([
-    _wds("vtab/caltech101", "Caltech-101", 6085, "mean_per_class_recall"),
-    _wds("cifar10", "CIFAR-10", 10000),
-    _wds("vtab/cifar100", "CIFAR-100", 10000),
-    _wds("vtab/clevr_count_all", "CLEVR Counts", 15000),
-    _wds("vtab/clevr_closest_object_distance", "CLEVR Distance", 15000),
-    _wds("country211", "Country211", 21100),
-    _wds("vtab/dtd", "Describable Textures", 1880),
-    _wds("vtab/eurosat", "EuroSAT", 5400),
-    _wds("fgvc_aircraft", "FGVC Aircraft", 3333, "mean_per_class_recall"),
-    _wds("food101", "Food-101", 25250),
-    _wds("gtsrb", "GTSRB", 12630),
-    _wds("imagenet1k", "ImageNet 1k", 50000),
-    _wds("imagenet_sketch", "ImageNet Sketch", 50889),
-    _wds("imagenetv2", "ImageNet v2", 10000),
-    _wds("imagenet-a", "ImageNet-A", 7500),
-    _wds("imagenet-o", "ImageNet-O", 2000),
-    _wds("imagenet-r", "ImageNet-R", 30000),
-    _wds("vtab/kitti_closest_vehicle_distance", "KITTI Vehicle Distance", 711),
-    _wds("mnist", "MNIST", 10000),
-    _wds("objectnet", "ObjectNet", 18574),
-    _wds("vtab/flowers", "Oxford Flowers-102", 6149, "mean_per_class_recall"),
-    _wds("vtab/pets", "Oxford-IIIT Pet", 3669, "mean_per_class_recall"),
-    _wds("voc2007", "Pascal VOC 2007", 14976),
-    _wds("vtab/pcam", "PatchCamelyon", 32768),
-    _wds("renderedsst2", "Rendered SST2", 1821),
-    _wds("vtab/resisc45", "RESISC45", 6300),
-    _wds("cars", "Stanford Cars", 8041),
-    _wds("stl10", "STL-10", 8000),
-    _wds("sun397", "SUN397", 108754),
-    _wds("vtab/svhn", "SVHN", 26032),
-    ("retrieval/flickr_1k_test_image_text_retrieval",
-     _task("Flickr", "wds/flickr30k", "retrieval", "mean_recall@1", 1000, "clip-benchmark/wds_flickr30k")),
-    ("retrieval/mscoco_2014_5k_test_image_text_retrieval",
-     _task("MSCOCO", "wds/mscoco_captions", "retrieval", "mean_recall@1", 5000, "clip-benchmark/wds_mscoco_captions")),
-    ("misc/winogavil", _task("WinoGAViL", "wds/winogavil", "winogavil", "jaccard_score_10-12", 3563, "nlphuji/winogavil")),
-    _wds("wilds/iwildcam", "iWildCam", 42791, "F1-macro_all", "iwildcam"),
-    _wds("wilds/camelyon17", "Camelyon17", 85054),  # no main_metric in tasklist.yml: acc1
-    _wds("wilds/fmow", "FMoW", 22108, "acc_worst_region", "fmow"),
-    _wds("fairness/dollar_street", "Dollar Street", 3503, "acc_top5_wg", "dollar_street", short="dollar_street"),
-    _wds("fairness/geode", "GeoDE", 12488, "acc_wg", "geode", short="geode"),
-    _wds("fairness/fairface", "FairFace", 10954, None, "fairface", short="fairface"),
-    _wds("fairness/utkface", "UTKFace", 23703, None, "fairface", short="utkface"),
-])
+DATACOMP38 = dict(
+    [
+        _wds("vtab/caltech101", "Caltech-101", 6085, "mean_per_class_recall"),
+        _wds("cifar10", "CIFAR-10", 10000),
+        _wds("vtab/cifar100", "CIFAR-100", 10000),
+        _wds("vtab/clevr_count_all", "CLEVR Counts", 15000),
+        _wds("vtab/clevr_closest_object_distance", "CLEVR Distance", 15000),
+        _wds("country211", "Country211", 21100),
+        _wds("vtab/dtd", "Describable Textures", 1880),
+        _wds("vtab/eurosat", "EuroSAT", 5400),
+        _wds("fgvc_aircraft", "FGVC Aircraft", 3333, "mean_per_class_recall"),
+        _wds("food101", "Food-101", 25250),
+        _wds("gtsrb", "GTSRB", 12630),
+        _wds("imagenet1k", "ImageNet 1k", 50000),
+        _wds("imagenet_sketch", "ImageNet Sketch", 50889),
+        _wds("imagenetv2", "ImageNet v2", 10000),
+        _wds("imagenet-a", "ImageNet-A", 7500),
+        _wds("imagenet-o", "ImageNet-O", 2000),
+        _wds("imagenet-r", "ImageNet-R", 30000),
+        _wds("vtab/kitti_closest_vehicle_distance", "KITTI Vehicle Distance", 711),
+        _wds("mnist", "MNIST", 10000),
+        _wds("objectnet", "ObjectNet", 18574),
+        _wds("vtab/flowers", "Oxford Flowers-102", 6149, "mean_per_class_recall"),
+        _wds("vtab/pets", "Oxford-IIIT Pet", 3669, "mean_per_class_recall"),
+        _wds("voc2007", "Pascal VOC 2007", 14976),
+        _wds("vtab/pcam", "PatchCamelyon", 32768),
+        _wds("renderedsst2", "Rendered SST2", 1821),
+        _wds("vtab/resisc45", "RESISC45", 6300),
+        _wds("cars", "Stanford Cars", 8041),
+        _wds("stl10", "STL-10", 8000),
+        _wds("sun397", "SUN397", 108754),
+        _wds("vtab/svhn", "SVHN", 26032),
+        (
+            "retrieval/flickr_1k_test_image_text_retrieval",
+            _task("Flickr", "wds/flickr30k", "retrieval", "mean_recall@1", 1000, "clip-benchmark/wds_flickr30k"),
+        ),
+        (
+            "retrieval/mscoco_2014_5k_test_image_text_retrieval",
+            _task(
+                "MSCOCO",
+                "wds/mscoco_captions",
+                "retrieval",
+                "mean_recall@1",
+                5000,
+                "clip-benchmark/wds_mscoco_captions",
+            ),
+        ),
+        (
+            "misc/winogavil",
+            _task("WinoGAViL", "wds/winogavil", "winogavil", "jaccard_score_10-12", 3563, "nlphuji/winogavil"),
+        ),
+        _wds("wilds/iwildcam", "iWildCam", 42791, "F1-macro_all", "iwildcam"),
+        _wds("wilds/camelyon17", "Camelyon17", 85054),  # no main_metric in tasklist.yml: acc1
+        _wds("wilds/fmow", "FMoW", 22108, "acc_worst_region", "fmow"),
+        _wds("fairness/dollar_street", "Dollar Street", 3503, "acc_top5_wg", "dollar_street", short="dollar_street"),
+        _wds("fairness/geode", "GeoDE", 12488, "acc_wg", "geode", short="geode"),
+        _wds("fairness/fairface", "FairFace", 10954, None, "fairface", short="fairface"),
+        _wds("fairness/utkface", "UTKFace", 23703, None, "fairface", short="utkface"),
+    ]
+)
 
 #: The 38 tasks with a main metric: the ones ``Average`` is over.
 DATACOMP38_SCORED = tuple(k for k, t in DATACOMP38.items() if t["main_metric"] is not None)
@@ -109,11 +124,26 @@ DATACOMP38_SCORED = tuple(k for k, t in DATACOMP38.items() if t["main_metric"] i
 DATACOMP38_GROUPS = {
     "ImageNet": ["imagenet1k"],
     "ImageNet dist. shifts": ["imagenet_sketch", "imagenetv2", "imagenet-a", "imagenet-o", "imagenet-r", "objectnet"],
-    "VTAB": ["vtab/caltech101", "vtab/cifar100", "vtab/clevr_count_all", "vtab/clevr_closest_object_distance",
-             "vtab/dtd", "vtab/eurosat", "vtab/kitti_closest_vehicle_distance", "vtab/flowers", "vtab/pets",
-             "vtab/pcam", "vtab/resisc45", "vtab/svhn", "sun397"],
-    "Retrieval": ["retrieval/flickr_1k_test_image_text_retrieval",
-                  "retrieval/mscoco_2014_5k_test_image_text_retrieval", "misc/winogavil"],
+    "VTAB": [
+        "vtab/caltech101",
+        "vtab/cifar100",
+        "vtab/clevr_count_all",
+        "vtab/clevr_closest_object_distance",
+        "vtab/dtd",
+        "vtab/eurosat",
+        "vtab/kitti_closest_vehicle_distance",
+        "vtab/flowers",
+        "vtab/pets",
+        "vtab/pcam",
+        "vtab/resisc45",
+        "vtab/svhn",
+        "sun397",
+    ],
+    "Retrieval": [
+        "retrieval/flickr_1k_test_image_text_retrieval",
+        "retrieval/mscoco_2014_5k_test_image_text_retrieval",
+        "misc/winogavil",
+    ],
 }
 
 
@@ -151,10 +181,16 @@ def datacomp38_suite(root: str | None = None) -> dict:
     """The ``datacomp38`` entry of the config's suites: DataComp's 40 tasks and groups, read from
     ``root`` (a local copy of its evaluation sets, offline clusters) or fetched from each task's
     ``source``."""
-    tasks = {key: {"type": t["type"], "main_metric": t["main_metric"], "name": t["name"], "source": t["source"]}
-             for key, t in DATACOMP38.items()}
-    return {"source": "local", "root": root, "tasks": tasks,
-            "groups": {group: list(keys) for group, keys in DATACOMP38_GROUPS.items()}}
+    tasks = {
+        key: {"type": t["type"], "main_metric": t["main_metric"], "name": t["name"], "source": t["source"]}
+        for key, t in DATACOMP38.items()
+    }
+    return {
+        "source": "local",
+        "root": root,
+        "tasks": tasks,
+        "groups": {group: list(keys) for group, keys in DATACOMP38_GROUPS.items()},
+    }
 
 
 def missing_task_dirs(root) -> list[str]:

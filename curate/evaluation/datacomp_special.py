@@ -93,8 +93,10 @@ def groups_by(metadata, fields: list[str], by: list[str]) -> dict[str, np.ndarra
     metadata = np.asarray(metadata).astype(np.int64)
     columns = [metadata[:, fields.index(f)] for f in by]
     keys = sorted(set(zip(*(c.tolist() for c in columns))))
-    return {"_".join(f"{f}:{v}" for f, v in zip(by, key)):
-            np.all([c == v for c, v in zip(columns, key)], axis=0) for key in keys}
+    return {
+        "_".join(f"{f}:{v}" for f, v in zip(by, key)): np.all([c == v for c, v in zip(columns, key)], axis=0)
+        for key in keys
+    }
 
 
 def top_k_correct(logits, y_true, k: int) -> np.ndarray:
@@ -107,8 +109,11 @@ def top_k_correct(logits, y_true, k: int) -> np.ndarray:
 def iwildcam_metrics(logits, y_true) -> dict:
     pred = np.argmax(np.asarray(logits), axis=1)
     y_true = _as_int(y_true)
-    return {"acc_avg": float(np.mean(pred == y_true)), "recall-macro_all": macro_recall(pred, y_true),
-            "F1-macro_all": macro_f1(pred, y_true)}
+    return {
+        "acc_avg": float(np.mean(pred == y_true)),
+        "recall-macro_all": macro_recall(pred, y_true),
+        "F1-macro_all": macro_f1(pred, y_true),
+    }
 
 
 def fmow_metrics(logits, y_true, metadata, skip_regions=()) -> dict:
@@ -118,8 +123,11 @@ def fmow_metrics(logits, y_true, metadata, skip_regions=()) -> dict:
     out["acc_worst_year"] = out.pop("acc_wg")
     regions = groups_by(metadata, fields, ["region"])
     by_region = group_metrics("acc", correct, regions)
-    kept = [by_region[f"acc_{g}"] for g, mask in regions.items()
-            if mask.any() and int(g.split(":")[1]) not in set(skip_regions)]
+    kept = [
+        by_region[f"acc_{g}"]
+        for g, mask in regions.items()
+        if mask.any() and int(g.split(":")[1]) not in set(skip_regions)
+    ]
     out.update({k: v for k, v in by_region.items() if k not in ("acc_avg", "acc_wg")})
     out["acc_worst_region"] = float(min(kept))
     return out
@@ -163,7 +171,7 @@ def winogavil_jaccard(similarities, associations) -> float:
     truth = np.asarray(associations, dtype=bool)
     k = int(truth.sum())
     chosen = np.zeros_like(truth)
-    chosen[np.argsort(sims, kind="stable")[len(sims) - k:]] = True
+    chosen[np.argsort(sims, kind="stable")[len(sims) - k :]] = True
     union = np.sum(truth | chosen)
     return float(np.sum(truth & chosen) / union) if union else 0.0
 
@@ -188,10 +196,15 @@ def winogavil_metrics(instances) -> dict:
     def mean(mask):
         return float(scores[mask].mean()) if mask.any() else float("nan")
 
-    return {"avg_jaccard_score": float(scores.mean()),
-            "jaccard_score_5": mean(sizes == 5), "jaccard_score_6": mean(sizes == 6),
-            "jaccard_score_10": mean(sizes == 10), "jaccard_score_12": mean(sizes == 12),
-            "jaccard_score_5-6": mean(sizes <= 6), "jaccard_score_10-12": mean(sizes >= 10)}
+    return {
+        "avg_jaccard_score": float(scores.mean()),
+        "jaccard_score_5": mean(sizes == 5),
+        "jaccard_score_6": mean(sizes == 6),
+        "jaccard_score_10": mean(sizes == 10),
+        "jaccard_score_12": mean(sizes == 12),
+        "jaccard_score_5-6": mean(sizes <= 6),
+        "jaccard_score_10-12": mean(sizes >= 10),
+    }
 
 
 def special_metrics(task_type: str, logits, y_true, metadata) -> dict:

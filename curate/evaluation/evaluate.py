@@ -126,23 +126,28 @@ def evaluate_wds_task(model, preprocess, tokenizer, task_dir: Path, task_type: s
     if declared is not None and declared != task_type:
         raise ValueError(f"task {task_dir}: dataset_type.txt says {declared!r}, the suite says {task_type!r}")
     device = next(model.parameters()).device
-    dataset = build_dataset(dataset_name=f"wds/{task_dir.name}", root=str(task_dir), transform=preprocess,
-                            split="test", download=False,
-                            task="zeroshot_retrieval" if task_type == "retrieval" else "zeroshot_classification")
+    dataset = build_dataset(
+        dataset_name=f"wds/{task_dir.name}",
+        root=str(task_dir),
+        transform=preprocess,
+        split="test",
+        download=False,
+        task="zeroshot_retrieval" if task_type == "retrieval" else "zeroshot_classification",
+    )
     if task_type == "classification":
         from clip_benchmark.metrics.zeroshot_classification import run_classification, zero_shot_classifier
 
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
-        classifier = zero_shot_classifier(model, tokenizer, dataset.classes, dataset.templates, device.type,
-                                          amp=False)
+        classifier = zero_shot_classifier(model, tokenizer, dataset.classes, dataset.templates, device.type, amp=False)
         logits, targets = run_classification(model, classifier, loader, device.type, amp=False)
         metrics = classification_metrics(logits.numpy(), targets.numpy())
         metrics["n_samples"] = int(len(targets))
         metrics["n_classes"] = int(len(dataset.classes))
         return metrics
 
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0,
-                                         collate_fn=image_captions_collate_fn)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=0, collate_fn=image_captions_collate_fn
+    )
     image_feats, text_feats, text_image_index = [], [], []
     n_images = 0
     for images, captions in loader:
@@ -152,7 +157,7 @@ def evaluate_wds_task(model, preprocess, tokenizer, task_dir: Path, task_type: s
         text_image_index.extend(n_images + i for i, caps in enumerate(captions) for _ in caps)
         n_images += len(captions)
         for j in range(0, len(flat), batch_size):
-            tokens = tokenizer(flat[j:j + batch_size]).to(device)
+            tokens = tokenizer(flat[j : j + batch_size]).to(device)
             text_feats.append(torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1).cpu())
     if not image_feats or not text_feats:
         raise ValueError(f"task {task_dir}: no images or no captions")
@@ -172,8 +177,14 @@ def evaluate_metadata_task(model, preprocess, tokenizer, task_dir: Path, task_ty
     from curate.evaluation.datacomp_special import read_npy_metadata, special_metrics
 
     device = next(model.parameters()).device
-    dataset = build_dataset(dataset_name=f"wds/{task_dir.name}", root=str(task_dir), transform=preprocess,
-                            split="test", download=False, task="zeroshot_classification")
+    dataset = build_dataset(
+        dataset_name=f"wds/{task_dir.name}",
+        root=str(task_dir),
+        transform=preprocess,
+        split="test",
+        download=False,
+        task="zeroshot_classification",
+    )
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
     classifier = zero_shot_classifier(model, tokenizer, dataset.classes, dataset.templates, device.type, amp=False)
     logits, targets = run_classification(model, classifier, loader, device.type, amp=False)
@@ -228,8 +239,12 @@ def evaluate_fairface_task(model, preprocess, tokenizer, task_dir: Path, task_ty
             if line.strip():
                 objective, text = line.split(":", 1)
                 per_objective[objective][field].append(text)
-    classifiers = [zero_shot_classifier(model, tokenizer, per_objective[o]["classnames"], per_objective[o]["templates"],
-                                        device.type, amp=False) for o in FAIRFACE_OBJECTIVES]
+    classifiers = [
+        zero_shot_classifier(
+            model, tokenizer, per_objective[o]["classnames"], per_objective[o]["templates"], device.type, amp=False
+        )
+        for o in FAIRFACE_OBJECTIVES
+    ]
     predictions, metadata, batch = [], [], []
 
     def flush():
@@ -250,8 +265,9 @@ def evaluate_fairface_task(model, preprocess, tokenizer, task_dir: Path, task_ty
     return metrics
 
 
-def evaluate_suite(model_source: str, tasks: dict, batch_size: int = 256, device: str = "cpu",
-                   pretrained: str | None = None) -> list[dict]:
+def evaluate_suite(
+    model_source: str, tasks: dict, batch_size: int = 256, device: str = "cpu", pretrained: str | None = None
+) -> list[dict]:
     """Evaluate the model `model_source` (see `curate.scoring.clip.load_model`) on every task of
     `tasks` = ``{key: {"dir", "type", "main_metric" (metric name or None), "name"}}``, in the
     given order. Returns DataComp records."""

@@ -23,13 +23,19 @@ def generate_captions(model, processor, images, batch_size: int = 64, max_new_to
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         pix = processor.image_processor(images=chunk, return_tensors="pt")["pixel_values"].to(device)
         ids = torch.tensor([prefix] * len(chunk), device=device)
-        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pix, do_sample=False,
-                             max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                             pad_token_id=tokenizer.pad_token_id)
-        out.extend(tokenizer.batch_decode(gen[:, len(prefix):], skip_special_tokens=True))
+        gen = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            pixel_values=pix,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        out.extend(tokenizer.batch_decode(gen[:, len(prefix) :], skip_special_tokens=True))
     return [text.strip() for text in out]
 
 

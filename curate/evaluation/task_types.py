@@ -18,33 +18,55 @@ import importlib
 from curate.registry import Registry, optional, required
 
 TASK_TYPES = Registry(
-    "task type", key="type",
-    common={"main_metric": required({"type": ["string", "null"]}, "the metric DataComp's tables read (null: none)"),
-            "name": required({"type": "string"}, "the task's display name"),
-            "source": optional({"type": "string"}, None, "Hugging Face dataset the task is fetched from")},
+    "task type",
+    key="type",
+    common={
+        "main_metric": required({"type": ["string", "null"]}, "the metric DataComp's tables read (null: none)"),
+        "name": required({"type": "string"}, "the task's display name"),
+        "source": optional({"type": "string"}, None, "Hugging Face dataset the task is fetched from"),
+    },
 )
 
 _CLIP = "curate.evaluation.evaluate"
 _SPECIAL = "DataComp's evaluator of this task (curate.evaluation.datacomp_special)"
 
-TASK_TYPES.register("classification", doc="zero-shot top-1/top-5 accuracy and mean per-class recall",
-                    runners={"clip": f"{_CLIP}:evaluate_wds_task", "blip": "curate.evaluation.blip:classification_task"})
-TASK_TYPES.register("retrieval", doc="image and text retrieval recall@k",
-                    runners={"clip": f"{_CLIP}:evaluate_wds_task", "blip": "curate.evaluation.blip:retrieval_task"})
+TASK_TYPES.register(
+    "classification",
+    doc="zero-shot top-1/top-5 accuracy and mean per-class recall",
+    runners={"clip": f"{_CLIP}:evaluate_wds_task", "blip": "curate.evaluation.blip:classification_task"},
+)
+TASK_TYPES.register(
+    "retrieval",
+    doc="image and text retrieval recall@k",
+    runners={"clip": f"{_CLIP}:evaluate_wds_task", "blip": "curate.evaluation.blip:retrieval_task"},
+)
 for _type in ("iwildcam", "fmow", "dollar_street", "geode"):
-    TASK_TYPES.register(_type, doc=f"zero-shot classification scored by {_SPECIAL}",
-                        runners={"clip": f"{_CLIP}:evaluate_metadata_task"})
-TASK_TYPES.register("fairface", doc="FairFace/UTKFace: four objectives per face, no main metric",
-                    runners={"clip": f"{_CLIP}:evaluate_fairface_task"})
-TASK_TYPES.register("winogavil", doc="WinoGAViL: Jaccard of the top candidates against the associations",
-                    runners={"clip": f"{_CLIP}:evaluate_winogavil_task"})
-TASK_TYPES.register("captioning", doc="CIDEr of generated captions against the references",
-                    runners={"blip": "curate.evaluation.blip:captioning_task",
-                             "llava": "curate.evaluation.llava:captioning_task"})
-TASK_TYPES.register("synthetic_vqa", doc="the synthetic world's VQA, answers ranked by the model",
-                    runners={"blip": "curate.evaluation.blip:synthetic_vqa_task"})
-TASK_TYPES.register("vqa", doc="VQA v2", runners={},
-                    unbuilt={"blip": "VQA v2 (BLIP's VQA fine-tuning and answer ranking)"})
+    TASK_TYPES.register(
+        _type, doc=f"zero-shot classification scored by {_SPECIAL}", runners={"clip": f"{_CLIP}:evaluate_metadata_task"}
+    )
+TASK_TYPES.register(
+    "fairface",
+    doc="FairFace/UTKFace: four objectives per face, no main metric",
+    runners={"clip": f"{_CLIP}:evaluate_fairface_task"},
+)
+TASK_TYPES.register(
+    "winogavil",
+    doc="WinoGAViL: Jaccard of the top candidates against the associations",
+    runners={"clip": f"{_CLIP}:evaluate_winogavil_task"},
+)
+TASK_TYPES.register(
+    "captioning",
+    doc="CIDEr of generated captions against the references",
+    runners={"blip": "curate.evaluation.blip:captioning_task", "llava": "curate.evaluation.llava:captioning_task"},
+)
+TASK_TYPES.register(
+    "synthetic_vqa",
+    doc="the synthetic world's VQA, answers ranked by the model",
+    runners={"blip": "curate.evaluation.blip:synthetic_vqa_task"},
+)
+TASK_TYPES.register(
+    "vqa", doc="VQA v2", runners={}, unbuilt={"blip": "VQA v2 (BLIP's VQA fine-tuning and answer ranking)"}
+)
 TASK_TYPES.register("nlvr", doc="NLVR2", runners={}, unbuilt={"blip": "NLVR2 (BLIP's NLVR fine-tuning)"})
 TASK_TYPES.register("refcoco", doc="RefCOCO+", runners={}, unbuilt={"blip": "RefCOCO+ (BLIP's grounding fine-tuning)"})
 

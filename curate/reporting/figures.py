@@ -24,11 +24,23 @@ import pandas as pd
 from curate.data.records import read_records
 from curate.reporting.paper_tables import metric_value, paper_metric_spec
 
-FONT = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 11,
-        "xtick.labelsize": 12, "ytick.labelsize": 12, "figure.titlesize": 15}
+FONT = {
+    "font.size": 13,
+    "axes.titlesize": 14,
+    "axes.labelsize": 13,
+    "legend.fontsize": 11,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
+    "figure.titlesize": 15,
+}
 
-METRIC_LABELS = {"imagenet_acc1": "ImageNet top-1 (%)", "average": "Average (%)", "vtab": "VTAB (%)",
-                 "retrieval": "Retrieval (%)", "imagenet_dist_shifts": "ImageNet dist. shifts (%)"}
+METRIC_LABELS = {
+    "imagenet_acc1": "ImageNet top-1 (%)",
+    "average": "Average (%)",
+    "vtab": "VTAB (%)",
+    "retrieval": "Retrieval (%)",
+    "imagenet_dist_shifts": "ImageNet dist. shifts (%)",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +92,7 @@ def join_scores(paths_by_scorer: dict[str, list]) -> pd.DataFrame:
 
 def split_by_scorer(paths: list, scorers: list, n_chunks: int) -> dict[str, list]:
     """Score files listed scorer-major (n_chunks per scorer) as {scorer: files}."""
-    return {s: list(paths[i * n_chunks:(i + 1) * n_chunks]) for i, s in enumerate(scorers)}
+    return {s: list(paths[i * n_chunks : (i + 1) * n_chunks]) for i, s in enumerate(scorers)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,8 +117,9 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def draw_curve(points: list[dict], records: dict, suite: dict, metrics: list, x_label: str, title: str, path,
-               note: str = "") -> None:
+def draw_curve(
+    points: list[dict], records: dict, suite: dict, metrics: list, x_label: str, title: str, path, note: str = ""
+) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -163,7 +176,9 @@ def draw_noise_scores(scores: pd.DataFrame, truth: pd.DataFrame, scorers: list, 
     merged["noise_type"] = merged["noise_type"].fillna("clean").replace({"": "clean", "none": "clean"})
     medians = merged.groupby("noise_type")[scorers[0]].median().sort_values(ascending=False)
     order = ["clean"] + [t for t in medians.index if t != "clean"] if "clean" in medians.index else list(medians.index)
-    fig, axes = plt.subplots(1, len(scorers), figsize=(5.5 * len(scorers), 0.45 * len(order) + 2.5), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(scorers), figsize=(5.5 * len(scorers), 0.45 * len(order) + 2.5), squeeze=False, sharey=True
+    )
     for ax, scorer in zip(axes[0], scorers):
         data = [merged.loc[merged["noise_type"] == t, scorer].to_numpy() for t in order]
         ax.boxplot(data, orientation="horizontal", showfliers=False)
@@ -181,12 +196,22 @@ def draw(plan_type: str, inputs: dict, params: dict, path) -> None:
     if plan_type == "curve":
         records = {p: read_records(p) for p in inputs["evaluations"]}
         note = "" if params.get("scale") in (None, "paper") else f"stand-in runs at scale {params['scale']}"
-        draw_curve(params["points"], records, params["suite"], params["metrics"], params["x_label"], params["title"],
-                   path, note)
+        draw_curve(
+            params["points"],
+            records,
+            params["suite"],
+            params["metrics"],
+            params["x_label"],
+            params["title"],
+            path,
+            note,
+        )
     elif plan_type == "repetitions":
         from curate.data.subset import load_subset
 
-        histograms = {label: repetition_histogram(load_subset(p)) for label, p in zip(params["labels"], inputs["subsets"])}
+        histograms = {
+            label: repetition_histogram(load_subset(p)) for label, p in zip(params["labels"], inputs["subsets"])
+        }
         draw_repetitions(histograms, params["title"], path)
     elif plan_type == "disparity":
         by_scorer = split_by_scorer(inputs["scores"], params["scorers"], params["n_chunks"])
@@ -196,7 +221,8 @@ def draw(plan_type: str, inputs: dict, params: dict, path) -> None:
         from curate.reporting.tables import load_ground_truth
 
         by_scorer = split_by_scorer(inputs["scores"], params["scorers"], params["n_chunks"])
-        draw_noise_scores(join_scores(by_scorer), load_ground_truth(inputs["ground_truth"]), params["scorers"],
-                          params["title"], path)
+        draw_noise_scores(
+            join_scores(by_scorer), load_ground_truth(inputs["ground_truth"]), params["scorers"], params["title"], path
+        )
     else:
         raise ValueError(f"unknown figure type {plan_type!r}")

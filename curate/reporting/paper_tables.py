@@ -54,8 +54,14 @@ DATACOMP_PAPER_METRICS = {
     "average": {"group": "Average"},
     "flickr30k_i2t_r1": {"task": "retrieval/flickr_1k_test_image_text_retrieval", "metric": "text_retrieval_recall@1"},
     "flickr30k_t2i_r1": {"task": "retrieval/flickr_1k_test_image_text_retrieval", "metric": "image_retrieval_recall@1"},
-    "mscoco_i2t_r1": {"task": "retrieval/mscoco_2014_5k_test_image_text_retrieval", "metric": "text_retrieval_recall@1"},
-    "mscoco_t2i_r1": {"task": "retrieval/mscoco_2014_5k_test_image_text_retrieval", "metric": "image_retrieval_recall@1"},
+    "mscoco_i2t_r1": {
+        "task": "retrieval/mscoco_2014_5k_test_image_text_retrieval",
+        "metric": "text_retrieval_recall@1",
+    },
+    "mscoco_t2i_r1": {
+        "task": "retrieval/mscoco_2014_5k_test_image_text_retrieval",
+        "metric": "image_retrieval_recall@1",
+    },
     "imagenet_r_acc1": {"task": "imagenet-r", "metric": "acc1"},
     "cifar100_acc1": {"task": "vtab/cifar100", "metric": "acc1"},
     "voc2007_acc1": {"task": "voc2007", "metric": "acc1"},
@@ -119,7 +125,9 @@ def _round(value: float | None, decimals: int) -> float | None:
 
 def column_formats(table: dict) -> list[dict]:
     """Each column with its unit, decimals and kind filled from the table."""
-    return [{"kind": "eval", "unit": table["unit"], "decimals": table["decimals"]} | column for column in table["columns"]]
+    return [
+        {"kind": "eval", "unit": table["unit"], "decimals": table["decimals"]} | column for column in table["columns"]
+    ]
 
 
 def build_paper_table(table: dict, rows: list[dict], records: dict, suites: dict) -> pd.DataFrame:
@@ -157,8 +165,11 @@ def build_paper_table(table: dict, rows: list[dict], records: dict, suites: dict
             key, decimals = column["key"], column["decimals"]
             reported = paper_row["reported"].get(key)
             ours = _round(values.get(key), decimals)
-            delta = _round(values[key] - reported, decimals) if (
-                row["comparable"] and reported is not None and values.get(key) is not None) else None
+            delta = (
+                _round(values[key] - reported, decimals)
+                if (row["comparable"] and reported is not None and values.get(key) is not None)
+                else None
+            )
             out |= {f"{key}_reported": reported, f"{key}_reproduced": ours, f"{key}_delta": delta}
         out["stand_ins"] = row["stand_ins"]
         out["status"] = row["status"]
@@ -172,8 +183,10 @@ def write_paper_table(frame: pd.DataFrame, table: dict, path) -> None:
     for column in column_formats(table):
         for suffix in ("reported", "reproduced", "delta"):
             name = f"{column['key']}_{suffix}"
-            frame[name] = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{column['decimals']}f}")
-                           for v in frame[name]]
+            frame[name] = [
+                ("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{column['decimals']}f}")
+                for v in frame[name]
+            ]
     frame.to_csv(path, index=False)
 
 

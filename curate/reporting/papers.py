@@ -199,7 +199,7 @@ def table_region(lines: list[str], locate: dict) -> list[int]:
         if not run:
             break
         runs.append(sorted(run))
-    runs = runs[locate.get("skip", 0):]
+    runs = runs[locate.get("skip", 0) :]
     if step < 0:
         runs.reverse()
     return [index for run in runs for index in run]
@@ -288,14 +288,20 @@ def check_table(table: dict, lines: list[str], paper: str = "?", table_id: str =
                 found = k
                 break
         if found is None:
-            after_line = f"seed line {region[start] + 1}" if start < len(region) else f"the table's last line ({region[-1] + 1})"
-            errors.append(f"{_where(paper, table_id, row['label'])}: no line from {after_line} on shows {wanted} followed by {prints}")
+            after_line = (
+                f"seed line {region[start] + 1}" if start < len(region) else f"the table's last line ({region[-1] + 1})"
+            )
+            errors.append(
+                f"{_where(paper, table_id, row['label'])}: no line from {after_line} on shows {wanted} followed by {prints}"
+            )
             continue
         previous, position = found, found + 1
         used.add(found)
     for k, index in enumerate(region):
         if k not in used and _is_data_line(lines[index]):
-            errors.append(f"{_where(paper, table_id)}: seed line {index + 1} is a row of the printed table that no row transcribes")
+            errors.append(
+                f"{_where(paper, table_id)}: seed line {index + 1} is a row of the printed table that no row transcribes"
+            )
     return errors
 
 

@@ -28,8 +28,17 @@ from curate.data.subset import is_sorted, load_subset, subset_counts
 FILES = ("eval_results.jsonl", "uids.npy", "info.json")
 
 
-def submission_info(pool: str, selection: str, selection_entry: dict, recipe: str, recipe_entry: dict,
-                    suite: str, subset: np.ndarray, records: list[dict], groups: dict) -> dict:
+def submission_info(
+    pool: str,
+    selection: str,
+    selection_entry: dict,
+    recipe: str,
+    recipe_entry: dict,
+    suite: str,
+    subset: np.ndarray,
+    records: list[dict],
+    groups: dict,
+) -> dict:
     """The info file's content (pure)."""
     scores = aggregate(records, groups)
     return {

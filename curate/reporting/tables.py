@@ -48,8 +48,9 @@ def evaluation_columns(records: list[dict], groups: dict[str, list[str]]) -> dic
 LABELS = ("selection", "pool", "recipe", "suite")
 
 
-def leaderboard(rows: list[dict], truth_paths: list | None, groups: dict[str, list[str]],
-                labels: tuple[str, ...] = LABELS) -> pd.DataFrame:
+def leaderboard(
+    rows: list[dict], truth_paths: list | None, groups: dict[str, list[str]], labels: tuple[str, ...] = LABELS
+) -> pd.DataFrame:
     """One row per selection: its labels, subset quality and evaluation (table1's layout).
 
     Each input row holds the `labels` (default: selection, pool, recipe, suite), subset (a .npy
@@ -67,14 +68,16 @@ def leaderboard(rows: list[dict], truth_paths: list | None, groups: dict[str, li
 COMPARISON_LABELS = ("selection", "fusion", "scorers", "sampler", "status", "pool", "recipe", "suite")
 
 
-def comparison_table(rows: list[dict], pending: list[dict], truth_paths: list | None,
-                     groups: dict[str, list[str]]) -> pd.DataFrame:
+def comparison_table(
+    rows: list[dict], pending: list[dict], truth_paths: list | None, groups: dict[str, list[str]]
+) -> pd.DataFrame:
     """Every selection head to head (table2's layout): leaderboard() of the built `rows`, labelled
     with fusion, scorers and sampler and status "ok", then one row per `pending` method (labels
     and its status, e.g. "not built yet: ...") with empty numbers."""
     built = leaderboard([row | {"status": "ok"} for row in rows], truth_paths, groups, COMPARISON_LABELS)
-    waiting = pd.DataFrame([{k: row.get(k, "") for k in COMPARISON_LABELS} for row in pending],
-                           columns=list(COMPARISON_LABELS))
+    waiting = pd.DataFrame(
+        [{k: row.get(k, "") for k in COMPARISON_LABELS} for row in pending], columns=list(COMPARISON_LABELS)
+    )
     if built.empty:
         return waiting
     if waiting.empty:

@@ -106,7 +106,7 @@ CAPTION_SETTINGS = CaptionSettings()
 
 def _source_path(source) -> str:
     s = str(source)
-    return s[len("local-dir:"):] if s.startswith("local-dir:") else s
+    return s[len("local-dir:") :] if s.startswith("local-dir:") else s
 
 
 def clip_style_image_processor(image_size: int):
@@ -147,15 +147,13 @@ def load_captioner(source, image_size: int | None = None):
     model = BlipForConditionalGeneration.from_pretrained(path)
     processor = BlipProcessor.from_pretrained(path)
     if image_size is not None:
-        processor = BlipProcessor(image_processor=clip_style_image_processor(image_size),
-                                  tokenizer=processor.tokenizer)
+        processor = BlipProcessor(image_processor=clip_style_image_processor(image_size), tokenizer=processor.tokenizer)
     return model.eval(), processor
 
 
 def batch_seed(seed: int, batch_index: int) -> int:
     """The torch seed of one batch: a function of ``(seed, batch_index)`` only."""
-    return int(np.random.SeedSequence([int(seed), int(batch_index)]).generate_state(1, np.uint64)[0]
-               % (2**63 - 1))
+    return int(np.random.SeedSequence([int(seed), int(batch_index)]).generate_state(1, np.uint64)[0] % (2**63 - 1))
 
 
 def _prompt_inputs(processor, n: int, prompt: str) -> dict:
@@ -163,8 +161,9 @@ def _prompt_inputs(processor, n: int, prompt: str) -> dict:
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
-def generate_caption_ids(model, processor, images: Sequence, seed: int, batch_index: int = 0,
-                         settings: CaptionSettings = CAPTION_SETTINGS) -> torch.Tensor:
+def generate_caption_ids(
+    model, processor, images: Sequence, seed: int, batch_index: int = 0, settings: CaptionSettings = CAPTION_SETTINGS
+) -> torch.Tensor:
     """Token ids of ``settings.num_captions`` sampled captions for each image of ONE batch.
 
     Returns the ``(len(images) * K) x L`` sequences ``generate`` produced (rows of image i are
@@ -181,18 +180,20 @@ def generate_caption_ids(model, processor, images: Sequence, seed: int, batch_in
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(batch_seed(seed, batch_index))
         with torch.no_grad():
-            out = model.generate(pixel_values=pix, interpolate_pos_encoding=interpolate,
-                                 **inputs, **settings.generate_kwargs())
+            out = model.generate(
+                pixel_values=pix, interpolate_pos_encoding=interpolate, **inputs, **settings.generate_kwargs()
+            )
     return out.cpu()
 
 
 def _strip_prompt(text: str, prompt: str) -> str:
     # BLIP: caption[len(self.prompt):] on the decoded text
-    return text[len(prompt):]
+    return text[len(prompt) :]
 
 
-def generate_captions(model, processor, images: Sequence, seed: int,
-                      settings: CaptionSettings = CAPTION_SETTINGS, batch_size: int = 32) -> list[list[str]]:
+def generate_captions(
+    model, processor, images: Sequence, seed: int, settings: CaptionSettings = CAPTION_SETTINGS, batch_size: int = 32
+) -> list[list[str]]:
     """``settings.num_captions`` (8) sampled captions per image, the prompt stripped from each.
 
     Seeded: images are cut into consecutive batches of ``batch_size``; batch b samples with
@@ -209,11 +210,11 @@ def generate_captions(model, processor, images: Sequence, seed: int,
     images = list(images)
     out: list[list[str]] = []
     for b, start in enumerate(range(0, len(images), batch_size)):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         ids = generate_caption_ids(model, processor, chunk, seed, b, settings)
         texts = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
         caps = [_strip_prompt(t, settings.prompt) for t in texts]
-        out.extend(caps[i * K:(i + 1) * K] for i in range(len(chunk)))
+        out.extend(caps[i * K : (i + 1) * K] for i in range(len(chunk)))
     return out
 
 
@@ -221,8 +222,10 @@ def generate_captions(model, processor, images: Sequence, seed: int,
 # Tiny captioner
 # ---------------------------------------------------------------------------------------------
 
-def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400, extra_texts: Sequence[str] = (),
-                              blip_tokens: bool = True):
+
+def train_wordpiece_tokenizer(
+    texts: Iterable[str], vocab_size: int = 400, extra_texts: Sequence[str] = (), blip_tokens: bool = True
+):
     """A lower-casing BERT WordPiece tokenizer fitted to ``texts`` (+ ``extra_texts``), wrapped as
     transformers' ``BertTokenizerFast``.
 
@@ -258,39 +261,57 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400, extra
     vocab = {t: i for i, t in enumerate(tokens)}
     if not blip_tokens:
         return BertTokenizerFast(vocab=vocab, do_lower_case=True)
-    return BertTokenizerFast(vocab=vocab, do_lower_case=True, bos_token="[DEC]",
-                             extra_special_tokens=["[ENC]"])
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True, bos_token="[DEC]", extra_special_tokens=["[ENC]"])
 
 
-def tiny_blip_config(tokenizer, image_size: int = 64, patch_size: int = 16, hidden: int = 64,
-                     layers: int = 2, heads: int = 2, max_positions: int = 64):
+def tiny_blip_config(
+    tokenizer,
+    image_size: int = 64,
+    patch_size: int = 16,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    max_positions: int = 64,
+):
     """A tiny ``BlipConfig`` whose text ids follow ``tokenizer`` (BLIP's conventions: decoder
     bos = ``[DEC]``, eos used by generate = ``sep_token_id`` = ``[SEP]``, pad = ``[PAD]``)."""
     from transformers import BlipConfig
 
     text = dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, encoder_hidden_size=hidden,
-        intermediate_size=4 * hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        max_position_embeddings=max_positions, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        encoder_hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=max_positions,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        sep_token_id=tokenizer.sep_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     vision = dict(
-        hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, image_size=image_size, patch_size=patch_size, dropout=0.0,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch_size,
+        dropout=0.0,
         attention_dropout=0.0,
     )
     return BlipConfig(text_config=text, vision_config=vision, projection_dim=hidden)
 
 
-def caption_training_batch(tokenizer, captions: Sequence[str], prompt: str, max_length: int,
-                           bos_token_id: int):
+def caption_training_batch(tokenizer, captions: Sequence[str], prompt: str, max_length: int, bos_token_id: int):
     """Decoder inputs and labels as BLIP's captioning fine-tuning builds them: text = prompt +
     caption, ``[CLS]`` replaced by ``[DEC]``, labels = input_ids with padding and the prompt
     tokens set to -100 (the loss covers the caption and the final ``[SEP]``)."""
-    enc = tokenizer([prompt + c for c in captions], padding="longest", truncation=True,
-                    max_length=max_length, return_tensors="pt")
+    enc = tokenizer(
+        [prompt + c for c in captions], padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
+    )
     input_ids = enc["input_ids"].clone()
     input_ids[:, 0] = bos_token_id
     labels = input_ids.masked_fill(enc["attention_mask"] == 0, -100)
@@ -299,10 +320,20 @@ def caption_training_batch(tokenizer, captions: Sequence[str], prompt: str, max_
     return input_ids, enc["attention_mask"], labels
 
 
-def build_tiny_captioner(out_dir, train_pairs: Iterable, seed: int, steps: int = 300,
-                         batch_size: int = 32, lr: float = 3e-3, image_size: int = 64,
-                         patch_size: int = 16, hidden: int = 64, layers: int = 2,
-                         vocab_size: int = 400, settings: CaptionSettings = CAPTION_SETTINGS) -> dict:
+def build_tiny_captioner(
+    out_dir,
+    train_pairs: Iterable,
+    seed: int,
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    image_size: int = 64,
+    patch_size: int = 16,
+    hidden: int = 64,
+    layers: int = 2,
+    vocab_size: int = 400,
+    settings: CaptionSettings = CAPTION_SETTINGS,
+) -> dict:
     """Build, train and save a tiny BLIP captioner in ``out_dir`` (loadable by `load_captioner`).
 
     ``train_pairs``: (PIL image, caption) pairs, e.g. `iter_webdataset_pairs` over the curated
@@ -321,16 +352,22 @@ def build_tiny_captioner(out_dir, train_pairs: Iterable, seed: int, steps: int =
     captions = [str(c) for _, c in pairs]
     tokenizer = train_wordpiece_tokenizer(captions, vocab_size=vocab_size, extra_texts=[settings.prompt])
     processor = BlipProcessor(image_processor=clip_style_image_processor(image_size), tokenizer=tokenizer)
-    config = tiny_blip_config(tokenizer, image_size=image_size, patch_size=patch_size,
-                              hidden=hidden, layers=layers, max_positions=max(64, settings.max_length))
+    config = tiny_blip_config(
+        tokenizer,
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden=hidden,
+        layers=layers,
+        max_positions=max(64, settings.max_length),
+    )
     losses: list[float] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = BlipForConditionalGeneration(config)
         pix = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
         input_ids, attn, labels = caption_training_batch(
-            tokenizer, captions, settings.prompt, config.text_config.max_position_embeddings,
-            tokenizer.bos_token_id)
+            tokenizer, captions, settings.prompt, config.text_config.max_position_embeddings, tokenizer.bos_token_id
+        )
         gen = torch.Generator().manual_seed(int(seed))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
         model.train()
@@ -339,8 +376,9 @@ def build_tiny_captioner(out_dir, train_pairs: Iterable, seed: int, steps: int =
             idx = torch.randint(n, (min(batch_size, n),), generator=gen)
             ii, am, lab = input_ids[idx], attn[idx], labels[idx]
             width = int(am.sum(1).max())
-            out = model(pixel_values=pix[idx], input_ids=ii[:, :width], attention_mask=am[:, :width],
-                        labels=lab[:, :width])
+            out = model(
+                pixel_values=pix[idx], input_ids=ii[:, :width], attention_mask=am[:, :width], labels=lab[:, :width]
+            )
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -368,8 +406,9 @@ def build_tiny_captioner(out_dir, train_pairs: Iterable, seed: int, steps: int =
 # ---------------------------------------------------------------------------------------------
 
 
-def caption_pool_chunk(model_dir, tar_paths: Sequence, seed: int, batch_size: int = 32,
-                       settings: CaptionSettings = CAPTION_SETTINGS):
+def caption_pool_chunk(
+    model_dir, tar_paths: Sequence, seed: int, batch_size: int = 32, settings: CaptionSettings = CAPTION_SETTINGS
+):
     """Caption every kept sample of a pool chunk's shards (§4): ``settings.num_captions``
     seeded nucleus captions per image.
 
@@ -392,9 +431,21 @@ def caption_pool_chunk(model_dir, tar_paths: Sequence, seed: int, batch_size: in
         uids.extend(s.uid for s in batch)
         texts.extend(s.text for s in batch)
         # one generate call per batch, seeded by (seed, batch index): same seed, same captions
-        captions.extend(generate_captions(model, processor, [s.image for s in batch],
-                                          seed=batch_seed(seed, batch_index), settings=settings,
-                                          batch_size=len(batch)))
-    frame = pd.DataFrame({"uid": pd.Series(uids, dtype=object), "text": pd.Series(texts, dtype=object),
-                          "captions": pd.Series(captions, dtype=object)})
+        captions.extend(
+            generate_captions(
+                model,
+                processor,
+                [s.image for s in batch],
+                seed=batch_seed(seed, batch_index),
+                settings=settings,
+                batch_size=len(batch),
+            )
+        )
+    frame = pd.DataFrame(
+        {
+            "uid": pd.Series(uids, dtype=object),
+            "text": pd.Series(texts, dtype=object),
+            "captions": pd.Series(captions, dtype=object),
+        }
+    )
     return frame, report.as_dict()

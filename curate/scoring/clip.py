@@ -86,7 +86,7 @@ def arch_open_clip_config(arch: str) -> dict:
 def _local_dir(source: str) -> Path | None:
     """The folder of a ``local-dir:`` source or of a plain path to a model folder, else None."""
     if source.startswith("local-dir:"):
-        return Path(source[len("local-dir:"):])
+        return Path(source[len("local-dir:") :])
     if source.startswith("hf-hub:"):
         return None
     path = Path(source)
@@ -187,11 +187,11 @@ def encode(model, preprocess, tokenizer, images: Sequence, texts: Sequence[str],
     dim = _embed_dim(model)
     image_out, text_out = [], []
     for i in range(0, len(images), batch_size):
-        batch = torch.stack([preprocess(im) for im in images[i:i + batch_size]]).to(device)
+        batch = torch.stack([preprocess(im) for im in images[i : i + batch_size]]).to(device)
         feats = model.encode_image(batch)
         image_out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
     for i in range(0, len(texts), batch_size):
-        tokens = tokenizer(list(texts[i:i + batch_size])).to(device)
+        tokens = tokenizer(list(texts[i : i + batch_size])).to(device)
         feats = model.encode_text(tokens)
         text_out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
     image_features = np.concatenate(image_out) if image_out else np.zeros((0, dim), np.float32)

@@ -18,8 +18,14 @@ from curate.data.scorefiles import save_embeddings
 log = logging.getLogger(__name__)
 
 
-def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, device: str = "cpu",
-                pretrained: str | None = None, embeddings_path=None) -> tuple[pd.DataFrame, dict]:
+def score_chunk(
+    model_source: str,
+    shard_paths: list,
+    batch_size: int = 256,
+    device: str = "cpu",
+    pretrained: str | None = None,
+    embeddings_path=None,
+) -> tuple[pd.DataFrame, dict]:
     """CLIP-score every kept sample of the pool shards `shard_paths` with the model
     `model_source` (see `curate.scoring.clip.load_model`).
 
@@ -51,8 +57,9 @@ def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, dev
     result = report.as_dict()
     result["skipped"]["nan_score"] = int(nan.sum())
     if nan.any():
-        log.warning("%d samples got a NaN CLIP score and are dropped (e.g. uid %s)",
-                    int(nan.sum()), df.uid[nan].iloc[0])
+        log.warning(
+            "%d samples got a NaN CLIP score and are dropped (e.g. uid %s)", int(nan.sum()), df.uid[nan].iloc[0]
+        )
         df = df[~nan].reset_index(drop=True)
         result["kept"] = int(len(df))
     result["model"] = str(model_source)
@@ -62,5 +69,3 @@ def score_chunk(model_source: str, shard_paths: list, batch_size: int = 256, dev
         txt = np.concatenate(text_embs) if text_embs else np.zeros((0, dim), np.float32)
         save_embeddings(embeddings_path, df["uid"].tolist(), img[~nan], txt[~nan])
     return df, result
-
-

@@ -51,9 +51,9 @@ def _logsumexp_rows(A: np.ndarray, B: np.ndarray, inv_t: float) -> np.ndarray:
     """``log sum_j exp(<A_i, B_j> * inv_t)`` per row i of A, in float64, blocked over A's rows."""
     out = np.empty(A.shape[0], dtype=np.float64)
     for a in range(0, A.shape[0], _ROW_BLOCK):
-        z = (A[a:a + _ROW_BLOCK] @ B.T).astype(np.float64) * inv_t
+        z = (A[a : a + _ROW_BLOCK] @ B.T).astype(np.float64) * inv_t
         m = z.max(axis=1, keepdims=True)
-        out[a:a + _ROW_BLOCK] = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+        out[a : a + _ROW_BLOCK] = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
     return out
 
 
@@ -99,7 +99,7 @@ def s_clip_loss(
     for _ in range(n_repeats):
         perm = rng.permutation(n)
         for a in range(0, n, batch_size):
-            idx = perm[a:a + batch_size]
+            idx = perm[a : a + batch_size]
             Im, T = img[idx], txt[idx]
             lse_img = _logsumexp_rows(Im, T, inv_t)  # image i against the batch's texts
             lse_txt = _logsumexp_rows(T, Im, inv_t)  # text i against the batch's images
@@ -122,11 +122,11 @@ def normsim_inf(image_emb, target_emb, chunk_size: int = 4096, target_chunk_size
         raise ValueError(f"dimension mismatch: image_emb {img.shape}, target_emb {tgt.shape}")
     out = np.empty(img.shape[0], dtype=np.float32)
     for a in range(0, img.shape[0], chunk_size):
-        block = img[a:a + chunk_size]
+        block = img[a : a + chunk_size]
         best = np.full(block.shape[0], -np.inf, dtype=np.float32)
         for b in range(0, tgt.shape[0], target_chunk_size):
-            np.maximum(best, (block @ tgt[b:b + target_chunk_size].T).max(axis=1), out=best)
-        out[a:a + chunk_size] = best
+            np.maximum(best, (block @ tgt[b : b + target_chunk_size].T).max(axis=1), out=best)
+        out[a : a + chunk_size] = best
     return out
 
 
@@ -190,7 +190,8 @@ def train_linear_classifier(
     b = torch.zeros((), requires_grad=True)
     opt = torch.optim.AdamW(
         [{"params": [w], "weight_decay": weight_decay}, {"params": [b], "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.999),
+        lr=lr,
+        betas=(0.9, 0.999),
     )
     order = torch.randperm(n, generator=gen)
     pos_in_order = 0
@@ -198,7 +199,7 @@ def train_linear_classifier(
         if pos_in_order + batch_size > n and pos_in_order > 0:
             order = torch.randperm(n, generator=gen)
             pos_in_order = 0
-        idx = order[pos_in_order:pos_in_order + batch_size]
+        idx = order[pos_in_order : pos_in_order + batch_size]
         pos_in_order += batch_size
         for group in opt.param_groups:
             group["lr"] = _cosine_warmup_lr(step, lr, warmup, total)
@@ -218,7 +219,7 @@ def linear_classifier_score(emb, w, b: float, chunk_size: int = 65536) -> np.nda
         raise ValueError(f"dimension mismatch: emb {X.shape}, w {w.shape}")
     out = np.empty(X.shape[0], dtype=np.float32)
     for a in range(0, X.shape[0], chunk_size):
-        out[a:a + chunk_size] = X[a:a + chunk_size] @ w + np.float32(b)
+        out[a : a + chunk_size] = X[a : a + chunk_size] @ w + np.float32(b)
     return out
 
 
@@ -247,13 +248,16 @@ def train_pool_classifier(method: str, pool_embeddings, positive_embeddings, par
     ``warmup_steps``, ``weight_decay``, ``seed``). Returns ``(w, b)``."""
     params = dict(params or {})
     keys = ("steps", "lr", "batch_size", "warmup_steps", "weight_decay", "seed", "epochs", "balanced")
-    return train_linear_classifier(classifier_features(method, *positive_embeddings),
-                                   classifier_features(method, *pool_embeddings),
-                                   **{k: params[k] for k in keys if k in params})
+    return train_linear_classifier(
+        classifier_features(method, *positive_embeddings),
+        classifier_features(method, *pool_embeddings),
+        **{k: params[k] for k in keys if k in params},
+    )
 
 
-def embedding_score_frame(method: str, uids, image_emb, text_emb, params: dict | None = None,
-                          target_emb=None, seed: int = 0, classifier=None):
+def embedding_score_frame(
+    method: str, uids, image_emb, text_emb, params: dict | None = None, target_emb=None, seed: int = 0, classifier=None
+):
     """One chunk's embedding score file, ``DataFrame[uid, <method> (float32)]``.
 
     ``s_clip_loss`` takes ``batch_size`` / ``temperature`` / ``n_repeats`` from ``params``; its
@@ -269,9 +273,14 @@ def embedding_score_frame(method: str, uids, image_emb, text_emb, params: dict |
             raise ValueError(f"{method} needs its trained classifier (w, b)")
         scores = linear_classifier_score(classifier_features(method, image_emb, text_emb), *classifier)
     elif method == "s_clip_loss":
-        scores = s_clip_loss(image_emb, text_emb, batch_size=int(params.get("batch_size", S_CLIP_LOSS_BATCH_SIZE)),
-                             seed=seed, temperature=float(params.get("temperature", S_CLIP_LOSS_TEMPERATURE)),
-                             n_repeats=int(params.get("n_repeats", 1)))
+        scores = s_clip_loss(
+            image_emb,
+            text_emb,
+            batch_size=int(params.get("batch_size", S_CLIP_LOSS_BATCH_SIZE)),
+            seed=seed,
+            temperature=float(params.get("temperature", S_CLIP_LOSS_TEMPERATURE)),
+            n_repeats=int(params.get("n_repeats", 1)),
+        )
     elif method == "normsim_inf":
         if target_emb is None:
             raise ValueError("normsim_inf needs the target set's image embeddings")

@@ -71,8 +71,10 @@ def model_family(folder) -> str:
     """``blip`` or ``blip2``, from the folder's ``config.json``."""
     config = Path(folder) / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json (not a transformers model folder; an original "
-                                "checkpoint must be converted first, models.<name>.convert)")
+        raise FileNotFoundError(
+            f"{folder}: no config.json (not a transformers model folder; an original "
+            "checkpoint must be converted first, models.<name>.convert)"
+        )
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in FAMILIES:
         raise ValueError(f"{config}: model_type {model_type!r} is not an image-text matching family {sorted(FAMILIES)}")
@@ -114,8 +116,9 @@ def enc_token_id(tokenizer, text_config) -> int:
 def blip_inputs(processor, images, texts, head: str, text_config) -> dict:
     """BLIP's pixel values, input ids and attention mask; ``[ENC]`` first for the ITM head."""
     pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    text = processor.tokenizer(list(texts), padding="longest", truncation=True, max_length=MAX_TEXT_TOKENS["blip"],
-                               return_tensors="pt")
+    text = processor.tokenizer(
+        list(texts), padding="longest", truncation=True, max_length=MAX_TEXT_TOKENS["blip"], return_tensors="pt"
+    )
     input_ids = text["input_ids"].clone()
     if head == "itm":
         input_ids[:, 0] = enc_token_id(processor.tokenizer, text_config)
@@ -128,12 +131,20 @@ def blip2_inputs(processor, images, texts, config) -> dict:
     import torch
 
     pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    text = processor.tokenizer(list(texts), padding="longest", truncation=True, max_length=MAX_TEXT_TOKENS["blip2"],
-                               return_tensors="pt", return_token_type_ids=False)
+    text = processor.tokenizer(
+        list(texts),
+        padding="longest",
+        truncation=True,
+        max_length=MAX_TEXT_TOKENS["blip2"],
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
     input_ids, mask = text["input_ids"], text["attention_mask"]
     if getattr(config, "image_token_index", None) is not None:
         n = config.num_query_tokens
-        input_ids = torch.cat([torch.full((len(input_ids), n), config.image_token_index, dtype=input_ids.dtype), input_ids], 1)
+        input_ids = torch.cat(
+            [torch.full((len(input_ids), n), config.image_token_index, dtype=input_ids.dtype), input_ids], 1
+        )
         mask = torch.cat([torch.ones((len(mask), n), dtype=mask.dtype), mask], 1)
     return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": mask}
 
@@ -169,8 +180,12 @@ def _blip_scores(model, pixel_values, input_ids, attention_mask, head: str):
     image_embeds = model.vision_model(pixel_values=pixel_values).last_hidden_state
     if head == "itm":
         image_atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-        text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                  encoder_hidden_states=image_embeds, encoder_attention_mask=image_atts).last_hidden_state
+        text = model.text_encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_atts,
+        ).last_hidden_state
         return model.itm_head(text[:, 0, :]).float().softmax(-1)[:, 1]
     text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     image_feat = normalize(model.vision_proj(image_embeds[:, 0, :]), dim=-1)
@@ -178,8 +193,9 @@ def _blip_scores(model, pixel_values, input_ids, attention_mask, head: str):
     return (image_feat * text_feat).sum(-1)
 
 
-def score_chunk_itm(model_dir, shard_paths: list, head: str, batch_size: int = 64,
-                    device: str = "cpu") -> tuple[pd.DataFrame, dict]:
+def score_chunk_itm(
+    model_dir, shard_paths: list, head: str, batch_size: int = 64, device: str = "cpu"
+) -> tuple[pd.DataFrame, dict]:
     """Score every kept sample of the pool shards ``shard_paths`` with the ITM model in
     ``model_dir`` (`load_itm_model`), like `curate.scoring.clip_score.score_chunk`: returns
     ``(DataFrame[uid, <head>_score float32], report)``, the report being the `SkipReport` plus
@@ -192,7 +208,9 @@ def score_chunk_itm(model_dir, shard_paths: list, head: str, batch_size: int = 6
     uids: list[str] = []
     scores: list[np.ndarray] = []
     for batch in iter_pool_batches(shard_paths, report, batch_size, desc=f"{family} {head} score"):
-        scores.append(itm_scores(model, processor, family, [s.image for s in batch], [s.text for s in batch], head, device))
+        scores.append(
+            itm_scores(model, processor, family, [s.image for s in batch], [s.text for s in batch], head, device)
+        )
         uids.extend(s.uid for s in batch)
     values = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     df = pd.DataFrame({"uid": pd.Series(uids, dtype=object), column: values})
@@ -200,8 +218,9 @@ def score_chunk_itm(model_dir, shard_paths: list, head: str, batch_size: int = 6
     result = report.as_dict()
     result["skipped"]["nan_score"] = int(nan.sum())
     if nan.any():
-        log.warning("%d samples got a NaN %s score and are dropped (e.g. uid %s)", int(nan.sum()), head,
-                    df.uid[nan].iloc[0])
+        log.warning(
+            "%d samples got a NaN %s score and are dropped (e.g. uid %s)", int(nan.sum()), head, df.uid[nan].iloc[0]
+        )
         df = df[~nan].reset_index(drop=True)
         result["kept"] = int(len(df))
     result["model"] = str(model_dir)
@@ -280,14 +299,18 @@ def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64)
     words = state["text_encoder.embeddings.word_embeddings.weight"]
     text_hidden = words.shape[1]
     vision = dict(
-        hidden_size=vision_hidden, patch_size=patch_size, image_size=grid * patch_size,
+        hidden_size=vision_hidden,
+        patch_size=patch_size,
+        image_size=grid * patch_size,
         num_hidden_layers=_count_layers(keys, "vision_model.encoder.layers."),
         num_attention_heads=vision_hidden // head_dim,
         intermediate_size=state["vision_model.encoder.layers.0.mlp.fc1.weight"].shape[0],
         layer_norm_eps=1e-6,
     )
     text = dict(
-        vocab_size=words.shape[0], hidden_size=text_hidden, encoder_hidden_size=vision_hidden,
+        vocab_size=words.shape[0],
+        hidden_size=text_hidden,
+        encoder_hidden_size=vision_hidden,
         num_hidden_layers=_count_layers(keys, "text_encoder.encoder.layer."),
         num_attention_heads=text_hidden // head_dim,
         intermediate_size=state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
@@ -295,10 +318,16 @@ def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64)
         layer_norm_eps=1e-12,
     )
     if tokenizer is not None:  # those it has; transformers' defaults are BLIP's (bos [DEC] 30522)
-        ids = dict(bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
-                   eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
+        ids = dict(
+            bos_token_id=tokenizer.bos_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         text.update({k: v for k, v in ids.items() if v is not None})
-    return BlipConfig(vision_config=vision, text_config=text, image_text_hidden_size=state["vision_proj.weight"].shape[0])
+    return BlipConfig(
+        vision_config=vision, text_config=text, image_text_hidden_size=state["vision_proj.weight"].shape[0]
+    )
 
 
 def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: int = 64) -> dict:
@@ -321,12 +350,15 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
     kept = {k: v for k, v in renamed.items() if k in expected}
     missing = sorted(k for k in expected if k not in kept and not k.endswith("position_ids"))
     if missing:
-        raise ValueError(f"{checkpoint_path}: no weights for {len(missing)} keys of BlipForImageTextRetrieval, "
-                         f"e.g. {missing[:5]}")
+        raise ValueError(
+            f"{checkpoint_path}: no weights for {len(missing)} keys of BlipForImageTextRetrieval, e.g. {missing[:5]}"
+        )
     wrong = [k for k, v in kept.items() if v.shape != expected[k].shape]
     if wrong:
-        raise ValueError(f"{checkpoint_path}: shapes differ for {wrong[:5]} (e.g. {kept[wrong[0]].shape} vs "
-                         f"{expected[wrong[0]].shape})")
+        raise ValueError(
+            f"{checkpoint_path}: shapes differ for {wrong[:5]} (e.g. {kept[wrong[0]].shape} vs "
+            f"{expected[wrong[0]].shape})"
+        )
     result = model.load_state_dict({k: v.to(torch.float32) for k, v in kept.items()}, strict=False)
     if result.missing_keys and any(not k.endswith("position_ids") for k in result.missing_keys):
         raise ValueError(f"{checkpoint_path}: missing {result.missing_keys[:5]}")
@@ -338,9 +370,12 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
     processor.save_pretrained(str(out_dir))
     dropped = sorted(k for k in original if blip_key_to_transformers(k) not in kept)
     record = {
-        "checkpoint": str(checkpoint_path), "checkpoint_sha256": file_sha256(checkpoint_path),
-        "processor": str(processor_dir), "image_size": size,
-        "converted": len(kept), "dropped": len(dropped),
+        "checkpoint": str(checkpoint_path),
+        "checkpoint_sha256": file_sha256(checkpoint_path),
+        "processor": str(processor_dir),
+        "image_size": size,
+        "converted": len(kept),
+        "dropped": len(dropped),
         "dropped_prefixes": sorted({k.split(".", 1)[0] for k in dropped}),
     }
     (out_dir / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -13,8 +13,11 @@ from __future__ import annotations
 from curate.registry import NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, required
 
 SCORER_KINDS = Registry(
-    "scorer kind", key="library",
-    common={"batch_size": optional(POSITIVE_INT, None, "samples per scoring batch (default: the config's score_batch_size)")},
+    "scorer kind",
+    key="library",
+    common={
+        "batch_size": optional(POSITIVE_INT, None, "samples per scoring batch (default: the config's score_batch_size)")
+    },
 )
 
 #: The column of an image-text matching scorer, by its head.
@@ -39,11 +42,14 @@ def _check_pretrained(config: dict, where: str, entry: dict) -> None:
         return
     model = config["models"][entry["model"]]
     if model["library"] not in MODEL_LIBRARIES[entry["library"]]:
-        raise ConfigError(f"{where}.library: {entry['library']!r}, but models.{entry['model']} is a "
-                          f"{model['library']!r} model")
+        raise ConfigError(
+            f"{where}.library: {entry['library']!r}, but models.{entry['model']} is a {model['library']!r} model"
+        )
     if entry["library"] == "blip_itm" and model["library"] == "url" and model.get("convert") != "blip_itm":
-        raise ConfigError(f"{where}.model: models.{entry['model']} is an original checkpoint without "
-                          "`convert: blip_itm`, which the ITM scorer cannot load")
+        raise ConfigError(
+            f"{where}.model: models.{entry['model']} is an original checkpoint without "
+            "`convert: blip_itm`, which the ITM scorer cannot load"
+        )
 
 
 def _model_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
@@ -64,35 +70,50 @@ SCORER_KINDS.register(
     params={"source": required({"enum": ["train", "pretrained"]}, "train: built here; pretrained: a `models` entry")},
     extra_params=lambda entry, where: _TRAINED if entry.get("source") == "train" else _PRETRAINED,
     check=_check_pretrained,
-    rule="score_chunk", inputs=_model_inputs, embeddings=True,
-    columns=lambda entry: ["clip_score"], score_column=lambda entry: "clip_score",
+    rule="score_chunk",
+    inputs=_model_inputs,
+    embeddings=True,
+    columns=lambda entry: ["clip_score"],
+    score_column=lambda entry: "clip_score",
 )
 
 SCORER_KINDS.register(
     "blip_itm",
     doc="BLIP / BLIP-2 image-text matching through transformers (ITM head or ITC cosine)",
-    params={"source": optional({"const": "pretrained"}, "pretrained"),
-            **_PRETRAINED,
-            "head": required({"enum": list(ITM_COLUMNS)},
-                             "itm: softmax of the ITM head, class 1; itc: the contrastive cosine (BLIP-2: max over queries)")},
+    params={
+        "source": optional({"const": "pretrained"}, "pretrained"),
+        **_PRETRAINED,
+        "head": required(
+            {"enum": list(ITM_COLUMNS)},
+            "itm: softmax of the ITM head, class 1; itc: the contrastive cosine (BLIP-2: max over queries)",
+        ),
+    },
     check=_check_pretrained,
-    rule="itm_score_chunk", inputs=_model_inputs,
-    columns=lambda entry: [ITM_COLUMNS[entry["head"]]], score_column=lambda entry: ITM_COLUMNS[entry["head"]],
+    rule="itm_score_chunk",
+    inputs=_model_inputs,
+    columns=lambda entry: [ITM_COLUMNS[entry["head"]]],
+    score_column=lambda entry: ITM_COLUMNS[entry["head"]],
 )
 
 
 def _sieve_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
-    return {"captions": ws.path("captions", pool=pool, captioner=entry["captioner"], chunk=chunk),
-            "sentence_encoder": ws.path("sentence_encoder_model", sentence_encoder=entry["sentence_encoder"])}
+    return {
+        "captions": ws.path("captions", pool=pool, captioner=entry["captioner"], chunk=chunk),
+        "sentence_encoder": ws.path("sentence_encoder_model", sentence_encoder=entry["sentence_encoder"]),
+    }
 
 
 SCORER_KINDS.register(
     "sieve",
     doc="Sieve: the best of a captioner's captions against the alt-text, by a sentence encoder",
-    params={"captioner": required(NAME, "whose captions are compared", ref="captioners"),
-            "sentence_encoder": required(NAME, "the sentence encoder", ref="sentence_encoders")},
-    rule="sieve_score_chunk", inputs=_sieve_inputs,
-    columns=lambda entry: ["sieve_score", "sieve_mean"], score_column=lambda entry: "sieve_score",
+    params={
+        "captioner": required(NAME, "whose captions are compared", ref="captioners"),
+        "sentence_encoder": required(NAME, "the sentence encoder", ref="sentence_encoders"),
+    },
+    rule="sieve_score_chunk",
+    inputs=_sieve_inputs,
+    columns=lambda entry: ["sieve_score", "sieve_mean"],
+    score_column=lambda entry: "sieve_score",
 )
 
 #: Embedding scores whose classifier is trained on the pool's embeddings first.
@@ -106,21 +127,29 @@ _CLASSIFIER_TRAINING = {
     "batch_size": optional(POSITIVE_INT, 256),
 }
 _EMBEDDING_METHODS = {
-    "s_clip_loss": {"batch_size": optional(POSITIVE_INT, 32768, "random batches drawn inside each chunk"),
-                    "temperature": optional({"type": "number", "exclusiveMinimum": 0}, 0.01),
-                    "n_repeats": optional(POSITIVE_INT, 1)},
+    "s_clip_loss": {
+        "batch_size": optional(POSITIVE_INT, 32768, "random batches drawn inside each chunk"),
+        "temperature": optional({"type": "number", "exclusiveMinimum": 0}, 0.01),
+        "n_repeats": optional(POSITIVE_INT, 1),
+    },
     "normsim_inf": {"target": required(NAME, "the suite whose downstream set is the target", ref="suites")},
-    "image_classifier": {"target": required(NAME, "the suite whose downstream images are the positives", ref="suites"),
-                         **_CLASSIFIER_TRAINING},
-    "image_text_classifier": {"positives": required(NAME, "the curated set whose pairs are the positives",
-                                                    ref="curated_sets"), **_CLASSIFIER_TRAINING},
+    "image_classifier": {
+        "target": required(NAME, "the suite whose downstream images are the positives", ref="suites"),
+        **_CLASSIFIER_TRAINING,
+    },
+    "image_text_classifier": {
+        "positives": required(NAME, "the curated set whose pairs are the positives", ref="curated_sets"),
+        **_CLASSIFIER_TRAINING,
+    },
 }
 
 
 def _embedding_params(entry: dict, where: str) -> dict:
     method = entry.get("method")
     if method not in _EMBEDDING_METHODS:
-        raise ConfigError(f"{where}.method: unknown embedding score {method!r} (known: {', '.join(_EMBEDDING_METHODS)})")
+        raise ConfigError(
+            f"{where}.method: unknown embedding score {method!r} (known: {', '.join(_EMBEDDING_METHODS)})"
+        )
     return _EMBEDDING_METHODS[method]
 
 
@@ -142,11 +171,15 @@ def _embedding_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> di
 SCORER_KINDS.register(
     "embedding",
     doc="a score from a CLIP scorer's chunk embeddings: s-CLIPLoss, NormSim-inf, FLYT's linear classifiers",
-    params={"method": required({"enum": list(_EMBEDDING_METHODS)}, "which embedding score"),
-            "embeddings": required(NAME, "the CLIP scorer whose embeddings are read", ref="scorers"),
-            "seed": optional(SEED, 0, "random batches (s-CLIPLoss) and classifier training")},
+    params={
+        "method": required({"enum": list(_EMBEDDING_METHODS)}, "which embedding score"),
+        "embeddings": required(NAME, "the CLIP scorer whose embeddings are read", ref="scorers"),
+        "seed": optional(SEED, 0, "random batches (s-CLIPLoss) and classifier training"),
+    },
     extra_params=_embedding_params,
     check=_check_embeddings,
-    rule="embedding_score_chunk", inputs=_embedding_inputs,
-    columns=lambda entry: [entry["method"]], score_column=lambda entry: entry["method"],
+    rule="embedding_score_chunk",
+    inputs=_embedding_inputs,
+    columns=lambda entry: [entry["method"]],
+    score_column=lambda entry: entry["method"],
 )

@@ -112,8 +112,11 @@ def predict_languages(model, texts: Iterable[str], batch_size: int = 65_536) -> 
     for a in range(0, len(texts), int(batch_size)):
         labels, _probs = model.predict(texts[a : a + int(batch_size)], k=1)
         for lab in labels:
-            out.append(lab[0][len(LABEL_PREFIX):] if len(lab) and lab[0].startswith(LABEL_PREFIX)
-                       else (lab[0] if len(lab) else ""))
+            out.append(
+                lab[0][len(LABEL_PREFIX) :]
+                if len(lab) and lab[0].startswith(LABEL_PREFIX)
+                else (lab[0] if len(lab) else "")
+            )
     return out
 
 
@@ -224,14 +227,14 @@ def train_langid(
             f.writelines(lines)
         env = dict(os.environ, MALLOC_PERTURB_="255", OMP_NUM_THREADS="1")
         proc = subprocess.run(
-            [sys.executable, "-c", _TRAIN_CHILD, train_file, str(tmp_out), json.dumps(args),
-             "1" if verify else "0"],
-            env=env, capture_output=True, text=True,
+            [sys.executable, "-c", _TRAIN_CHILD, train_file, str(tmp_out), json.dumps(args), "1" if verify else "0"],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise RuntimeError(
-                f"fastText training of {out_path} failed (exit {proc.returncode}): "
-                f"{proc.stderr.strip()[-2000:]}"
+                f"fastText training of {out_path} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
             )
         os.replace(tmp_out, out_path)
     finally:

@@ -76,9 +76,17 @@ def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_downlo
         record = _fetch_huggingface(name, entry, out_dir, expected, cache_dir, snapshot_download)
     else:
         record = _fetch_url(name, entry, out_dir, expected)
-    record = {"name": name, "library": library, "sha256_expected": expected, **record,
-              "files": {p.relative_to(out_dir).as_posix(): file_sha256(p)
-                        for p in sorted(out_dir.rglob("*")) if p.is_file() and ".cache" not in p.parts}}
+    record = {
+        "name": name,
+        "library": library,
+        "sha256_expected": expected,
+        **record,
+        "files": {
+            p.relative_to(out_dir).as_posix(): file_sha256(p)
+            for p in sorted(out_dir.rglob("*"))
+            if p.is_file() and ".cache" not in p.parts
+        },
+    }
     tmp = out_dir / (FETCH_RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, out_dir / FETCH_RECORD)
@@ -97,8 +105,11 @@ def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir) -> dict:
     elif tag_cfg:
         # OpenAI's weights from OpenAI's URL (open_clip checks the sha256 in its path); others from the Hub
         from_url = "openaipublic" in (tag_cfg.get("url") or "")
-        weights = Path(open_clip.download_pretrained(tag_cfg, prefer_hf_hub=not from_url,
-                                                     cache_dir=None if cache_dir is None else str(cache_dir)))
+        weights = Path(
+            open_clip.download_pretrained(
+                tag_cfg, prefer_hf_hub=not from_url, cache_dir=None if cache_dir is None else str(cache_dir)
+            )
+        )
         origin = tag_cfg["url"] if from_url else tag_cfg.get("hf_hub") or tag_cfg.get("url")
     else:
         known = open_clip.list_pretrained_tags_by_model(arch)
@@ -123,8 +134,12 @@ def _fetch_huggingface(name, entry, out_dir: Path, expected, cache_dir, snapshot
     else:
         if snapshot_download is None:
             from huggingface_hub import snapshot_download
-        resolved = snapshot_download(repo_id=repo, revision=revision, local_dir=str(out_dir),
-                                     cache_dir=None if cache_dir is None else str(cache_dir))
+        resolved = snapshot_download(
+            repo_id=repo,
+            revision=revision,
+            local_dir=str(out_dir),
+            cache_dir=None if cache_dir is None else str(cache_dir),
+        )
         origin = f"hf://{repo}@{revision or 'main'}"
         shutil.rmtree(out_dir / ".cache", ignore_errors=True)
     sha = None
@@ -136,8 +151,14 @@ def _fetch_huggingface(name, entry, out_dir: Path, expected, cache_dir, snapshot
         sha = check_sha256(path, expected, f"models.{name}")
     elif expected is not None:
         raise ValueError(f"models.{name}: sha256 given without weights_file (which file it is the hash of)")
-    return {"id": repo, "revision": revision, "origin": origin, "snapshot": str(resolved) if resolved else None,
-            "weights_file": weights_file, "sha256": sha}
+    return {
+        "id": repo,
+        "revision": revision,
+        "origin": origin,
+        "snapshot": str(resolved) if resolved else None,
+        "weights_file": weights_file,
+        "sha256": sha,
+    }
 
 
 def _fetch_url(name, entry, out_dir: Path, expected) -> dict:

@@ -40,7 +40,7 @@ REAL_SENTENCE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
 def _source_path(source) -> str:
     s = str(source)
-    return s[len("local-dir:"):] if s.startswith("local-dir:") else s
+    return s[len("local-dir:") :] if s.startswith("local-dir:") else s
 
 
 def load_sentence_encoder(source):
@@ -56,8 +56,9 @@ def encode_sentences(model, texts: Sequence[str], batch_size: int = 256) -> np.n
     texts = [str(t) for t in texts]
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    emb = model.encode(texts, batch_size=int(batch_size), normalize_embeddings=True,
-                       convert_to_numpy=True, show_progress_bar=False)
+    emb = model.encode(
+        texts, batch_size=int(batch_size), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.ascontiguousarray(emb, dtype=np.float32)
 
 
@@ -77,11 +78,20 @@ def scene_paraphrase_pairs(n_pairs: int, seed: int, stream: int = 5) -> list[tup
     return out
 
 
-def build_tiny_sentence_encoder(out_dir, sentence_pairs: Iterable[tuple[str, str]], seed: int,
-                                steps: int = 200, batch_size: int = 32, lr: float = 2e-3,
-                                hidden: int = 64, layers: int = 2, heads: int = 2,
-                                vocab_size: int = 400, max_seq_length: int = 64,
-                                extra_texts: Sequence[str] = ()) -> dict:
+def build_tiny_sentence_encoder(
+    out_dir,
+    sentence_pairs: Iterable[tuple[str, str]],
+    seed: int,
+    steps: int = 200,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    vocab_size: int = 400,
+    max_seq_length: int = 64,
+    extra_texts: Sequence[str] = (),
+) -> dict:
     """Build, train and save a tiny sentence encoder in ``out_dir`` (`load_sentence_encoder`).
 
     A WordPiece tokenizer is fitted to the pair texts (+ ``extra_texts``), a tiny ``BertModel``
@@ -102,12 +112,18 @@ def build_tiny_sentence_encoder(out_dir, sentence_pairs: Iterable[tuple[str, str
     if not pairs:
         raise ValueError("build_tiny_sentence_encoder needs at least one sentence pair")
     texts = [t for p in pairs for t in p]
-    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size, extra_texts=extra_texts,
-                                          blip_tokens=False)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=4 * hidden,
-                        max_position_embeddings=max(max_seq_length, 64), hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, pad_token_id=tokenizer.pad_token_id)
+    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size, extra_texts=extra_texts, blip_tokens=False)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=max(max_seq_length, 64),
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     losses: list[float] = []
     tmp = Path(tempfile.mkdtemp(prefix="tiny-bert-"))
     try:
@@ -127,8 +143,7 @@ def build_tiny_sentence_encoder(out_dir, sentence_pairs: Iterable[tuple[str, str
             n = len(pairs)
             for _ in range(int(steps)):
                 idx = torch.randperm(n, generator=gen)[: min(batch_size, n)].tolist()
-                feats = [model.preprocess([pairs[i][0] for i in idx]),
-                         model.preprocess([pairs[i][1] for i in idx])]
+                feats = [model.preprocess([pairs[i][0] for i in idx]), model.preprocess([pairs[i][1] for i in idx])]
                 loss = loss_fn(feats, None)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -149,5 +164,3 @@ def build_tiny_sentence_encoder(out_dir, sentence_pairs: Iterable[tuple[str, str
         "first_loss": losses[0] if losses else None,
         "final_loss": float(np.mean(losses[-10:])) if losses else None,
     }
-
-

@@ -111,8 +111,9 @@ def sieve_scores_from_texts(
     return sieve_scores(alt_emb, cap_emb, empty)
 
 
-def sieve_alignment(encoder, alt_texts: Sequence[str], captions_per_sample: Sequence[Sequence[str]],
-                    batch_size: int = 256) -> dict:
+def sieve_alignment(
+    encoder, alt_texts: Sequence[str], captions_per_sample: Sequence[Sequence[str]], batch_size: int = 256
+) -> dict:
     """Sieve scores of N samples (§4) -> ``{"max", "mean", "argmax", "best_caption"}``.
 
     Through `curate.scoring.sieve.sieve_scores_from_texts`: the alt-text and every caption are masked
@@ -128,14 +129,20 @@ def sieve_alignment(encoder, alt_texts: Sequence[str], captions_per_sample: Sequ
     if len(captions_per_sample) != N:
         raise ValueError(f"{N} alt-texts but {len(captions_per_sample)} caption lists")
     if N == 0:
-        return {"max": np.zeros(0, np.float32), "mean": np.zeros(0, np.float32),
-                "argmax": np.zeros(0, np.int64), "best_caption": []}
+        return {
+            "max": np.zeros(0, np.float32),
+            "mean": np.zeros(0, np.float32),
+            "argmax": np.zeros(0, np.int64),
+            "best_caption": [],
+        }
     K = len(captions_per_sample[0])
     if K == 0 or any(len(c) != K for c in captions_per_sample):
         raise ValueError("every sample needs the same number (>= 1) of captions")
     mx, mean, best = sieve_scores_from_texts(
-        [str(t) for t in alt_texts], [[str(c) for c in cs] for cs in captions_per_sample],
-        lambda texts: encode_sentences(encoder, texts, batch_size))
+        [str(t) for t in alt_texts],
+        [[str(c) for c in cs] for cs in captions_per_sample],
+        lambda texts: encode_sentences(encoder, texts, batch_size),
+    )
     return {
         "max": mx.astype(np.float32),
         "mean": mean.astype(np.float32),
@@ -152,11 +159,14 @@ def sieve_score_frame(encoder, captions, batch_size: int = 256):
     """
     import pandas as pd
 
-    result = sieve_alignment(encoder, captions["text"].tolist(),
-                             [list(c) for c in captions["captions"]], batch_size=batch_size)
-    return pd.DataFrame({
-        "uid": pd.Series(captions["uid"].tolist(), dtype=object),
-        "sieve_score": result["max"],
-        "sieve_mean": result["mean"],
-        "best_caption": pd.Series(result["best_caption"], dtype=object),
-    })
+    result = sieve_alignment(
+        encoder, captions["text"].tolist(), [list(c) for c in captions["captions"]], batch_size=batch_size
+    )
+    return pd.DataFrame(
+        {
+            "uid": pd.Series(captions["uid"].tolist(), dtype=object),
+            "sieve_score": result["max"],
+            "sieve_mean": result["mean"],
+            "best_caption": pd.Series(result["best_caption"], dtype=object),
+        }
+    )

@@ -211,8 +211,7 @@ def wordnet_lookup() -> Callable[[str], int | None]:
         wordnet.ensure_loaded()
     except LookupError as e:
         raise LookupError(
-            "text_based filter: nltk is installed but its WordNet data is missing "
-            "(python -m nltk.downloader wordnet)"
+            "text_based filter: nltk is installed but its WordNet data is missing (python -m nltk.downloader wordnet)"
         ) from e
     cache: dict[str, int | None] = {}
 
@@ -443,12 +442,21 @@ def pool_metadata(parquets: list) -> pd.DataFrame:
     for path in parquets:
         frame = pd.read_parquet(path)
         text = "text" if "text" in frame.columns else "caption"
-        frames.append(pd.DataFrame({
-            "uid": frame["uid"], "text": frame[text].fillna("").astype(str),
-            "original_width": frame["original_width"], "original_height": frame["original_height"],
-        }))
-    meta = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["uid", "text", "original_width", "original_height"])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "uid": frame["uid"],
+                    "text": frame[text].fillna("").astype(str),
+                    "original_width": frame["original_width"],
+                    "original_height": frame["original_height"],
+                }
+            )
+        )
+    meta = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["uid", "text", "original_width", "original_height"])
+    )
     keep = meta["uid"].map(lambda u: isinstance(u, str) and bool(u))
     return meta[keep].reset_index(drop=True)
 
@@ -468,16 +476,21 @@ def _target_embeddings(path) -> np.ndarray:
         return z["image"].astype(np.float32)
 
 
-def image_based_mask(meta: pd.DataFrame, english: np.ndarray, embedding_files: list, target_file,
-                     n_clusters: int, seed: int = 0, n_iter: int = 20) -> tuple[list[str], np.ndarray]:
+def image_based_mask(
+    meta: pd.DataFrame,
+    english: np.ndarray,
+    embedding_files: list,
+    target_file,
+    n_clusters: int,
+    seed: int = 0,
+    n_iter: int = 20,
+) -> tuple[list[str], np.ndarray]:
     """``(uids, keep)`` of the image-based filter over the samples that have an embedding (a
     sample whose image did not decode has none and is never kept)."""
     uids, features = _load_embeddings(embedding_files)
-    caption_ok = pd.Series(caption_filter_for_image_based(meta["text"].tolist(), english),
-                           index=meta["uid"])
+    caption_ok = pd.Series(caption_filter_for_image_based(meta["text"].tolist(), english), index=meta["uid"])
     mask = caption_ok.reindex(uids, fill_value=False).to_numpy(bool)
-    keep = image_based_filter(features, mask, _target_embeddings(target_file), n_clusters,
-                                        n_iter=n_iter, seed=seed)
+    keep = image_based_filter(features, mask, _target_embeddings(target_file), n_clusters, n_iter=n_iter, seed=seed)
     return uids, keep
 
 
@@ -502,8 +515,14 @@ def _english(meta: pd.DataFrame, langid_path, method: str) -> np.ndarray:
 def select_basic_filter(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
     english = _english(meta, inputs["langid"], "basic_filter")
-    keep = basic_filter(meta["text"].tolist(), meta["original_width"], meta["original_height"], english,
-                        min_side=params["min_side"], max_aspect=params["max_aspect"])
+    keep = basic_filter(
+        meta["text"].tolist(),
+        meta["original_width"],
+        meta["original_height"],
+        english,
+        min_side=params["min_side"],
+        max_aspect=params["max_aspect"],
+    )
     return meta["uid"][keep].tolist()
 
 
@@ -513,8 +532,10 @@ def select_text_based(params: dict, inputs: dict) -> list[str]:
     if params["concepts"] == "synthetic":
         lookup, targets = vocabulary_lookup(synthetic_concepts()), synthetic_targets()
     else:
-        raise ValueError("text_based with WordNet concepts needs the ImageNet-21k synset list "
-                         "(`wordnet_lookup` + `offsets_from_wnids`); not configured here")
+        raise ValueError(
+            "text_based with WordNet concepts needs the ImageNet-21k synset list "
+            "(`wordnet_lookup` + `offsets_from_wnids`); not configured here"
+        )
     keep = text_based_filter(meta["text"].tolist(), english, lookup, targets)
     return meta["uid"][keep].tolist()
 
@@ -530,12 +551,14 @@ def select_laion2b(params: dict, inputs: dict) -> list[str]:
 def select_image_based(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
     english = _english(meta, inputs["langid"], params["method"])
-    uids, keep = image_based_mask(meta, english, inputs["embeddings"], inputs["target"],
-                                  params["n_clusters"], params["seed"], params["n_iter"])
+    uids, keep = image_based_mask(
+        meta, english, inputs["embeddings"], inputs["target"], params["n_clusters"], params["seed"], params["n_iter"]
+    )
     if params["method"] == "image_based_clip_score":
         scores = _scores(inputs["scores"], params["score_column"])
         pool = scores.index.tolist()
-        clip_keep = pd.Series(image_based_and_clip_score(scores.to_numpy(), np.ones(len(pool), bool),
-                                                         params["fraction"]), index=pool)
+        clip_keep = pd.Series(
+            image_based_and_clip_score(scores.to_numpy(), np.ones(len(pool), bool), params["fraction"]), index=pool
+        )
         keep = keep & clip_keep.reindex(uids, fill_value=False).to_numpy(bool)
     return [u for u, k in zip(uids, keep) if k]

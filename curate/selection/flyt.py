@@ -265,8 +265,8 @@ def functional_adamw_step(
     b1, b2 = betas
     state["step"] = int(state.get("step", 0)) + 1
     t = state["step"]
-    bc1 = 1.0 - b1 ** t
-    bc2_sqrt = math.sqrt(1.0 - b2 ** t)
+    bc1 = 1.0 - b1**t
+    bc2_sqrt = math.sqrt(1.0 - b2**t)
     exp_avg, exp_avg_sq = state.setdefault("exp_avg", {}), state.setdefault("exp_avg_sq", {})
     new: dict[str, torch.Tensor] = {}
     for name, p in params.items():
@@ -391,8 +391,13 @@ def flyt_step(
         names = list(theta)
         grads = torch.autograd.grad(upstream_loss, [theta[n] for n in names], create_graph=True, allow_unused=True)
         new_theta = functional_adamw_step(
-            theta, dict(zip(names, grads)), state, lr,
-            betas=tuple(hp.betas), eps=hp.eps, weight_decay=hp.weight_decay,
+            theta,
+            dict(zip(names, grads)),
+            state,
+            lr,
+            betas=tuple(hp.betas),
+            eps=hp.eps,
+            weight_decay=hp.weight_decay,
         )
         ds_img, cls_txt = _features(functional_call(reference_model, new_theta, (ds_images, class_texts_tokens)))
         logits = downstream_logits(ds_img, cls_txt, tau_ds)
@@ -459,7 +464,7 @@ def in_memory_loader(*arrays, seed: int = 0) -> Loader:
         perm = np.random.default_rng([int(seed), int(pass_index)]).permutation(n)
         bs = min(int(batch_size), n)
         for a in range(0, n - bs + 1, bs):
-            idx = perm[a:a + bs]
+            idx = perm[a : a + bs]
             yield tuple(_take(arr, idx) for arr in arrays)
 
     return loader
@@ -572,8 +577,9 @@ def train_flyt(
         {"params": no_decay, "weight_decay": 0.0, "base_lr": hp.head_lr},
     ]
     if tau_ds is not None:
-        groups.append({"params": [tau_ds], "weight_decay": 0.0,
-                       "base_lr": hp.ref_lr if hp.tau_ds_lr is None else hp.tau_ds_lr})
+        groups.append(
+            {"params": [tau_ds], "weight_decay": 0.0, "base_lr": hp.ref_lr if hp.tau_ds_lr is None else hp.tau_ds_lr}
+        )
     groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=hp.head_lr, betas=tuple(hp.betas), eps=hp.eps)
     template_gen = torch.Generator().manual_seed(int(seed))
@@ -589,12 +595,16 @@ def train_flyt(
             g["lr"] = cosine_lr(step, g["base_lr"], hp.warmup, hp.steps)
         prompts = sample_class_prompts(classnames, templates, template_gen)
         info = flyt_step(
-            model, head, optimizer,
+            model,
+            head,
+            optimizer,
             (_prepare_images(up_images, preprocess), _prepare_texts(up_texts, tokenizer)),
             _float_tensor(head_inputs),
             (_prepare_images(ds_images, preprocess), torch.as_tensor(np.asarray(ds_labels), dtype=torch.long)),
             _prepare_texts(prompts, tokenizer),
-            tau_ds, state, hp,
+            tau_ds,
+            state,
+            hp,
             ref_lr=cosine_lr(step, hp.ref_lr, hp.warmup, hp.steps),
         )
         info = {"step": step, "head_lr": optimizer.param_groups[0]["lr"], **info}
@@ -626,8 +636,17 @@ def train_mflyt(
     loader yields as ``head_inputs`` (k taken from the first batch). The reference model should
     be a CLIP trained on the unfiltered pool (§6). Returns a `FlytResult`; ``result.head`` goes
     to `save_head` / `apply_mixer`."""
-    return train_flyt(reference_source, upstream, downstream, classnames, templates,
-                      head=lambda k: MixingHead(k, zero_init=zero_init), hparams=hparams, seed=seed, log=log)
+    return train_flyt(
+        reference_source,
+        upstream,
+        downstream,
+        classnames,
+        templates,
+        head=lambda k: MixingHead(k, zero_init=zero_init),
+        hparams=hparams,
+        seed=seed,
+        log=log,
+    )
 
 
 def train_eflyt(
@@ -644,8 +663,17 @@ def train_eflyt(
     """E-FLYT: `train_flyt` with a `GLUHead` (``hidden`` units) over `eflyt_features` of a FROZEN
     feature extractor, which the upstream loader yields as ``head_inputs``. The reference model
     is initialised from the same CLIP as the extractor (OpenAI B/32 in the paper, §6)."""
-    return train_flyt(reference_source, upstream, downstream, classnames, templates,
-                      head=lambda k: GLUHead(k, hidden=hidden), hparams=hparams, seed=seed, log=log)
+    return train_flyt(
+        reference_source,
+        upstream,
+        downstream,
+        classnames,
+        templates,
+        head=lambda k: GLUHead(k, hidden=hidden),
+        hparams=hparams,
+        seed=seed,
+        log=log,
+    )
 
 
 # ----------------------------------------------------------------------------- using a head
@@ -665,10 +693,10 @@ def apply_mixer(head: nn.Module, standardised_scores, chunk_size: int = 65536) -
     head.eval()
     try:
         for a in range(0, n, chunk_size):
-            block = torch.as_tensor(np.asarray(X[a:a + chunk_size], dtype=np.float32))
+            block = torch.as_tensor(np.asarray(X[a : a + chunk_size], dtype=np.float32))
             if block.ndim != 2:
                 raise ValueError(f"inputs must be 2-D (N, k), got {tuple(block.shape)}")
-            out[a:a + chunk_size] = head(block).reshape(-1).numpy()
+            out[a : a + chunk_size] = head(block).reshape(-1).numpy()
     finally:
         head.train(was_training)
     return out
@@ -749,10 +777,20 @@ def pool_upstream_arrays(tar_paths: Sequence, uids: Sequence[str], head_inputs) 
     return images, texts, X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]
 
 
-def train_pool_mixer(reference_source, tar_paths: Sequence, uids: Sequence[str], head_inputs,
-                     downstream_npz, templates: Sequence[str], hparams: FlytHParams, seed: int = 0,
-                     zero_init: bool = False, head: str = "mixing", hidden: int = 1024,
-                     log: Callable[[int, dict], None] | None = None) -> FlytResult:
+def train_pool_mixer(
+    reference_source,
+    tar_paths: Sequence,
+    uids: Sequence[str],
+    head_inputs,
+    downstream_npz,
+    templates: Sequence[str],
+    hparams: FlytHParams,
+    seed: int = 0,
+    zero_init: bool = False,
+    head: str = "mixing",
+    hidden: int = 1024,
+    log: Callable[[int, dict], None] | None = None,
+) -> FlytResult:
     """FLYT on a pool (§6): a scoring head over ``head_inputs`` (one row per uid of ``uids``),
     trained against the reference CLIP ``reference_source`` and the labelled downstream set
     ``downstream_npz`` (`load_downstream_npz`; one random template of ``templates`` per class per
@@ -770,9 +808,11 @@ def train_pool_mixer(reference_source, tar_paths: Sequence, uids: Sequence[str],
     upstream = in_memory_loader(images, texts, X, seed=seed)
     downstream = in_memory_loader(ds_images, ds_labels, seed=seed + 1)
     if head == "glu":
-        return train_eflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed,
-                           hidden=hidden, log=log)
+        return train_eflyt(
+            reference_source, upstream, downstream, classnames, templates, hparams, seed=seed, hidden=hidden, log=log
+        )
     if head != "mixing":
         raise ValueError(f"unknown head {head!r}; known: mixing, glu")
-    return train_mflyt(reference_source, upstream, downstream, classnames, templates, hparams, seed=seed,
-                       zero_init=zero_init, log=log)
+    return train_mflyt(
+        reference_source, upstream, downstream, classnames, templates, hparams, seed=seed, zero_init=zero_init, log=log
+    )

@@ -389,16 +389,24 @@ def column_arrays(stats: dict) -> dict:
 FUSIONS = Registry(
     "fusion method",
     key="method",
-    common={"scorers": required({"type": "array", "minItems": 1, "uniqueItems": True, "items": NAME},
-                                "the scorers fused, in this order", ref="scorers", paper=True)},
+    common={
+        "scorers": required(
+            {"type": "array", "minItems": 1, "uniqueItems": True, "items": NAME},
+            "the scorers fused, in this order",
+            ref="scorers",
+            paper=True,
+        )
+    },
 )
 
 
 def _n_scorers(n: int):
     def check(config: dict, where: str, entry: dict) -> None:
         if len(entry["scorers"]) != n:
-            raise ConfigError(f"{where}.scorers: method {entry['method']!r} takes exactly {n} scorer(s), "
-                              f"got {entry['scorers']}")
+            raise ConfigError(
+                f"{where}.scorers: method {entry['method']!r} takes exactly {n} scorer(s), got {entry['scorers']}"
+            )
+
     return check
 
 
@@ -441,15 +449,26 @@ def _in_weighted_statistics(matrices, stats: dict, fusion: dict, inputs: dict) -
     from curate.data.records import main_metric_of, read_records
 
     accuracies = [main_metric_of(read_records(path), fusion["accuracy"]["task"]) for path in inputs["accuracy"]]
-    return {"accuracy": [float(a) for a in accuracies], "weights": in_weighted_weights(accuracies, fusion["r"]).tolist()}
+    return {
+        "accuracy": [float(a) for a in accuracies],
+        "weights": in_weighted_weights(accuracies, fusion["r"]).tolist(),
+    }
 
 
 @FUSIONS.register(
     "in_weighted",
-    params={"r": required({"type": "number", "exclusiveMinimum": 1}, "max-to-min weight ratio"),
-            "accuracy": required({"type": "object", "required": ["suite", "task"], "additionalProperties": False,
-                                  "properties": {"suite": NAME, "task": {"type": "string"}}},
-                                 "where each scorer's ImageNet(-analogue) accuracy is read")},
+    params={
+        "r": required({"type": "number", "exclusiveMinimum": 1}, "max-to-min weight ratio"),
+        "accuracy": required(
+            {
+                "type": "object",
+                "required": ["suite", "task"],
+                "additionalProperties": False,
+                "properties": {"suite": NAME, "task": {"type": "string"}},
+            },
+            "where each scorer's ImageNet(-analogue) accuracy is read",
+        ),
+    },
     check=_check_accuracy,
     statistics=_in_weighted_statistics,
     stats_inputs=_accuracy_inputs,
@@ -465,9 +484,11 @@ def _mos_statistics(matrices, stats: dict, fusion: dict, inputs: dict) -> dict:
 
 @FUSIONS.register(
     "mos",
-    params={"normalise": optional({"enum": ["minmax", "zscore"]}, "minmax", "per-scorer normalisation over the pool"),
-            "tmin": optional({"type": "number"}, 0.5, "lowest temperature"),
-            "tmax": optional({"type": "number"}, 1.5, "highest temperature")},
+    params={
+        "normalise": optional({"enum": ["minmax", "zscore"]}, "minmax", "per-scorer normalisation over the pool"),
+        "tmin": optional({"type": "number"}, 0.5, "lowest temperature"),
+        "tmax": optional({"type": "number"}, 1.5, "highest temperature"),
+    },
     statistics=_mos_statistics,
 )
 def fuse_mos(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
@@ -475,27 +496,52 @@ def fuse_mos(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     return mos(_normalised(S, fusion, stats), fusion["tmin"], fusion["tmax"], sigma_range=tuple(stats["sigma_range"]))
 
 
-@FUSIONS.register("sieve_clip", params={"a": optional({"type": "number", "minimum": 0, "maximum": 1}, 0.5,
-                                                       "the CLIP score's weight")},
-                  check=_n_scorers(2))
+@FUSIONS.register(
+    "sieve_clip",
+    params={"a": optional({"type": "number", "minimum": 0, "maximum": 1}, 0.5, "the CLIP score's weight")},
+    check=_n_scorers(2),
+)
 def fuse_sieve_clip(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     """Sieve + CLIPScore, ``(1 - a) * minmax(sieve) + a * minmax(clip)`` (scorers: [Sieve, CLIP])."""
     return sieve_clip_fusion(S[:, 0], S[:, 1], fusion["a"], column_arrays(stats))
 
 
 _FLYT_PARAMS = {
-    "reference": required({"type": "object", "additionalProperties": False,
-                           "oneOf": [{"required": ["selection", "recipe"]}, {"required": ["scorer"]}],
-                           "properties": {"selection": NAME, "recipe": NAME, "scorer": NAME}},
-                          "the reference CLIP: a selection's model on the same pool, or a scorer's model"),
-    "downstream": required({"type": "object", "required": ["suite", "task"], "additionalProperties": False,
-                            "properties": {"suite": NAME, "task": {"type": "string"}}},
-                           "the labelled downstream set (of the suite) and the task whose templates make the classifier"),
-    "hparams": required({"type": "object", "additionalProperties": False, "properties": {
-        "steps": POSITIVE_INT, "warmup": {"type": "integer", "minimum": 0}, "ref_lr": {"type": "number", "minimum": 0},
-        "head_lr": {"type": "number", "minimum": 0}, "weight_decay": {"type": "number", "minimum": 0},
-        "head_weight_decay": {"type": "number", "minimum": 0}, "upstream_batch": POSITIVE_INT,
-        "downstream_batch": POSITIVE_INT}}, "FlytHParams overrides"),
+    "reference": required(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "oneOf": [{"required": ["selection", "recipe"]}, {"required": ["scorer"]}],
+            "properties": {"selection": NAME, "recipe": NAME, "scorer": NAME},
+        },
+        "the reference CLIP: a selection's model on the same pool, or a scorer's model",
+    ),
+    "downstream": required(
+        {
+            "type": "object",
+            "required": ["suite", "task"],
+            "additionalProperties": False,
+            "properties": {"suite": NAME, "task": {"type": "string"}},
+        },
+        "the labelled downstream set (of the suite) and the task whose templates make the classifier",
+    ),
+    "hparams": required(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "steps": POSITIVE_INT,
+                "warmup": {"type": "integer", "minimum": 0},
+                "ref_lr": {"type": "number", "minimum": 0},
+                "head_lr": {"type": "number", "minimum": 0},
+                "weight_decay": {"type": "number", "minimum": 0},
+                "head_weight_decay": {"type": "number", "minimum": 0},
+                "upstream_batch": POSITIVE_INT,
+                "downstream_batch": POSITIVE_INT,
+            },
+        },
+        "FlytHParams overrides",
+    ),
     "seed": optional(SEED, 0, "the mixer training's seed"),
 }
 
@@ -528,7 +574,9 @@ def _embeddings_input(ws, pool: str, fusion: dict, chunk: str) -> dict:
 @FUSIONS.register(
     "mflyt",
     params={**_FLYT_PARAMS, "zero_init": optional({"type": "boolean"}, False, "start the mixing head at zero")},
-    check=_check_flyt, head="mixing", head_input="standardised_scores",
+    check=_check_flyt,
+    head="mixing",
+    head_input="standardised_scores",
 )
 def fuse_mflyt(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     """M-FLYT: a linear mixing head over the pool-standardised scores, trained by FLYT's one-step look-ahead."""
@@ -538,7 +586,10 @@ def fuse_mflyt(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
 @FUSIONS.register(
     "eflyt",
     params={**_FLYT_PARAMS, "hidden": optional(POSITIVE_INT, 1024, "hidden units of the GLU head")},
-    check=_check_eflyt, head="glu", head_input="embeddings", chunk_inputs=_embeddings_input,
+    check=_check_eflyt,
+    head="glu",
+    head_input="embeddings",
+    chunk_inputs=_embeddings_input,
 )
 def fuse_eflyt(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     """E-FLYT: a GLU head over one CLIP scorer's L2-normalised image and text embeddings."""

@@ -70,15 +70,21 @@ def clean_uids(ground_truth_parquets: list) -> list[str]:
     return truth.loc[truth["is_clean"].astype(bool), "uid"].tolist()
 
 
-@SELECTIONS.register("no_filter", inputs=lambda ws, pool, entry: {"metadata": ws.chunk_inputs(pool)},
-                     labels=lambda config, entry: _labels(sampler="all"))
+@SELECTIONS.register(
+    "no_filter",
+    inputs=lambda ws, pool, entry: {"metadata": ws.chunk_inputs(pool)},
+    labels=lambda config, entry: _labels(sampler="all"),
+)
 def select_no_filter(params: dict, inputs: dict) -> list[str]:
     """Every uid of the pool (DataComp's baseline)."""
     return pool_uids(inputs["metadata"])
 
 
-@SELECTIONS.register("oracle", inputs=lambda ws, pool, entry: {"ground_truth": ws.per_chunk("ground_truth", pool)},
-                     needs_ground_truth=True)
+@SELECTIONS.register(
+    "oracle",
+    inputs=lambda ws, pool, entry: {"ground_truth": ws.per_chunk("ground_truth", pool)},
+    needs_ground_truth=True,
+)
 def select_oracle(params: dict, inputs: dict) -> list[str]:
     """The synthetic pool's ground-truth clean uids (an upper bound; synthetic pools only)."""
     return clean_uids(inputs["ground_truth"])
@@ -95,13 +101,16 @@ def _check_fraction_or_threshold(config: dict, where: str, entry: dict) -> None:
 
 @SELECTIONS.register(
     "clip_score",
-    params={"scorer": required(NAME, "the scorer whose score is thresholded", ref="scorers", paper=True),
-            "fraction": optional(FRACTION, None, "keep the top fraction (docs/algorithms.md §1)"),
-            "threshold": optional({"type": "number"}, None, "keep score >= threshold")},
+    params={
+        "scorer": required(NAME, "the scorer whose score is thresholded", ref="scorers", paper=True),
+        "fraction": optional(FRACTION, None, "keep the top fraction (docs/algorithms.md §1)"),
+        "threshold": optional({"type": "number"}, None, "keep score >= threshold"),
+    },
     check=_check_fraction_or_threshold,
     inputs=_score_inputs,
-    labels=lambda config, entry: _labels("none", entry["scorer"],
-                                         "top_fraction" if entry["fraction"] is not None else "threshold"),
+    labels=lambda config, entry: _labels(
+        "none", entry["scorer"], "top_fraction" if entry["fraction"] is not None else "threshold"
+    ),
 )
 def select_clip_score(params: dict, inputs: dict) -> list[str]:
     """One scorer's score: the top ``fraction`` by DataComp's rule, or ``score >= threshold``."""
@@ -120,8 +129,10 @@ def _fused_labels(config: dict, entry: dict) -> dict:
 
 @SELECTIONS.register(
     "fused_score",
-    params={"fusion": required(NAME, "the fusion whose fused score is sampled", ref="fusions"),
-            "sampler": required({"type": "string"}, "how the subset is drawn from the fused scores (a sampler)")},
+    params={
+        "fusion": required(NAME, "the fusion whose fused score is sampled", ref="fusions"),
+        "sampler": required({"type": "string"}, "how the subset is drawn from the fused scores (a sampler)"),
+    },
     extra_params=lambda entry, where: SAMPLERS.of(entry, where).params,
     check=lambda config, where, entry: _check_sampler(config, where, entry),
     inputs=_score_inputs,
@@ -137,7 +148,6 @@ def _check_sampler(config: dict, where: str, entry: dict) -> None:
     sampler = SAMPLERS.of(entry, where)
     if sampler.check is not None:
         sampler.check(config, where, entry)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,30 +175,60 @@ _IMAGE_BASED = {
 }
 
 SELECTIONS.register(
-    "basic_filter", run=baselines.select_basic_filter, inputs=_baseline_inputs,
+    "basic_filter",
+    run=baselines.select_basic_filter,
+    inputs=_baseline_inputs,
     doc="English, > 2 words, > 5 characters, min side and aspect ratio of the original image",
-    params={**_LANGID, "min_side": optional({"type": "integer", "minimum": 0}, 200, "smallest image side (px)"),
-            "max_aspect": optional({"type": "number", "minimum": 1}, 3.0, "largest aspect ratio")})
+    params={
+        **_LANGID,
+        "min_side": optional({"type": "integer", "minimum": 0}, 200, "smallest image side (px)"),
+        "max_aspect": optional({"type": "number", "minimum": 1}, 3.0, "largest aspect ratio"),
+    },
+)
 SELECTIONS.register(
-    "text_based", run=baselines.select_text_based, inputs=_baseline_inputs,
+    "text_based",
+    run=baselines.select_text_based,
+    inputs=_baseline_inputs,
     doc="English and a caption word naming an ImageNet-21k concept",
-    params={**_LANGID, "concepts": optional({"enum": ["synthetic", "wordnet"]}, "wordnet",
-                                            "WordNet's ImageNet-21k synsets, or the synthetic world's concepts")})
+    params={
+        **_LANGID,
+        "concepts": optional(
+            {"enum": ["synthetic", "wordnet"]},
+            "wordnet",
+            "WordNet's ImageNet-21k synsets, or the synthetic world's concepts",
+        ),
+    },
+)
 SELECTIONS.register(
-    "laion2b", run=baselines.select_laion2b, inputs=_baseline_inputs,
+    "laion2b",
+    run=baselines.select_laion2b,
+    inputs=_baseline_inputs,
     doc="English and a CLIP score at least the threshold",
-    params={**_LANGID, "scorer": required(NAME, "the CLIP scorer (DataComp: OpenAI B/32)", ref="scorers", paper=True),
-            "threshold": optional({"type": "number"}, 0.28, "the CLIP score threshold")})
+    params={
+        **_LANGID,
+        "scorer": required(NAME, "the CLIP scorer (DataComp: OpenAI B/32)", ref="scorers", paper=True),
+        "threshold": optional({"type": "number"}, 0.28, "the CLIP score threshold"),
+    },
+)
 SELECTIONS.register(
-    "image_based", run=baselines.select_image_based, inputs=_baseline_inputs,
+    "image_based",
+    run=baselines.select_image_based,
+    inputs=_baseline_inputs,
     doc="caption-filtered samples whose image falls in a k-means cluster the downstream set hits",
-    params={**_LANGID, **_IMAGE_BASED})
+    params={**_LANGID, **_IMAGE_BASED},
+)
 SELECTIONS.register(
-    "image_based_clip_score", run=baselines.select_image_based, inputs=_baseline_inputs,
+    "image_based_clip_score",
+    run=baselines.select_image_based,
+    inputs=_baseline_inputs,
     doc="the image-based filter and the CLIP score's top fraction of the whole pool",
-    params={**_LANGID, **_IMAGE_BASED,
-            "scorer": required(NAME, "the CLIP scorer", ref="scorers", paper=True),
-            "fraction": optional(FRACTION, 0.3, "the CLIP score's kept fraction, on the unfiltered pool")})
+    params={
+        **_LANGID,
+        **_IMAGE_BASED,
+        "scorer": required(NAME, "the CLIP scorer", ref="scorers", paper=True),
+        "fraction": optional(FRACTION, 0.3, "the CLIP score's kept fraction, on the unfiltered pool"),
+    },
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,8 +240,10 @@ def _check_one_score(config: dict, where: str, entry: dict) -> None:
         raise ConfigError(f"{where}: a {entry['method']} selection takes exactly one of scorer or fusion")
 
 
-_ONE_SCORE = {"scorer": optional(NAME, None, "the scorer whose score is used", ref="scorers", paper=True),
-              "fusion": optional(NAME, None, "or the fusion whose fused score is used", ref="fusions")}
+_ONE_SCORE = {
+    "scorer": optional(NAME, None, "the scorer whose score is used", ref="scorers", paper=True),
+    "fusion": optional(NAME, None, "or the fusion whose fused score is used", ref="fusions"),
+}
 _RHO = {"rho": required({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "the lowest share affected")}
 
 
@@ -213,9 +255,14 @@ def select_drop_lowest(params: dict, inputs: dict) -> list[str]:
 
 
 @SELECTIONS.register(
-    "sample_weighting", params=_ONE_SCORE, check=_check_one_score, inputs=_score_inputs,
+    "sample_weighting",
+    params=_ONE_SCORE,
+    check=_check_one_score,
+    inputs=_score_inputs,
     reshard_inputs=lambda ws, pool, selection, entry: {
-        "weights": ws.path("sample_weights", pool=pool, selection=selection)})
+        "weights": ws.path("sample_weights", pool=pool, selection=selection)
+    },
+)
 def select_sample_weighting(params: dict, inputs: dict) -> list[str]:
     """Every scored sample, with a loss weight = its score min-max normalised over the pool."""
     return chunk_scores(params, inputs)[0]
@@ -223,11 +270,17 @@ def select_sample_weighting(params: dict, inputs: dict) -> list[str]:
 
 @SELECTIONS.register(
     "recaption",
-    params={**_ONE_SCORE, **_RHO,
-            "captioner": required(NAME, "whose first caption replaces the alt-text", ref="captioners", paper=True)},
-    check=_check_one_score, inputs=_score_inputs,
+    params={
+        **_ONE_SCORE,
+        **_RHO,
+        "captioner": required(NAME, "whose first caption replaces the alt-text", ref="captioners", paper=True),
+    },
+    check=_check_one_score,
+    inputs=_score_inputs,
     reshard_inputs=lambda ws, pool, selection, entry: {
-        "captions": ws.path("recaptions", pool=pool, selection=selection)})
+        "captions": ws.path("recaptions", pool=pool, selection=selection)
+    },
+)
 def select_recaption(params: dict, inputs: dict) -> list[str]:
     """Every scored sample; the lowest ``rho`` get the captioner's caption in place of their alt-text."""
     return chunk_scores(params, inputs)[0]

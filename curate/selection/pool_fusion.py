@@ -49,7 +49,7 @@ def split_chunk_files(files: list, n_scorers: int) -> list[list]:
     files = list(files)
     if n_scorers < 1 or len(files) % n_scorers:
         raise ValueError(f"{len(files)} score files are not whole chunks of {n_scorers} scorers")
-    return [files[i:i + n_scorers] for i in range(0, len(files), n_scorers)]
+    return [files[i : i + n_scorers] for i in range(0, len(files), n_scorers)]
 
 
 def fusion_statistics(chunk_files: list[list], fusion: dict, columns: list[str], inputs: dict | None = None) -> dict:
@@ -83,8 +83,13 @@ def fuse_matrix(S: np.ndarray, fusion: dict, stats: dict) -> np.ndarray:
     return FUSIONS.of(fusion, "fusion").run(S, stats, fusion)
 
 
-def head_inputs(fusion: dict, stats: dict | None, chunk_files: list[list] | None = None,
-                columns: list[str] | None = None, embedding_files: list | None = None) -> tuple[list[str], np.ndarray]:
+def head_inputs(
+    fusion: dict,
+    stats: dict | None,
+    chunk_files: list[list] | None = None,
+    columns: list[str] | None = None,
+    embedding_files: list | None = None,
+) -> tuple[list[str], np.ndarray]:
     """``(uids, X)``: the inputs of a trained fusion's head over some chunks: the pool-standardised
     scores (M-FLYT) or the L2-normalised image and text embeddings (E-FLYT)."""
     method = FUSIONS.of(fusion, "fusion")
@@ -105,8 +110,9 @@ def head_inputs(fusion: dict, stats: dict | None, chunk_files: list[list] | None
     return uids, np.concatenate(rows) if rows else np.zeros((0, len(arrays["mean"])))
 
 
-def fuse_chunk(fusion: dict, stats: dict, score_files: list, columns: list[str], head=None,
-               embeddings=None) -> pd.DataFrame:
+def fuse_chunk(
+    fusion: dict, stats: dict, score_files: list, columns: list[str], head=None, embeddings=None
+) -> pd.DataFrame:
     """One chunk's fused scores, ``DataFrame[uid, score (float32)]``: the method's fusion of its
     score matrix, or a trained method's ``head`` applied to its inputs."""
     method = FUSIONS.of(fusion, "fusion")

@@ -453,9 +453,7 @@ def hcs(scores, n: int, cap: int, seed=0) -> np.ndarray:
         raise ValueError("scores contain +inf")
     active = np.flatnonzero(np.isfinite(s))
     if n > cap * active.shape[0]:
-        raise ValueError(
-            f"hcs: cannot draw {n} samples with cap {cap} from {active.shape[0]} drawable items"
-        )
+        raise ValueError(f"hcs: cannot draw {n} samples with cap {cap} from {active.shape[0]} drawable items")
     N = s.shape[0]
     counts = np.zeros(N, dtype=np.int64)
     out = np.empty(n, dtype=np.int64)
@@ -509,8 +507,11 @@ def _check_scs(config: dict, where: str, entry: dict) -> None:
         "seed": required(SEED),
         "batch_size": optional({"type": "integer", "minimum": 1}, None, "G: distinct samples drawn per round"),
         "batch_fraction": optional(FRACTION, None, "G as a fraction of the scored pool"),
-        "n_fraction": optional({"type": "number", "exclusiveMinimum": 0}, 1.0,
-                               "draws as a fraction of the scored pool (1.0: as many as it has samples)"),
+        "n_fraction": optional(
+            {"type": "number", "exclusiveMinimum": 0},
+            1.0,
+            "draws as a fraction of the scored pool (1.0: as many as it has samples)",
+        ),
         "standardise": optional({"type": "boolean"}, True, "z-score the fused scores over the pool first"),
     },
     check=_check_scs,
@@ -530,4 +531,3 @@ def sample_scs(uids: list[str], scores: np.ndarray, params: dict) -> list[str]:
     if params["standardise"]:
         scores = zscore(scores)
     return [uids[i] for i in scs(scores, n, alpha=params["alpha"], batch_size=G, seed=params["seed"])]
-

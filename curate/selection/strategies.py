@@ -81,12 +81,18 @@ def recaption_table(uids: list[str], caption_files: list) -> pd.DataFrame:
     missing = [uid for uid in uids if uid not in captions]
     if missing:
         raise ValueError(f"{len(missing)} uids to re-caption have no caption, e.g. {missing[:3]}")
-    table = pd.DataFrame({"uid": pd.Series(list(uids), dtype=object),
-                          "caption": pd.Series([captions[uid] for uid in uids], dtype=object)})
+    table = pd.DataFrame(
+        {
+            "uid": pd.Series(list(uids), dtype=object),
+            "caption": pd.Series([captions[uid] for uid in uids], dtype=object),
+        }
+    )
     empty = int((table["caption"] == "").sum())
     if empty:
         log.warning("%d new captions are empty", empty)
     return table
+
+
 def read_uid_column(path, column: str) -> dict:
     """``{uid: value}`` of a weights or captions file (parquet with ``uid`` and `column`)."""
     frame = pd.read_parquet(path)

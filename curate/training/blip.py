@@ -62,6 +62,7 @@ NEGATIVE_SMOOTHING = 1e-4  # BLIP adds it to the hard-negative sampling weights
 # Weighted losses (pure torch; shared with the LAVIS model)
 # ---------------------------------------------------------------------------------------------
 
+
 def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
     """``sum w_i l_i / sum w_i``; None when every weight is 0. Uniform weights give the mean."""
     total = weights.sum()
@@ -70,8 +71,9 @@ def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return (weights.to(per_sample.dtype) * per_sample).sum() / total
 
 
-def itc_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor,
-             weights: torch.Tensor) -> torch.Tensor:
+def itc_loss(
+    image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """BLIP's in-batch ITC (mean of the image-to-text and text-to-image cross-entropies of
     ``feat @ feat.T / temp``), weighted as FLYT's CLIP loss: uniform weights give it exactly, a
     zero weight removes the sample from the batch."""
@@ -101,8 +103,13 @@ def hard_negatives(sim_i2t: torch.Tensor, weights: torch.Tensor, generator: torc
     return draw(sim_i2t.T), draw(sim_i2t)
 
 
-def itm_loss(logits_pos: torch.Tensor, logits_neg_image: torch.Tensor, logits_neg_text: torch.Tensor,
-             weights: torch.Tensor, has_negative: torch.Tensor | None = None) -> torch.Tensor | None:
+def itm_loss(
+    logits_pos: torch.Tensor,
+    logits_neg_image: torch.Tensor,
+    logits_neg_text: torch.Tensor,
+    weights: torch.Tensor,
+    has_negative: torch.Tensor | None = None,
+) -> torch.Tensor | None:
     """BLIP's ITM cross-entropy over positives (label 1) and the two kinds of negative pairs
     (label 0), each pair weighted by its sample's weight (``has_negative`` [N] masks samples
     without a negative pair); uniform weights give the plain mean over the 3N pairs."""
@@ -114,14 +121,19 @@ def itm_loss(logits_pos: torch.Tensor, logits_neg_image: torch.Tensor, logits_ne
     return weighted_mean(ce, torch.cat([weights, neg, neg]).float())
 
 
-def lm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-            label_smoothing: float = LABEL_SMOOTHING) -> torch.Tensor | None:
+def lm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, label_smoothing: float = LABEL_SMOOTHING
+) -> torch.Tensor | None:
     """BLIP's decoder loss: next-token cross-entropy (label smoothing 0.1) averaged over the
     batch's labelled tokens, each token weighted by its sample's weight."""
     shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
-    ce = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                                           ignore_index=-100, reduction="none",
-                                           label_smoothing=label_smoothing).view(shift_labels.shape)
+    ce = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]),
+        shift_labels.reshape(-1),
+        ignore_index=-100,
+        reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(shift_labels.shape)
     token_weights = (shift_labels != -100).float() * weights.float()[:, None]
     total = token_weights.sum()
     if not total > 0:
@@ -132,6 +144,7 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
 # ---------------------------------------------------------------------------------------------
 # The tiny model
 # ---------------------------------------------------------------------------------------------
+
 
 class TinyBlip(torch.nn.Module):
     """BLIP's parts: a retrieval model (ITC + ITM) and a captioner sharing its vision encoder."""
@@ -166,16 +179,24 @@ class TinyBlip(torch.nn.Module):
         ids = input_ids.clone()
         ids[:, 0] = self.enc_token_id
         atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-        out = self.retrieval.text_encoder(input_ids=ids, attention_mask=attention_mask,
-                                          encoder_hidden_states=image_embeds, encoder_attention_mask=atts)
+        out = self.retrieval.text_encoder(
+            input_ids=ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=atts,
+        )
         return self.retrieval.itm_head(out.last_hidden_state[:, 0])
 
     def decoder_logits(self, input_ids, attention_mask, image_embeds):
         ids = input_ids.clone()
         ids[:, 0] = self.text_config.bos_token_id
         atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-        out = self.captioner.text_decoder(input_ids=ids, attention_mask=attention_mask,
-                                          encoder_hidden_states=image_embeds, encoder_attention_mask=atts)
+        out = self.captioner.text_decoder(
+            input_ids=ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=atts,
+        )
         return out.logits, ids.masked_fill(attention_mask == 0, -100)
 
     enc_token_id: int = 6
@@ -184,8 +205,16 @@ class TinyBlip(torch.nn.Module):
     text_pooling: str = "cls"
 
 
-def build_tiny_blip(tokenizer_texts, seed: int, hidden: int = 64, layers: int = 2, image_size: int = 64,
-                    patch_size: int = 16, vocab_size: int = 400, text_pooling: str = "mean"):
+def build_tiny_blip(
+    tokenizer_texts,
+    seed: int,
+    hidden: int = 64,
+    layers: int = 2,
+    image_size: int = 64,
+    patch_size: int = 16,
+    vocab_size: int = 400,
+    text_pooling: str = "mean",
+):
     """``(TinyBlip, BlipProcessor)``: a WordPiece tokenizer fitted to `tokenizer_texts`, tiny BLIP
     configs (`curate.scoring.captioning.tiny_blip_config`), seeded initialisation."""
     from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipProcessor
@@ -198,7 +227,7 @@ def build_tiny_blip(tokenizer_texts, seed: int, hidden: int = 64, layers: int = 
     # transformers' BLIP initialises the ViT's class and position embeddings at std 1e-10 (it
     # expects pretrained weights): every image's [CLS] feature is then the same and ITC/ITM
     # cannot start. A from-scratch ViT's scale instead (open_clip's: width ** -0.5)
-    config.vision_config.initializer_range = hidden ** -0.5
+    config.vision_config.initializer_range = hidden**-0.5
     config.text_config.label_smoothing = LABEL_SMOOTHING
     processor = BlipProcessor(image_processor=clip_style_image_processor(image_size), tokenizer=tokenizer)
     with torch.random.fork_rng(devices=[]):
@@ -218,8 +247,16 @@ def save_blip(model: TinyBlip, processor, out_dir) -> Path:
     model.retrieval.save_pretrained(out_dir / "retrieval")
     model.captioner.save_pretrained(out_dir / "captioner")
     processor.save_pretrained(out_dir)
-    (out_dir / "itc.json").write_text(json.dumps({"temp": float(model.temp.detach()), "enc_token_id": int(model.enc_token_id),
-                                                  "text_pooling": model.text_pooling}) + "\n")
+    (out_dir / "itc.json").write_text(
+        json.dumps(
+            {
+                "temp": float(model.temp.detach()),
+                "enc_token_id": int(model.enc_token_id),
+                "text_pooling": model.text_pooling,
+            }
+        )
+        + "\n"
+    )
     return out_dir
 
 
@@ -231,10 +268,14 @@ def load_blip(model_dir):
     if not (model_dir / "retrieval" / "config.json").is_file():
         raise FileNotFoundError(
             f"{model_dir} is not a transformers BLIP folder (retrieval/, captioner/, itc.json): a LAVIS "
-            "checkpoint (recipe mos-blip) must be converted to transformers' layout first, which is not built")
+            "checkpoint (recipe mos-blip) must be converted to transformers' layout first, which is not built"
+        )
     itc = json.loads((model_dir / "itc.json").read_text())
-    model = TinyBlip(BlipForImageTextRetrieval.from_pretrained(model_dir / "retrieval"),
-                     BlipForConditionalGeneration.from_pretrained(model_dir / "captioner"), temp=itc["temp"])
+    model = TinyBlip(
+        BlipForImageTextRetrieval.from_pretrained(model_dir / "retrieval"),
+        BlipForConditionalGeneration.from_pretrained(model_dir / "captioner"),
+        temp=itc["temp"],
+    )
     model.enc_token_id = int(itc["enc_token_id"])
     model.text_pooling = itc["text_pooling"]
     return model.eval(), BlipProcessor.from_pretrained(model_dir)
@@ -244,14 +285,17 @@ def load_blip(model_dir):
 # Pretraining
 # ---------------------------------------------------------------------------------------------
 
+
 def tokenize(processor, texts, max_length: int = MAX_TEXT_TOKENS):
-    enc = processor.tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length,
-                              return_tensors="pt")
+    enc = processor.tokenizer(
+        list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
+    )
     return enc["input_ids"], enc["attention_mask"]
 
 
-def blip_losses(model: TinyBlip, pixel_values, input_ids, attention_mask, weights,
-                generator: torch.Generator | None = None) -> dict | None:
+def blip_losses(
+    model: TinyBlip, pixel_values, input_ids, attention_mask, weights, generator: torch.Generator | None = None
+) -> dict | None:
     """The three weighted losses of one batch (``itc``, ``itm``, ``lm``, ``loss`` their sum);
     None when every weight is 0."""
     if not weights.sum() > 0:
@@ -311,8 +355,9 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
         raise ValueError(f"{n_samples} samples do not fill one batch of {batch_size}")
     torch.set_num_threads(int(threads))
     torch.manual_seed(int(seed))
-    model, processor = build_tiny_blip(tokenizer_texts, seed=seed, vocab_size=recipe["tokenizer"]["vocab_size"],
-                                       **recipe["arch"])
+    model, processor = build_tiny_blip(
+        tokenizer_texts, seed=seed, vocab_size=recipe["tokenizer"]["vocab_size"], **recipe["arch"]
+    )
     model.train()
     opt = torch.optim.AdamW(_param_groups(model, float(recipe["wd"])), lr=float(recipe["lr"]), betas=(0.9, 0.999))
     generator = torch.Generator().manual_seed(int(seed))
@@ -323,8 +368,9 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
         for group in opt.param_groups:
             group["lr"] = step_lr(epoch_step, epoch, recipe)
         step += 1
-        pix = processor.image_processor(images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in batch],
-                                        return_tensors="pt")["pixel_values"]
+        pix = processor.image_processor(
+            images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in batch], return_tensors="pt"
+        )["pixel_values"]
         ids, attn = tokenize(processor, [t for _, t, _ in batch])
         weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32)
         losses = blip_losses(model, pix, ids, attn, weights, generator)
@@ -338,21 +384,32 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
             model.temp.clamp_(*TEMP_RANGE)
         history.append({k: float(v.detach()) for k, v in losses.items()})
         if step % 20 == 0:
-            log.info("epoch %d step %d loss %.4f (itc %.3f itm %.3f lm %.3f) lr %.2e", epoch, step,
-                     *(history[-1][k] for k in ("loss", "itc", "itm", "lm")), opt.param_groups[0]["lr"])
+            log.info(
+                "epoch %d step %d loss %.4f (itc %.3f itm %.3f lm %.3f) lr %.2e",
+                epoch,
+                step,
+                *(history[-1][k] for k in ("loss", "itc", "itm", "lm")),
+                opt.param_groups[0]["lr"],
+            )
 
     for epoch in range(int(recipe["epochs"])):
         batch, epoch_step = [], 0
-        for sample in read_samples(shards, order_seed=seed * 100_003 + epoch,
-                                   shuffle_buffer=int(recipe["shuffle_buffer"])):
+        for sample in read_samples(
+            shards, order_seed=seed * 100_003 + epoch, shuffle_buffer=int(recipe["shuffle_buffer"])
+        ):
             batch.append(sample)
             if len(batch) == batch_size:
                 run(batch, epoch, epoch_step)
                 batch, epoch_step = [], epoch_step + 1
     model.eval()
     save_blip(model, processor, out_dir)
-    summary = {"samples": n_samples, "steps": step, "skipped_steps": skipped,
-               "first": history[0] if history else None, "final": history[-1] if history else None}
+    summary = {
+        "samples": n_samples,
+        "steps": step,
+        "skipped_steps": skipped,
+        "first": history[0] if history else None,
+        "final": history[-1] if history else None,
+    }
     (Path(out_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -360,5 +417,3 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------
-
-

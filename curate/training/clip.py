@@ -48,12 +48,21 @@ def samples_per_epoch(recipe: dict, train_num_samples: int) -> int:
         raise ValueError(
             f"recipe: resampled=false reads the data epochs={epochs} times, i.e. "
             f"{epochs * int(train_num_samples)} samples, but samples_seen={seen}; "
-            "use resampled=true for a fixed number of samples seen")
+            "use resampled=true for a fixed number of samples seen"
+        )
     return int(train_num_samples)
 
 
-def clip_train_argv(recipe: dict, train_data: str, train_num_samples: int, logs_dir, run_name: str,
-                    seed: int, workers: int = 0, arch_dir=None) -> list[str]:
+def clip_train_argv(
+    recipe: dict,
+    train_data: str,
+    train_num_samples: int,
+    logs_dir,
+    run_name: str,
+    seed: int,
+    workers: int = 0,
+    arch_dir=None,
+) -> list[str]:
     """Arguments of ``open_clip_train.main`` for one training run.
 
     `train_data`: webdataset shards with ``.jpg`` + ``.txt`` per sample, a brace pattern
@@ -72,29 +81,52 @@ def clip_train_argv(recipe: dict, train_data: str, train_num_samples: int, logs_
         raise ValueError(f"recipe: batch_size {batch_size} is not divisible by world_size {world_size}")
     model = f"local-dir:{arch_dir}" if arch_dir else str(recipe["model"])
     argv = [
-        "--model", model,
-        "--train-data", str(train_data),
-        "--dataset-type", "webdataset",
-        "--train-num-samples", str(samples_per_epoch(recipe, train_num_samples)),
-        "--epochs", str(int(recipe["epochs"])),
-        "--batch-size", str(batch_size // world_size),
-        "--lr", repr(float(recipe["lr"])),
-        "--wd", repr(float(recipe["wd"])),
-        "--warmup", str(int(recipe["warmup"])),
-        "--beta1", repr(float(recipe["beta1"])),
-        "--beta2", repr(float(recipe["beta2"])),
-        "--eps", repr(float(recipe["eps"])),
-        "--lr-scheduler", str(recipe["lr_scheduler"]),
-        "--precision", str(recipe["precision"]),
-        "--device", str(recipe["device"]),
-        "--workers", str(int(workers)),
-        "--seed", str(int(seed)),
-        "--logs", str(logs_dir),
-        "--name", str(run_name),
-        "--save-frequency", str(int(recipe["save_frequency"])),
-        "--log-every-n-steps", str(int(recipe["log_every_n_steps"])),
-        "--accum-freq", str(int(recipe["accum_freq"])),
-        "--report-to", "",
+        "--model",
+        model,
+        "--train-data",
+        str(train_data),
+        "--dataset-type",
+        "webdataset",
+        "--train-num-samples",
+        str(samples_per_epoch(recipe, train_num_samples)),
+        "--epochs",
+        str(int(recipe["epochs"])),
+        "--batch-size",
+        str(batch_size // world_size),
+        "--lr",
+        repr(float(recipe["lr"])),
+        "--wd",
+        repr(float(recipe["wd"])),
+        "--warmup",
+        str(int(recipe["warmup"])),
+        "--beta1",
+        repr(float(recipe["beta1"])),
+        "--beta2",
+        repr(float(recipe["beta2"])),
+        "--eps",
+        repr(float(recipe["eps"])),
+        "--lr-scheduler",
+        str(recipe["lr_scheduler"]),
+        "--precision",
+        str(recipe["precision"]),
+        "--device",
+        str(recipe["device"]),
+        "--workers",
+        str(int(workers)),
+        "--seed",
+        str(int(seed)),
+        "--logs",
+        str(logs_dir),
+        "--name",
+        str(run_name),
+        "--save-frequency",
+        str(int(recipe["save_frequency"])),
+        "--log-every-n-steps",
+        str(int(recipe["log_every_n_steps"])),
+        "--accum-freq",
+        str(int(recipe["accum_freq"])),
+        "--report-to",
+        "",
     ]
     if recipe["grad_clip_norm"] is not None:
         argv += ["--grad-clip-norm", repr(float(recipe["grad_clip_norm"]))]
@@ -104,8 +136,16 @@ def clip_train_argv(recipe: dict, train_data: str, train_num_samples: int, logs_
     return argv
 
 
-def train_clip(recipe: dict, train_data: str, train_num_samples: int, out_dir, seed: int, log_path,
-               threads: int = 1, workers: int = 0) -> Path:
+def train_clip(
+    recipe: dict,
+    train_data: str,
+    train_num_samples: int,
+    out_dir,
+    seed: int,
+    log_path,
+    threads: int = 1,
+    workers: int = 0,
+) -> Path:
     """Train a CLIP model per `recipe` (see `clip_train_argv`) and export it as model folder
     `out_dir` (``open_clip_config.json`` + ``open_clip_model.safetensors``). Returns `out_dir`.
 
@@ -127,12 +167,26 @@ def train_clip(recipe: dict, train_data: str, train_num_samples: int, out_dir, s
     run_name = "run"
     recipe = complete_recipe(recipe)
     write_arch_dir(str(recipe["model"]), arch_dir)
-    argv = clip_train_argv(recipe, train_data, train_num_samples, scratch / "logs", run_name, seed, workers,
-                           arch_dir=str(arch_dir.resolve()))
+    argv = clip_train_argv(
+        recipe,
+        train_data,
+        train_num_samples,
+        scratch / "logs",
+        run_name,
+        seed,
+        workers,
+        arch_dir=str(arch_dir.resolve()),
+    )
 
     env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(int(threads)), MKL_NUM_THREADS=str(int(threads)),
-               WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", PYTHONHASHSEED="0")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS=str(int(threads)),
+        MKL_NUM_THREADS=str(int(threads)),
+        WANDB_MODE="disabled",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONHASHSEED="0",
+    )
     repo_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = repo_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = train_command(argv, int(recipe["world_size"]))
@@ -216,8 +270,10 @@ def check_train_data(train_data: str) -> list[str]:
             raise ValueError(f"training shard {first} is not a readable tar: {e}") from e
         image_exts = {"jpg", "jpeg", "png", "webp"}
         if not any(e & image_exts and "txt" in e for e in exts.values()):
-            raise ValueError(f"training shard {first}: its first samples have no image + txt pair "
-                             f"(extensions seen: {sorted(set().union(*exts.values())) if exts else []})")
+            raise ValueError(
+                f"training shard {first}: its first samples have no image + txt pair "
+                f"(extensions seen: {sorted(set().union(*exts.values())) if exts else []})"
+            )
     return shards
 
 
@@ -240,6 +296,7 @@ def _seeded_open_clip_data(seed: int) -> None:
                 rank = int(os.environ.get("RANK", 0))
                 r = random.Random(f"curate-shuffle-{seed}-{rank}-{worker}-{next(calls)}")
             return webdataset.filters._shuffle(src, bufsize, initial, r, handler)
+
         return stage
 
     ocd.wds.shuffle = shuffle  # ocd.wds is the webdataset module; only this process is affected

@@ -59,9 +59,14 @@ DEFAULT_PRECISION = "amp"
 DATACOMP_EXTRA_ARGS = ("--grad-checkpointing", "--local-loss", "--gather-with-grad", "--ddp-static-graph")
 
 
-def datacomp_recipe(scale: str, world_size: int = DEFAULT_WORLD_SIZE, epochs: int = DEFAULT_EPOCHS,
-                    precision: str = DEFAULT_PRECISION, device: str = "cuda",
-                    grad_checkpointing: bool = True) -> dict:
+def datacomp_recipe(
+    scale: str,
+    world_size: int = DEFAULT_WORLD_SIZE,
+    epochs: int = DEFAULT_EPOCHS,
+    precision: str = DEFAULT_PRECISION,
+    device: str = "cuda",
+    grad_checkpointing: bool = True,
+) -> dict:
     """The DataComp training recipe of `scale` as a `curate.training.clip.clip_train_argv` recipe.
 
     `world_size` splits the fixed global batch (it must divide it); `epochs` is DataComp's
@@ -103,5 +108,3 @@ def datacomp_recipe(scale: str, world_size: int = DEFAULT_WORLD_SIZE, epochs: in
 
 #: scale -> recipe with the defaults above (8 processes, 5 epochs, amp, cuda).
 DATACOMP_RECIPES = {scale: datacomp_recipe(scale) for scale in DATACOMP_SCALES}
-
-

@@ -47,8 +47,11 @@ class WeightedReshardDataset(BaseDataset):
     def __getitem__(self, index):
         entry = self.annotation[index]
         image = Image.open(io.BytesIO(read_image_bytes(entry))).convert("RGB")
-        return {"image": self.vis_processor(image), "text_input": self.text_processor(entry["caption"]),
-                "weight": torch.tensor(entry["weight"], dtype=torch.float32)}
+        return {
+            "image": self.vis_processor(image),
+            "text_input": self.text_processor(entry["caption"]),
+            "weight": torch.tensor(entry["weight"], dtype=torch.float32),
+        }
 
 
 @registry.register_builder(DATASET_NAME)
@@ -64,9 +67,13 @@ class WeightedReshardBuilder(BaseDatasetBuilder):
 
     def build(self):
         self.build_processors()
-        return {"train": self.train_dataset_cls(vis_processor=self.vis_processors["train"],
-                                                text_processor=self.text_processors["train"],
-                                                location=self.config.build_info.storage)}
+        return {
+            "train": self.train_dataset_cls(
+                vis_processor=self.vis_processors["train"],
+                text_processor=self.text_processors["train"],
+                location=self.config.build_info.storage,
+            )
+        }
 
 
 @registry.register_model(MODEL_ARCH)
@@ -80,15 +87,17 @@ class WeightedBlipPretrain(BlipPretrain):
         bs = image.size(0)
         weights = samples.get("weight")
         weights = torch.ones(bs, device=image.device) if weights is None else weights.to(image.device).float()
-        alpha = self.alpha * self._rampup_factor(epoch=samples["epoch"], iters=samples["iters"],
-                                                 num_iters_per_epoch=samples["num_iters_per_epoch"])
+        alpha = self.alpha * self._rampup_factor(
+            epoch=samples["epoch"], iters=samples["iters"], num_iters_per_epoch=samples["num_iters_per_epoch"]
+        )
         with torch.no_grad():
             self.temp.clamp_(0.001, 0.5)
         image_embeds = self.visual_encoder.forward_features(image)
         image_atts = torch.ones(image_embeds.size()[:-1], dtype=torch.long).to(image.device)
         image_feat = F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
-        text = self.tokenizer(caption, padding="max_length", truncation=True, max_length=self.max_txt_len,
-                              return_tensors="pt").to(image.device)
+        text = self.tokenizer(
+            caption, padding="max_length", truncation=True, max_length=self.max_txt_len, return_tensors="pt"
+        ).to(image.device)
         text_output = self.text_encoder.forward_text(text)
         text_embeds = text_output.last_hidden_state
         text_feat = F.normalize(self.text_proj(text_embeds[:, 0, :]), dim=-1)
@@ -121,9 +130,13 @@ class WeightedBlipPretrain(BlipPretrain):
 
         encoder_input_ids = text.input_ids.clone()
         encoder_input_ids[:, 0] = self.tokenizer.enc_token_id
-        output_pos = self.text_encoder(encoder_input_ids, attention_mask=text.attention_mask,
-                                       encoder_hidden_states=image_embeds, encoder_attention_mask=image_atts,
-                                       return_dict=True)
+        output_pos = self.text_encoder(
+            encoder_input_ids,
+            attention_mask=text.attention_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_atts,
+            return_dict=True,
+        )
         keep = weights > 0
         with torch.no_grad():
             weights_t2i = F.softmax(sim_t2i[:, :bs], dim=1) + 1e-4
@@ -139,31 +152,54 @@ class WeightedBlipPretrain(BlipPretrain):
         neg_texts = torch.multinomial(weights_i2t, 1).flatten()
         image_embeds_neg = image_embeds[neg_images]
         text_ids_neg, text_atts_neg = encoder_input_ids[neg_texts], text.attention_mask[neg_texts]
-        output_neg = self.text_encoder(torch.cat([encoder_input_ids, text_ids_neg], dim=0),
-                                       attention_mask=torch.cat([text.attention_mask, text_atts_neg], dim=0),
-                                       encoder_hidden_states=torch.cat([image_embeds_neg, image_embeds], dim=0),
-                                       encoder_attention_mask=torch.cat([image_atts, image_atts], dim=0),
-                                       return_dict=True)
-        itm_logits = self.itm_head(torch.cat([output_pos.last_hidden_state[:, 0, :],
-                                              output_neg.last_hidden_state[:, 0, :]], dim=0))
-        loss_itm = itm_loss(itm_logits[:bs], itm_logits[bs:2 * bs], itm_logits[2 * bs:], weights, has_negative)
+        output_neg = self.text_encoder(
+            torch.cat([encoder_input_ids, text_ids_neg], dim=0),
+            attention_mask=torch.cat([text.attention_mask, text_atts_neg], dim=0),
+            encoder_hidden_states=torch.cat([image_embeds_neg, image_embeds], dim=0),
+            encoder_attention_mask=torch.cat([image_atts, image_atts], dim=0),
+            return_dict=True,
+        )
+        itm_logits = self.itm_head(
+            torch.cat([output_pos.last_hidden_state[:, 0, :], output_neg.last_hidden_state[:, 0, :]], dim=0)
+        )
+        loss_itm = itm_loss(itm_logits[:bs], itm_logits[bs : 2 * bs], itm_logits[2 * bs :], weights, has_negative)
 
         decoder_input_ids = text.input_ids.clone()
         decoder_input_ids[:, 0] = self.tokenizer.bos_token_id
         decoder_targets = decoder_input_ids.masked_fill(decoder_input_ids == self.tokenizer.pad_token_id, -100)
-        decoder_output = self.text_decoder(decoder_input_ids, attention_mask=text.attention_mask,
-                                           encoder_hidden_states=image_embeds, encoder_attention_mask=image_atts,
-                                           labels=decoder_targets, return_dict=True)
+        decoder_output = self.text_decoder(
+            decoder_input_ids,
+            attention_mask=text.attention_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_atts,
+            labels=decoder_targets,
+            return_dict=True,
+        )
         loss_lm = lm_loss(decoder_output.logits, decoder_targets, weights, label_smoothing=LABEL_SMOOTHING)
         return BlipOutput(
-            loss=loss_itc + loss_itm + loss_lm, loss_itc=loss_itc, loss_itm=loss_itm, loss_lm=loss_lm,
-            sims=BlipSimilarity(sim_i2t=sim_i2t, sim_t2i=sim_t2i, sim_i2t_m=sim_i2t_m, sim_t2i_m=sim_t2i_m,
-                                sim_i2t_targets=sim_i2t_targets, sim_t2i_targets=sim_t2i_targets),
-            intermediate_output=BlipIntermediateOutput(image_embeds=image_embeds, text_embeds=text_embeds,
-                                                       image_embeds_m=image_embeds_m, text_embeds_m=text_embeds_m,
-                                                       encoder_output=output_pos, encoder_output_neg=output_neg,
-                                                       itm_logits=itm_logits, decoder_output=decoder_output,
-                                                       decoder_labels=decoder_targets),
+            loss=loss_itc + loss_itm + loss_lm,
+            loss_itc=loss_itc,
+            loss_itm=loss_itm,
+            loss_lm=loss_lm,
+            sims=BlipSimilarity(
+                sim_i2t=sim_i2t,
+                sim_t2i=sim_t2i,
+                sim_i2t_m=sim_i2t_m,
+                sim_t2i_m=sim_t2i_m,
+                sim_i2t_targets=sim_i2t_targets,
+                sim_t2i_targets=sim_t2i_targets,
+            ),
+            intermediate_output=BlipIntermediateOutput(
+                image_embeds=image_embeds,
+                text_embeds=text_embeds,
+                image_embeds_m=image_embeds_m,
+                text_embeds_m=text_embeds_m,
+                encoder_output=output_pos,
+                encoder_output_neg=output_neg,
+                itm_logits=itm_logits,
+                decoder_output=decoder_output,
+                decoder_labels=decoder_targets,
+            ),
         )
 
 

@@ -137,8 +137,15 @@ def reshard_index(shard_dir) -> list[dict]:
             entry = pending[key]
             if "image" in entry and "caption" in entry:
                 offset, size = entry["image"]
-                index.append({"shard": str(shard), "offset": int(offset), "size": int(size),
-                              "caption": entry["caption"], "weight": entry.get("weight", 1.0)})
+                index.append(
+                    {
+                        "shard": str(shard),
+                        "offset": int(offset),
+                        "size": int(size),
+                        "caption": entry["caption"],
+                        "weight": entry.get("weight", 1.0),
+                    }
+                )
     return index
 
 

@@ -46,6 +46,7 @@ SPECIAL = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_TOKEN)
 # Building
 # ---------------------------------------------------------------------------------------------
 
+
 def word_tokenizer(texts):
     """A lower-casing word-level ``PreTrainedTokenizerFast`` over `texts` (punctuation split off)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -55,16 +56,32 @@ def word_tokenizer(texts):
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(list(texts), trainers.WordLevelTrainer(special_tokens=list(SPECIAL)))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", extra_special_tokens=[IMAGE_TOKEN])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens=[IMAGE_TOKEN],
+    )
 
 
 def caption_ids(tokenizer, caption: str) -> list[int]:
     return tokenizer(caption, add_special_tokens=False)["input_ids"]
 
 
-def build_tiny_parts(out_dir, captions, seed: int, lm_steps: int = 300, batch_size: int = 64, lr: float = 3e-3,
-                     hidden: int = 64, layers: int = 2, image_size: int = 64, patch_size: int = 16) -> dict:
+def build_tiny_parts(
+    out_dir,
+    captions,
+    seed: int,
+    lm_steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    hidden: int = 64,
+    layers: int = 2,
+    image_size: int = 64,
+    patch_size: int = 16,
+) -> dict:
     """Save a tiny vision tower (``out_dir/vision``) and a tiny causal LM trained on `captions`
     with its tokenizer (``out_dir/language_model``). Deterministic given `seed`."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
@@ -75,13 +92,30 @@ def build_tiny_parts(out_dir, captions, seed: int, lm_steps: int = 300, batch_si
     losses = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        vision = CLIPVisionModel(CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden,
-                                                  num_hidden_layers=layers, num_attention_heads=4,
-                                                  image_size=image_size, patch_size=patch_size))
-        lm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                                          max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
-                                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+        vision = CLIPVisionModel(
+            CLIPVisionConfig(
+                hidden_size=hidden,
+                intermediate_size=2 * hidden,
+                num_hidden_layers=layers,
+                num_attention_heads=4,
+                image_size=image_size,
+                patch_size=patch_size,
+            )
+        )
+        lm = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=hidden,
+                intermediate_size=2 * hidden,
+                num_hidden_layers=layers,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=128,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
         sequences = [[tokenizer.bos_token_id] + caption_ids(tokenizer, c) + [tokenizer.eos_token_id] for c in captions]
         gen = torch.Generator().manual_seed(int(seed))
         opt = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.0)
@@ -97,8 +131,12 @@ def build_tiny_parts(out_dir, captions, seed: int, lm_steps: int = 300, batch_si
     vision.save_pretrained(out_dir / "vision")
     lm.save_pretrained(out_dir / "language_model")
     tokenizer.save_pretrained(out_dir / "language_model")
-    return {"vocab_size": len(tokenizer), "lm_steps": int(lm_steps),
-            "lm_first_loss": losses[0] if losses else None, "lm_final_loss": float(np.mean(losses[-10:])) if losses else None}
+    return {
+        "vocab_size": len(tokenizer),
+        "lm_steps": int(lm_steps),
+        "lm_first_loss": losses[0] if losses else None,
+        "lm_final_loss": float(np.mean(losses[-10:])) if losses else None,
+    }
 
 
 def _pad(sequences, pad_id: int, n_prefix: list[int]):
@@ -111,7 +149,7 @@ def _pad(sequences, pad_id: int, n_prefix: list[int]):
     for i, (seq, k) in enumerate(zip(sequences, n_prefix)):
         ids[i, : len(seq)] = torch.tensor(seq)
         attn[i, : len(seq)] = 1
-        labels[i, k: len(seq)] = torch.tensor(seq[k:])
+        labels[i, k : len(seq)] = torch.tensor(seq[k:])
     return ids, attn, labels
 
 
@@ -139,10 +177,15 @@ def assemble_llava(vision_dir, language_model_dir, out_dir, seed: int, image_siz
     vc = vision.config
     size = image_size or vc.image_size
     n_image_tokens = (size // vc.patch_size) ** 2
-    config = LlavaConfig(vision_config=vc.to_dict(), text_config=lm.config.to_dict(),
-                         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-                         image_seq_length=n_image_tokens, vision_feature_select_strategy="default",
-                         vision_feature_layer=-2, projector_hidden_act="gelu")
+    config = LlavaConfig(
+        vision_config=vc.to_dict(),
+        text_config=lm.config.to_dict(),
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=n_image_tokens,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        projector_hidden_act="gelu",
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = LlavaForConditionalGeneration(config)
@@ -150,10 +193,17 @@ def assemble_llava(vision_dir, language_model_dir, out_dir, seed: int, image_siz
     model.model.language_model.load_state_dict(lm.model.state_dict())
     model.lm_head.load_state_dict(lm.lm_head.state_dict())
     processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                                           image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)),
-        tokenizer=tokenizer, patch_size=vc.patch_size, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1)
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            image_mean=list(CLIP_MEAN),
+            image_std=list(CLIP_STD),
+        ),
+        tokenizer=tokenizer,
+        patch_size=vc.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
@@ -171,12 +221,14 @@ def load_llava(model_dir):
 # Projector pretraining
 # ---------------------------------------------------------------------------------------------
 
+
 def _prefix(model, tokenizer) -> list[int]:
     return [tokenizer.bos_token_id] + [model.config.image_token_index] * int(model.config.image_seq_length)
 
 
-def weighted_caption_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                          total_weight: torch.Tensor | None = None) -> torch.Tensor | None:
+def weighted_caption_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, total_weight: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """``sum_i w_i l_i / sum_i w_i`` with ``l_i`` the mean next-token cross-entropy over sample i's
     labelled tokens; None when every weight is 0. With gradient accumulation the denominator is
     the whole batch's `total_weight`, so the micro-batches' losses add up to the batch's."""
@@ -185,8 +237,9 @@ def weighted_caption_loss(logits: torch.Tensor, labels: torch.Tensor, weights: t
         return None
     shift_logits = logits[:, :-1].float()
     shift_labels = labels[:, 1:]
-    ce = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                                           ignore_index=-100, reduction="none").view(shift_labels.shape)
+    ce = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(shift_labels.shape)
     mask = (shift_labels != -100).float()
     per_sample = (ce * mask).sum(1) / mask.sum(1).clamp(min=1)
     return (weights * per_sample).sum() / total
@@ -233,14 +286,15 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
         opt.zero_grad(set_to_none=True)
         batch_loss = 0.0
         for start in range(0, len(batch), micro):
-            part = batch[start:start + micro]
-            pix = processor.image_processor(images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in part],
-                                            return_tensors="pt")["pixel_values"].to(device)
+            part = batch[start : start + micro]
+            pix = processor.image_processor(
+                images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in part], return_tensors="pt"
+            )["pixel_values"].to(device)
             seqs = [prefix + caption_ids(tokenizer, t)[:max_text] + [tokenizer.eos_token_id] for _, t, _ in part]
             ids, attn, labels = _pad(seqs, tokenizer.pad_token_id, [len(prefix)] * len(seqs))
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "amp_bf16"):
                 logits = model(input_ids=ids.to(device), attention_mask=attn.to(device), pixel_values=pix).logits
-            loss = weighted_caption_loss(logits, labels.to(device), all_weights[start:start + micro], total_weight)
+            loss = weighted_caption_loss(logits, labels.to(device), all_weights[start : start + micro], total_weight)
             loss.backward()
             batch_loss += float(loss.detach())
         opt.step()
@@ -255,8 +309,9 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
         raise ValueError(f"llava precision must be fp32 or amp_bf16, got {precision!r}")
     for epoch in range(int(recipe["epochs"])):
         batch = []
-        for sample in read_samples(shards, order_seed=seed * 100_003 + epoch,
-                                   shuffle_buffer=int(recipe["shuffle_buffer"])):
+        for sample in read_samples(
+            shards, order_seed=seed * 100_003 + epoch, shuffle_buffer=int(recipe["shuffle_buffer"])
+        ):
             batch.append(sample)
             if len(batch) == batch_size:
                 run(batch)
@@ -267,8 +322,13 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    summary = {"samples": n_samples, "steps": step, "skipped_steps": skipped,
-               "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None}
+    summary = {
+        "samples": n_samples,
+        "steps": step,
+        "skipped_steps": skipped,
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+    }
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -276,5 +336,3 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
 # ---------------------------------------------------------------------------------------------
 # Captioning evaluation
 # ---------------------------------------------------------------------------------------------
-
-

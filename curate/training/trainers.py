@@ -15,7 +15,9 @@ _RATE = {"type": "number", "exclusiveMinimum": 0}
 _BETA = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
 
 TRAINERS = Registry(
-    "trainer", key="trainer", default="open_clip",
+    "trainer",
+    key="trainer",
+    default="open_clip",
     common={
         "model": required(NAME, "the architecture (an open_clip name, or one of curate/model_configs)"),
         "epochs": required(POSITIVE_INT),
@@ -27,7 +29,9 @@ TRAINERS = Registry(
         "world_size": optional(POSITIVE_INT, 1, "processes (GPUs) the global batch is split over"),
         "nodes": optional(POSITIVE_INT, 1, "nodes the processes are spread over"),
         "seed": optional(SEED, 0, "the training's seed"),
-        "tiny_analogue": optional(NAME, None, "the recipe a `scale: tiny` paper row trains with instead", ref="recipes"),
+        "tiny_analogue": optional(
+            NAME, None, "the recipe a `scale: tiny` paper row trains with instead", ref="recipes"
+        ),
     },
 )
 
@@ -49,18 +53,23 @@ TRAINERS.register(
     params={
         "samples_seen": optional(POSITIVE_INT, None, "total samples seen (required when resampled)"),
         "warmup": required({"type": "integer", "minimum": 0}, "warm-up steps"),
-        "beta1": required(_BETA), "beta2": required(_BETA), "eps": required(_RATE),
+        "beta1": required(_BETA),
+        "beta2": required(_BETA),
+        "eps": required(_RATE),
         "lr_scheduler": optional({"enum": ["cosine", "const", "const-cooldown"]}, "cosine"),
         "resampled": optional({"type": "boolean"}, True, "draw shards with replacement (DataComp)"),
         "accum_freq": optional(POSITIVE_INT, 1),
         "log_every_n_steps": optional(POSITIVE_INT, 100),
         "save_frequency": optional({"type": "integer", "minimum": 0}, 0),
         "grad_clip_norm": optional(_RATE, None),
-        "extra_args": optional({"type": "array", "items": {"type": "string"}}, [], "passed to open_clip_train verbatim"),
+        "extra_args": optional(
+            {"type": "array", "items": {"type": "string"}}, [], "passed to open_clip_train verbatim"
+        ),
         "workers": optional({"type": "integer", "minimum": 0}, 0, "data loader workers per process"),
     },
     check=lambda config, where, entry: _check_samples_seen(where, entry),
-    train_rule="train_clip", evaluate_rule="evaluate_model",
+    train_rule="train_clip",
+    evaluate_rule="evaluate_model",
 )
 
 
@@ -74,21 +83,35 @@ TRAINERS.register(
     doc="curate's CLIP loop with per-sample loss weights (MoS's sample weighting)",
     params={
         "warmup_epochs": required({"type": "number", "minimum": 0}),
-        "beta1": required(_BETA), "beta2": required(_BETA), "eps": required(_RATE),
+        "beta1": required(_BETA),
+        "beta2": required(_BETA),
+        "eps": required(_RATE),
         "workers": optional({"type": "integer", "minimum": 0}, 0, "data loader workers"),
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
     },
-    train_rule="train_weighted_clip", evaluate_rule="evaluate_model",
+    train_rule="train_weighted_clip",
+    evaluate_rule="evaluate_model",
 )
 
 _LLAVA_BASE = {
-    "type": "object", "required": ["source"], "additionalProperties": False,
-    "properties": {"source": {"enum": ["train", "models", "local"]}, "curated_set": NAME, "seed": SEED,
-                   "lm_steps": {"type": "integer", "minimum": 0}, "vision_tower": {"type": "string"},
-                   "language_model": {"type": "string"}},
-    "allOf": [{"if": {"properties": {"source": {"const": "train"}}},
-               "then": {"required": ["curated_set", "seed", "lm_steps"]},
-               "else": {"required": ["vision_tower", "language_model"]}}],
+    "type": "object",
+    "required": ["source"],
+    "additionalProperties": False,
+    "properties": {
+        "source": {"enum": ["train", "models", "local"]},
+        "curated_set": NAME,
+        "seed": SEED,
+        "lm_steps": {"type": "integer", "minimum": 0},
+        "vision_tower": {"type": "string"},
+        "language_model": {"type": "string"},
+    },
+    "allOf": [
+        {
+            "if": {"properties": {"source": {"const": "train"}}},
+            "then": {"required": ["curated_set", "seed", "lm_steps"]},
+            "else": {"required": ["vision_tower", "language_model"]},
+        }
+    ],
 }
 
 
@@ -113,14 +136,19 @@ TRAINERS.register(
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
     },
     check=_check_llava,
-    train_rule="train_llava", evaluate_rule="evaluate_llava",
+    train_rule="train_llava",
+    evaluate_rule="evaluate_llava",
 )
 
 _BLIP_COMMON = {
-    "library": required({"enum": ["lavis", "transformers"]},
-                        "lavis: salesforce-lavis's blip_pretrain in its own env; transformers: a tiny BLIP"),
-    "lr_decay_rate": required({"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                              "the lr is multiplied by this every epoch (LAVIS's step_lr)"),
+    "library": required(
+        {"enum": ["lavis", "transformers"]},
+        "lavis: salesforce-lavis's blip_pretrain in its own env; transformers: a tiny BLIP",
+    ),
+    "lr_decay_rate": required(
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "the lr is multiplied by this every epoch (LAVIS's step_lr)",
+    ),
     "warmup": optional({"type": "integer", "minimum": 0}, 0, "warm-up steps"),
     "warmup_lr": optional({"type": "number", "minimum": 0}, 1e-6),
     "min_lr": optional({"type": "number", "minimum": 0}, 1e-6),
@@ -135,13 +163,29 @@ _BLIP_LIBRARIES = {
         "workers": optional({"type": "integer", "minimum": 0}, 4, "data loader workers per process"),
     },
     "transformers": {
-        "tokenizer": required({"type": "object", "required": ["curated_set"], "additionalProperties": False,
-                               "properties": {"curated_set": NAME,
-                                              "vocab_size": {"type": "integer", "minimum": 16, "default": 400}}},
-                              "the WordPiece tokenizer is fitted to this curated set's captions"),
-        "arch": optional({"type": "object", "additionalProperties": False,
-                          "properties": {"hidden": POSITIVE_INT, "layers": POSITIVE_INT, "image_size": POSITIVE_INT,
-                                         "patch_size": POSITIVE_INT}}, {}, "the tiny BLIP's sizes"),
+        "tokenizer": required(
+            {
+                "type": "object",
+                "required": ["curated_set"],
+                "additionalProperties": False,
+                "properties": {"curated_set": NAME, "vocab_size": {"type": "integer", "minimum": 16, "default": 400}},
+            },
+            "the WordPiece tokenizer is fitted to this curated set's captions",
+        ),
+        "arch": optional(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "hidden": POSITIVE_INT,
+                    "layers": POSITIVE_INT,
+                    "image_size": POSITIVE_INT,
+                    "patch_size": POSITIVE_INT,
+                },
+            },
+            {},
+            "the tiny BLIP's sizes",
+        ),
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
     },
 }
@@ -150,8 +194,9 @@ _BLIP_LIBRARIES = {
 def _blip_params(recipe: dict, where: str) -> dict:
     library = recipe.get("library")
     if library not in _BLIP_LIBRARIES:
-        raise ConfigError(f"{where}.library: a blip recipe's library is one of {', '.join(_BLIP_LIBRARIES)}, "
-                          f"not {library!r}")
+        raise ConfigError(
+            f"{where}.library: a blip recipe's library is one of {', '.join(_BLIP_LIBRARIES)}, not {library!r}"
+        )
     return _BLIP_LIBRARIES[library]
 
 
@@ -165,7 +210,9 @@ def _check_blip(config: dict, where: str, recipe: dict) -> None:
 TRAINERS.register(
     "blip",
     doc="BLIP pretraining (ITC + ITM + LM) with per-sample loss weights (MoS Table 3)",
-    params=_BLIP_COMMON, extra_params=_blip_params, check=_check_blip,
+    params=_BLIP_COMMON,
+    extra_params=_blip_params,
+    check=_check_blip,
     train_rule=lambda recipe: "train_blip_lavis" if recipe["library"] == "lavis" else "train_blip",
     evaluate_rule="evaluate_blip",
 )

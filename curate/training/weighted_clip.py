@@ -41,6 +41,7 @@ from curate.training.trainers import complete_recipe
 
 log = logging.getLogger(__name__)
 
+
 def batch_loss(model, images: torch.Tensor, texts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
     """The weighted CLIP loss of one batch (weights normalised to sum 1); None if all are 0."""
     total = weights.sum()
@@ -74,8 +75,9 @@ class ReshardBatches(torch.utils.data.IterableDataset):
     so the epoch's batches depend on (seed, epoch, number of workers) only.
     """
 
-    def __init__(self, shards, seed: int, epoch: int, batch_size: int, preprocess, tokenizer,
-                 shuffle_buffer: int = 1000):
+    def __init__(
+        self, shards, seed: int, epoch: int, batch_size: int, preprocess, tokenizer, shuffle_buffer: int = 1000
+    ):
         super().__init__()
         self.shards, self.seed, self.epoch = list(shards), int(seed), int(epoch)
         self.batch_size, self.preprocess, self.tokenizer = int(batch_size), preprocess, tokenizer
@@ -90,8 +92,9 @@ class ReshardBatches(torch.utils.data.IterableDataset):
         random.Random(f"weighted-clip-shards-{self.seed}-{self.epoch}").shuffle(order)
         mine = order[worker::workers]
         batch = []
-        for jpg, text, weight in read_samples(mine, order_seed=(self.seed * 100_003 + self.epoch) * 1009 + worker,
-                                              shuffle_buffer=self.shuffle_buffer):
+        for jpg, text, weight in read_samples(
+            mine, order_seed=(self.seed * 100_003 + self.epoch) * 1009 + worker, shuffle_buffer=self.shuffle_buffer
+        ):
             batch.append((jpg, text, weight))
             if len(batch) == self.batch_size:
                 images = torch.stack([self.preprocess(Image.open(io.BytesIO(j)).convert("RGB")) for j, _, _ in batch])
@@ -101,7 +104,9 @@ class ReshardBatches(torch.utils.data.IterableDataset):
                 batch = []
 
 
-def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: int = 1, workers: int | None = None) -> dict:
+def train_weighted_clip(
+    recipe: dict, shard_dir, out_dir, seed: int, threads: int = 1, workers: int | None = None
+) -> dict:
     """Train `recipe["model"]` from scratch on the reshard in `shard_dir`, export it to `out_dir`
     (an open_clip model folder that `curate.scoring.clip.load_model` reads). Returns a summary.
 
@@ -132,19 +137,28 @@ def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: in
     torch.manual_seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     _register_archs()
-    model, preprocess, _ = open_clip.create_model_and_transforms(str(recipe["model"]), device=device,
-                                                                 output_dict=True)
+    model, preprocess, _ = open_clip.create_model_and_transforms(str(recipe["model"]), device=device, output_dict=True)
     tokenizer = open_clip.get_tokenizer(str(recipe["model"]))
     model.train()
-    opt = torch.optim.AdamW(_param_groups(model, float(recipe["wd"])), lr=float(recipe["lr"]),
-                            betas=(float(recipe["beta1"]), float(recipe["beta2"])), eps=float(recipe["eps"]))
+    opt = torch.optim.AdamW(
+        _param_groups(model, float(recipe["wd"])),
+        lr=float(recipe["lr"]),
+        betas=(float(recipe["beta1"]), float(recipe["beta2"])),
+        eps=float(recipe["eps"]),
+    )
     step, skipped, losses = 0, 0, []
     for epoch in range(epochs):
-        dataset = ReshardBatches(shards, seed, epoch, batch_size, preprocess, tokenizer,
-                                 shuffle_buffer=int(recipe["shuffle_buffer"]))
-        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
-                                             generator=torch.Generator().manual_seed(int(seed) * 1_000 + epoch),
-                                             persistent_workers=False, pin_memory=device.type == "cuda")
+        dataset = ReshardBatches(
+            shards, seed, epoch, batch_size, preprocess, tokenizer, shuffle_buffer=int(recipe["shuffle_buffer"])
+        )
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=workers,
+            generator=torch.Generator().manual_seed(int(seed) * 1_000 + epoch),
+            persistent_workers=False,
+            pin_memory=device.type == "cuda",
+        )
         for images, texts, weights in loader:
             if step >= total_steps:
                 break
@@ -164,15 +178,28 @@ def train_weighted_clip(recipe: dict, shard_dir, out_dir, seed: int, threads: in
                 model.logit_scale.clamp_(0, math.log(100))
             losses.append(float(loss.detach()))
             if step % 50 == 0 or step == total_steps:
-                log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, step, total_steps, losses[-1],
-                         opt.param_groups[0]["lr"])
+                log.info(
+                    "epoch %d step %d/%d loss %.4f lr %.2e",
+                    epoch,
+                    step,
+                    total_steps,
+                    losses[-1],
+                    opt.param_groups[0]["lr"],
+                )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / "_checkpoint.pt"
     torch.save({"state_dict": model.state_dict()}, checkpoint)
     export_local_dir(checkpoint, str(recipe["model"]), out_dir)
     checkpoint.unlink()
-    summary = {"samples": n_samples, "steps": step, "skipped_steps": skipped, "epochs": epochs, "workers": workers,
-               "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None}
+    summary = {
+        "samples": n_samples,
+        "steps": step,
+        "skipped_steps": skipped,
+        "epochs": epochs,
+        "workers": workers,
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+    }
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

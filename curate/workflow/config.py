@@ -63,7 +63,10 @@ def expand_selection_grids(grids: list) -> dict:
     for grid in grids or ():
         for scorer in grid.get("scorers", []):
             selections[f"{grid['prefix']}_{short_scorer_name(scorer)}"] = {
-                "method": grid["method"], "scorer": scorer, **grid.get("params", {})}
+                "method": grid["method"],
+                "scorer": scorer,
+                **grid.get("params", {}),
+            }
         for name, fusion in grid.get("fusions", {}).items():
             selections[name] = {"method": grid["method"], "fusion": fusion, **grid.get("params", {})}
     return selections
@@ -108,11 +111,13 @@ def complete_entries(config: dict) -> None:
     from curate.evaluation.task_types import TASK_TYPES
 
     for section, registry in registries().items():
-        config[section] = {name: registry.complete(entry, f"{section}.{name}")
-                           for name, entry in config.get(section, {}).items()}
+        config[section] = {
+            name: registry.complete(entry, f"{section}.{name}") for name, entry in config.get(section, {}).items()
+        }
     for suite, entry in config["suites"].items():
-        entry["tasks"] = {key: TASK_TYPES.complete(task, f"suites.{suite}.tasks.{key}")
-                          for key, task in entry["tasks"].items()}
+        entry["tasks"] = {
+            key: TASK_TYPES.complete(task, f"suites.{suite}.tasks.{key}") for key, task in entry["tasks"].items()
+        }
 
 
 def check_scale(config: dict) -> None:
@@ -163,13 +168,15 @@ def check_references(config: dict) -> None:
             require_entry(config, "selections", selection, f"tables.{table}.selections")
         for name in entry.get("pending") or {}:
             if name in config["selections"]:
-                raise ConfigError(f"tables.{table}.pending: {name!r} is a selection that is built; "
-                                  "list it under selections")
+                raise ConfigError(
+                    f"tables.{table}.pending: {name!r} is a selection that is built; list it under selections"
+                )
         pool = config["pools"][config["scales"][config["scale"]]["pool"]]
         for selection in table_selections(config, table):
             if config["selections"][selection]["method"] == "oracle" and pool["source"] != "synthetic":
-                raise ConfigError(f"tables.{table}.selections: {selection!r} needs ground truth, "
-                                  "which only synthetic pools have")
+                raise ConfigError(
+                    f"tables.{table}.selections: {selection!r} needs ground truth, which only synthetic pools have"
+                )
     for figure, entry in config.get("figures", {}).items():
         selections = list((entry.get("selections") or {}).values())
         selections += [s for series in (entry.get("series") or {}).values() for s in series]

@@ -35,34 +35,61 @@ def figure_plan(ws, name: str) -> dict | None:
             for selection, x in members.items():
                 if selection_available(config, selection):
                     run = runs_as(config, selection)
-                    points.append({"series": series, "x": x, "selection": selection,
-                                   "evaluation": ws.path("evaluation", pool=pool, selection=run, recipe=recipe,
-                                                         suite=suite)})
+                    points.append(
+                        {
+                            "series": series,
+                            "x": x,
+                            "selection": selection,
+                            "evaluation": ws.path("evaluation", pool=pool, selection=run, recipe=recipe, suite=suite),
+                        }
+                    )
         if not points:
             return None
-        return {"type": kind, "inputs": {"evaluations": list(dict.fromkeys(p["evaluation"] for p in points))},
-                "params": params | {"points": points, "metrics": figure["metrics"], "x_label": figure["x_label"],
-                                    "suite": config["suites"][suite], "scale": config["scale"]}}
+        return {
+            "type": kind,
+            "inputs": {"evaluations": list(dict.fromkeys(p["evaluation"] for p in points))},
+            "params": params
+            | {
+                "points": points,
+                "metrics": figure["metrics"],
+                "x_label": figure["x_label"],
+                "suite": config["suites"][suite],
+                "scale": config["scale"],
+            },
+        }
     if kind == "repetitions":
-        subsets = {label: ws.path("subset", pool=pool, selection=runs_as(config, s))
-                   for label, s in figure["selections"].items() if selection_available(config, s)}
+        subsets = {
+            label: ws.path("subset", pool=pool, selection=runs_as(config, s))
+            for label, s in figure["selections"].items()
+            if selection_available(config, s)
+        }
         if not subsets:
             return None
-        return {"type": kind, "inputs": {"subsets": list(subsets.values())}, "params": params | {"labels": list(subsets)}}
+        return {
+            "type": kind,
+            "inputs": {"subsets": list(subsets.values())},
+            "params": params | {"labels": list(subsets)},
+        }
     if kind == "disparity":
         fusion = config["fusions"].get(figure["fusion"])
         if fusion is None or any(s not in config["scorers"] for s in fusion["scorers"]) or len(fusion["scorers"]) < 2:
             return None
         scores = [f for s in fusion["scorers"] for f in ws.score_files(pool, s)]
-        return {"type": kind, "inputs": {"scores": scores},
-                "params": params | {"scorers": fusion["scorers"], "n_chunks": len(scores) // len(fusion["scorers"])}}
+        return {
+            "type": kind,
+            "inputs": {"scores": scores},
+            "params": params | {"scorers": fusion["scorers"], "n_chunks": len(scores) // len(fusion["scorers"])},
+        }
     if kind == "noise_scores":
         if config["pools"][pool]["source"] != "synthetic" or any(s not in config["scorers"] for s in figure["scorers"]):
             return None
         scores = [f for s in figure["scorers"] for f in ws.score_files(pool, s)]
         truth = ws.per_chunk("ground_truth", pool)
-        return {"type": kind, "inputs": {"scores": scores, "ground_truth": truth},
-                "params": params | {"scorers": figure["scorers"], "n_chunks": len(truth)}}
+        return {
+            "type": kind,
+            "inputs": {"scores": scores, "ground_truth": truth},
+            "params": params | {"scorers": figure["scorers"], "n_chunks": len(truth)},
+        }
     raise ValueError(f"figures.{name}: unknown type {kind!r}")
 
 

@@ -134,7 +134,9 @@ def selection_references_missing(config: dict, selection: str) -> dict:
 
 def _missing_words(missing: dict) -> str:
     words = {**NEED_WORDS, "fusion": "fusion not configured", "suite": "suite not configured"}
-    return "; ".join(f"{words.get(kind, kind + ' not available')}: {', '.join(names)}" for kind, names in missing.items())
+    return "; ".join(
+        f"{words.get(kind, kind + ' not available')}: {', '.join(names)}" for kind, names in missing.items()
+    )
 
 
 def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
@@ -151,12 +153,22 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
     moved = moves_rows(entry, config["scale"])
     pool = entry["pool"] if moved else row["pool"]
     recipe, suite = row_setting(config, row, "recipe"), row_setting(config, row, "suite")
-    used = [(name, mapping[name]) for name in _dedupe(_split_need(n)[1] for n in row.get("needs", [])) if name in mapping]
+    used = [
+        (name, mapping[name]) for name in _dedupe(_split_need(n)[1] for n in row.get("needs", [])) if name in mapping
+    ]
     resolved = {
-        "label": row["label"], "scale": config["scale"], "selection": row["selection"], "runs_as": "",
-        "pool": pool, "recipe": recipe, "suite": suite,
+        "label": row["label"],
+        "scale": config["scale"],
+        "selection": row["selection"],
+        "runs_as": "",
+        "pool": pool,
+        "recipe": recipe,
+        "suite": suite,
         "stand_ins": "; ".join(f"{a} -> {b}" for a, b in used),
-        "built": False, "comparable": False, "status": "", "evaluation": None,
+        "built": False,
+        "comparable": False,
+        "status": "",
+        "evaluation": None,
     }
 
     def unbuilt(status):
@@ -166,8 +178,11 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
         return unbuilt("reported only: the method is not disclosed")
     selection = row["selection"]
     if selection not in config["selections"]:
-        unimplemented = [name for kind, name in map(_split_need, row.get("needs", []))
-                         if kind == "method" and _method_name(name) not in methods]
+        unimplemented = [
+            name
+            for kind, name in map(_split_need, row.get("needs", []))
+            if kind == "method" and _method_name(name) not in methods
+        ]
         if unimplemented:
             return unbuilt(f"method not built yet: {', '.join(_dedupe(unimplemented))}")
         missing = missing_needs(config, row.get("needs", []), mapping)
@@ -195,7 +210,10 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
     else:
         status = "stand-in scorers: no delta"
     return resolved | {
-        "runs_as": run, "built": True, "comparable": comparable, "status": status,
+        "runs_as": run,
+        "built": True,
+        "comparable": comparable,
+        "status": status,
         "evaluation": paths("evaluation", pool=pool, selection=run, recipe=recipe, suite=suite),
     }
 

@@ -28,9 +28,14 @@ def table_rows(ws, table: str, labels: bool = False) -> list[dict]:
     pool, recipe, suite = ws.scale["pool"], ws.scale["recipe"], ws.scale["suite"]
     return [
         (selection_labels(ws.config, selection) if labels else {})
-        | {"selection": selection, "pool": pool, "recipe": recipe, "suite": suite,
-           "subset": ws.path("subset", pool=pool, selection=selection),
-           "evaluation": ws.path("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite)}
+        | {
+            "selection": selection,
+            "pool": pool,
+            "recipe": recipe,
+            "suite": suite,
+            "subset": ws.path("subset", pool=pool, selection=selection),
+            "evaluation": ws.path("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite),
+        }
         for selection in table_selections(ws.config, table)
     ]
 

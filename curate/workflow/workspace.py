@@ -57,8 +57,9 @@ class Workspace:
         the prepared (renamed, uid-made, sampled) parquet of other sources."""
         entry = self.config["pools"][pool]
         metadata = entry["metadata"]
-        if entry["source"] == "datacomp" and not (metadata.get("columns") or metadata.get("uid_from")
-                                                  or metadata.get("sample")):
+        if entry["source"] == "datacomp" and not (
+            metadata.get("columns") or metadata.get("uid_from") or metadata.get("sample")
+        ):
             return self.path("metadata_fetched", pool=pool)
         return self.path("metadata_prepared", pool=pool)
 
@@ -102,8 +103,10 @@ class Workspace:
 
     def conversion_inputs(self, model: str) -> dict:
         """An original checkpoint's fetched folder and the model whose processor it takes."""
-        return {"checkpoint": self.path("pretrained_model", model=model),
-                "processor": self.model_folder(self.config["models"][model]["processor"])}
+        return {
+            "checkpoint": self.path("pretrained_model", model=model),
+            "processor": self.model_folder(self.config["models"][model]["processor"]),
+        }
 
     def batch_size(self, scorer: str) -> int:
         return self.config["scorers"][scorer]["batch_size"] or self.config["score_batch_size"]
@@ -128,8 +131,10 @@ class Workspace:
     def fuse_chunk_inputs(self, pool: str, fusion: str, chunk: str) -> dict:
         entry = self.config["fusions"][fusion]
         method = FUSIONS.of(entry)
-        inputs = {"scores": self.fusion_score_files(pool, fusion, [chunk]),
-                  "stats": self.path("fusion_stats", pool=pool, fusion=fusion)}
+        inputs = {
+            "scores": self.fusion_score_files(pool, fusion, [chunk]),
+            "stats": self.path("fusion_stats", pool=pool, fusion=fusion),
+        }
         if method.spec.get("head"):
             inputs["mixer"] = self.path("mixer", pool=pool, fusion=fusion)
         extra = method.spec.get("chunk_inputs")
@@ -151,8 +156,9 @@ class Workspace:
         if reference.get("scorer"):
             inputs["reference"] = self.path("trained_scorer", scorer=reference["scorer"])
         else:
-            inputs["reference"] = self.path("model", pool=pool, selection=reference["selection"],
-                                            recipe=reference["recipe"])
+            inputs["reference"] = self.path(
+                "model", pool=pool, selection=reference["selection"], recipe=reference["recipe"]
+            )
         if FUSIONS.of(entry).head_input == "embeddings":
             inputs["embeddings"] = self.per_chunk("embeddings", pool, scorer=entry["scorers"][0])
         return inputs
@@ -217,14 +223,18 @@ class Workspace:
         if base["source"] == "train":
             return {"curated_set": self.path("curated_set", curated_set=base["curated_set"])}
         if base["source"] == "models":
-            return {part: self.path("pretrained_model", model=base[part]) for part in ("vision_tower", "language_model")}
+            return {
+                part: self.path("pretrained_model", model=base[part]) for part in ("vision_tower", "language_model")
+            }
         return {"vision_tower": base["vision_tower"], "language_model": base["language_model"]}
 
     def tiny_blip_inputs(self, pool: str, selection: str, recipe: str) -> dict:
         """The reshard a tiny BLIP trains on and the curated set its tokenizer is fitted to."""
         tokenizer = self.config["recipes"][recipe]["tokenizer"]
-        return {"reshard": self.path("reshard", pool=pool, selection=selection),
-                "curated_set": self.path("curated_set", curated_set=tokenizer["curated_set"])}
+        return {
+            "reshard": self.path("reshard", pool=pool, selection=selection),
+            "curated_set": self.path("curated_set", curated_set=tokenizer["curated_set"]),
+        }
 
 
 __all__ = ["Workspace", "names_pattern", "FUSED_COLUMN"]

@@ -14,9 +14,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "slurm: runs jobs through a real local SLURM (cluster/slurm-up.sh; root, apt)"
-    )
+    config.addinivalue_line("markers", "slurm: runs jobs through a real local SLURM (cluster/slurm-up.sh; root, apt)")
 
 
 def _running(name):
@@ -39,9 +37,7 @@ def default_partition():
 def slurm_cluster():
     """Start the local SLURM; skip (saying why) only when its packages cannot be installed."""
     was_up = all(_running(name) for name in DAEMONS)
-    up = subprocess.run(
-        ["bash", str(ROOT / "cluster" / "slurm-up.sh")], capture_output=True, text=True, timeout=600
-    )
+    up = subprocess.run(["bash", str(ROOT / "cluster" / "slurm-up.sh")], capture_output=True, text=True, timeout=600)
     output = (up.stdout + up.stderr).strip()
     if up.returncode == 2:
         pytest.skip(f"no local SLURM: cluster/slurm-up.sh could not install or run it: {output[-1500:]}")

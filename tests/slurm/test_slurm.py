@@ -45,9 +45,12 @@ def job_env():
 def start(workdir, log, *args, env):
     command = [
         SNAKEMAKE,
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--configfile", str(ROOT / "config.yaml"),
-        "--directory", str(workdir),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--directory",
+        str(workdir),
         *args,
         TARGET,
     ]
@@ -94,15 +97,22 @@ def runs(slurm_cluster, tmp_path_factory):
     # a shared 2-core machine running them side by side keeps the test within its time.
     local = start(local_dir, local_log, "--cores", "2", env=env)
     slurm = start(
-        slurm_dir, slurm_log,
-        "--profile", str(ROOT / "profiles" / "slurm"),
+        slurm_dir,
+        slurm_log,
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
         # profiles/default's `cores: 2` would otherwise be passed to every job as --cores 2
-        "--workflow-profile", "none",
+        "--workflow-profile",
+        "none",
         # no slurmdbd here: sacct knows no jobs; MinJobAge=300 >= 3 x 5 s keeps squeue reliable
-        "--slurm-status-command", "squeue",
-        "--slurm-init-seconds-before-status-checks", "5",
-        "--slurm-jobname-prefix", JOBNAME_PREFIX,
-        "--latency-wait", "10",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        "--slurm-jobname-prefix",
+        JOBNAME_PREFIX,
+        "--latency-wait",
+        "10",
         "--verbose",  # the job step logs its environment: CUDA_VISIBLE_DEVICES
         env=dict(env, CURATE_SLURM_PARTITION=slurm_cluster["partition"]),
     )
@@ -113,8 +123,10 @@ def runs(slurm_cluster, tmp_path_factory):
             os.killpg(local.pid, signal.SIGKILL)
     local_text = finish(local, local_log, "the local run")
     return {
-        "slurm_dir": slurm_dir, "slurm_log": slurm_text,
-        "local_dir": local_dir, "local_log": local_text,
+        "slurm_dir": slurm_dir,
+        "slurm_log": slurm_text,
+        "local_dir": local_dir,
+        "local_log": local_text,
         "partition": slurm_cluster["partition"],
     }
 
@@ -181,8 +193,10 @@ def test_gpu_rules_get_a_gpu_and_cpu_rules_none(runs):
 def test_jobs_run_this_virtualenv(runs):
     for job in submissions(runs["slurm_log"]):
         assert f'--wrap="{PYTHON_BIN}/python' in job["sbatch"], job["sbatch"]
-        assert re.search(rf"The call for this job is: srun .* {re.escape(str(PYTHON_BIN))}/python\S* -m snakemake ",
-                         job["log"].read_text()), job["log"]
+        assert re.search(
+            rf"The call for this job is: srun .* {re.escape(str(PYTHON_BIN))}/python\S* -m snakemake ",
+            job["log"].read_text(),
+        ), job["log"]
 
 
 def test_results_equal_the_local_run(runs):

@@ -13,8 +13,14 @@ def export_random_tiny_model(root, arch="tiny-vit-narrow"):
     return export_local_dir(root / "epoch_1.pt", arch, root / "model")
 
 
-ITM_TEXTS = ["a red circle on a blue field", "two green squares", "a photo of a yellow triangle",
-             "stock photo of a cat", "text written on a wall", "an empty grey image"]
+ITM_TEXTS = [
+    "a red circle on a blue field",
+    "two green squares",
+    "a photo of a yellow triangle",
+    "stock photo of a cat",
+    "text written on a wall",
+    "an empty grey image",
+]
 
 
 def _tiny_itm_tokenizer():
@@ -34,8 +40,9 @@ def build_tiny_blip_itm(out_dir, seed=0, image_size=32, vision_layer_norm_eps=1e
 
     torch.manual_seed(seed)
     tokenizer = _tiny_itm_tokenizer()
-    config = tiny_blip_config(tokenizer, image_size=image_size, patch_size=8, hidden=hidden, heads=heads,
-                              max_positions=40)
+    config = tiny_blip_config(
+        tokenizer, image_size=image_size, patch_size=8, hidden=hidden, heads=heads, max_positions=40
+    )
     config.image_text_hidden_size = 16
     config.vision_config.layer_norm_eps = vision_layer_norm_eps
     model = BlipForImageTextRetrieval(config).eval()
@@ -55,15 +62,37 @@ def build_tiny_blip2_itm(out_dir, seed=0, image_size=32, num_query_tokens=4):
     torch.manual_seed(seed)
     tokenizer = _tiny_itm_tokenizer()
     config = Blip2Config(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=8),
-        qformer_config=dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, encoder_hidden_size=32, cross_attention_frequency=1,
-                            max_position_embeddings=40, pad_token_id=tokenizer.pad_token_id,
-                            use_qformer_text_input=True),
-        text_config=dict(model_type="opt", vocab_size=50, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                         num_attention_heads=2, word_embed_proj_dim=16),
-        num_query_tokens=num_query_tokens, image_text_hidden_size=16,
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=8,
+        ),
+        qformer_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            encoder_hidden_size=32,
+            cross_attention_frequency=1,
+            max_position_embeddings=40,
+            pad_token_id=tokenizer.pad_token_id,
+            use_qformer_text_input=True,
+        ),
+        text_config=dict(
+            model_type="opt",
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=1,
+            ffn_dim=32,
+            num_attention_heads=2,
+            word_embed_proj_dim=16,
+        ),
+        num_query_tokens=num_query_tokens,
+        image_text_hidden_size=16,
     )
     model = Blip2ForImageTextRetrieval(config).eval()
     with torch.no_grad():

@@ -16,12 +16,12 @@ from tests.unit.registry_fixtures import selection
 
 TEXTS = {
     0: ("a red circle on a grey background", (100, 100)),
-    1: ("ein roter kreis auf grauem hintergrund", (100, 100)),   # not English
-    2: ("circle", (100, 100)),                                   # too short for basic_filter
-    3: ("a blue square in the middle of it", (20, 100)),         # too small
-    4: ("a green triangle next to a wall", (400, 100)),          # aspect 4 > 3
+    1: ("ein roter kreis auf grauem hintergrund", (100, 100)),  # not English
+    2: ("circle", (100, 100)),  # too short for basic_filter
+    3: ("a blue square in the middle of it", (20, 100)),  # too small
+    4: ("a green triangle next to a wall", (400, 100)),  # aspect 4 > 3
     5: ("a yellow star on a white background", (60, 80)),
-    6: ("some amber colour and nothing else", (90, 90)),          # English, names no shape
+    6: ("some amber colour and nothing else", (90, 90)),  # English, names no shape
 }
 
 
@@ -31,8 +31,11 @@ def pool(tmp_path_factory):
     folder = root / "shards" / "00000"
     with ShardWriter(folder, 0, 10) as writer:
         for i, (text, (w, h)) in TEXTS.items():
-            writer.write(jpg_bytes((10 * i, 0, 0)), text, {"uid": uid(i), "url": f"http://x/{i}",
-                                                          "original_width": w, "original_height": h})
+            writer.write(
+                jpg_bytes((10 * i, 0, 0)),
+                text,
+                {"uid": uid(i), "url": f"http://x/{i}", "original_width": w, "original_height": h},
+            )
         writer.write(jpg_bytes((0, 0, 0)), "a sample without its uid", {"url": "http://x/none"})
     langid = root / "lid.bin"
     train_langid(langid, seed=0, n_per_language=300)

@@ -126,8 +126,9 @@ def test_text_based_on_synthetic_captions():
     # every canonical caption names its shape by a one-word concept
     assert text_based_filter(texts, np.ones(100, bool), lookup, targets).all()
     # colour words alone are not targets; a comma glued to the shape word hides it (quirk)
-    assert text_based_filter(["red circles, two of them", "two red circles"], np.ones(2, bool),
-                             lookup, targets).tolist() == [False, True]
+    assert text_based_filter(
+        ["red circles, two of them", "two red circles"], np.ones(2, bool), lookup, targets
+    ).tolist() == [False, True]
     # French "un triangle rouge" contains a target word but is not English
     fr = [non_english_caption(s, rng)[0] for s in scenes[:10]]
     assert not text_based_filter(fr, np.zeros(10, bool), lookup, targets).any()
@@ -213,7 +214,7 @@ def test_image_based_two_cluster_toy():
     # the split API, chunk by chunk, gives the same mask
     centroids, targets = image_based_targets(x, caption, downstream, n_clusters=2)
     assert targets.dtype == np.int64 and len(targets) == 1
-    chunks = [image_based_keep(x[a:a + 25], caption[a:a + 25], centroids, targets) for a in range(0, 80, 25)]
+    chunks = [image_based_keep(x[a : a + 25], caption[a : a + 25], centroids, targets) for a in range(0, 80, 25)]
     assert np.concatenate(chunks).tolist() == keep.tolist()
     # k-means ran on the caption-filtered features only
     assert np.array_equal(centroids, kmeans_centroids(x[caption], 2, seed=0))

@@ -28,8 +28,14 @@ from tests.unit.pool_fixtures import uid, write_pool
 
 torch.set_num_threads(1)
 
-TEXTS = ["a red circle on the left", "two blue squares in the centre", "a green star at the top",
-         "four small black crosses", "one large white diamond", "three orange triangles at the bottom"]
+TEXTS = [
+    "a red circle on the left",
+    "two blue squares in the centre",
+    "a green star at the top",
+    "four small black crosses",
+    "one large white diamond",
+    "three orange triangles at the bottom",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,19 +69,24 @@ def test_itm_and_lm_uniform_weights_are_blips_means_and_zero_weight_drops():
     blip_itm = F.cross_entropy(torch.cat([pos, neg_i, neg_t]), labels)
     torch.testing.assert_close(cb.itm_loss(pos, neg_i, neg_t, torch.ones(4)), blip_itm)
     keep = [0, 1, 3]
-    torch.testing.assert_close(cb.itm_loss(pos, neg_i, neg_t, torch.tensor([2.0, 2.0, 0.0, 2.0])),
-                               cb.itm_loss(pos[keep], neg_i[keep], neg_t[keep], torch.ones(3)))
+    torch.testing.assert_close(
+        cb.itm_loss(pos, neg_i, neg_t, torch.tensor([2.0, 2.0, 0.0, 2.0])),
+        cb.itm_loss(pos[keep], neg_i[keep], neg_t[keep], torch.ones(3)),
+    )
     # a sample without a negative pair keeps its positive term only
     only_pos = cb.itm_loss(pos[:1], neg_i[:1], neg_t[:1], torch.ones(1), torch.tensor([False]))
     torch.testing.assert_close(only_pos, F.cross_entropy(pos[:1], torch.tensor([1])))
 
     logits = torch.randn(3, 6, 11, generator=g)
     lm_labels = torch.tensor([[5, 1, 2, 3, -100, -100], [5, 4, 6, 7, 8, 9], [5, 9, -100, -100, -100, -100]])
-    blip_lm = F.cross_entropy(logits[:, :-1].reshape(-1, 11), lm_labels[:, 1:].reshape(-1), ignore_index=-100,
-                              label_smoothing=0.1)
+    blip_lm = F.cross_entropy(
+        logits[:, :-1].reshape(-1, 11), lm_labels[:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1
+    )
     torch.testing.assert_close(cb.lm_loss(logits, lm_labels, torch.ones(3)), blip_lm)
-    torch.testing.assert_close(cb.lm_loss(logits, lm_labels, torch.tensor([0.5, 0.0, 0.5])),
-                               cb.lm_loss(logits[[0, 2]], lm_labels[[0, 2]], torch.ones(2)))
+    torch.testing.assert_close(
+        cb.lm_loss(logits, lm_labels, torch.tensor([0.5, 0.0, 0.5])),
+        cb.lm_loss(logits[[0, 2]], lm_labels[[0, 2]], torch.ones(2)),
+    )
     assert cb.lm_loss(logits, lm_labels, torch.zeros(3)) is None
     assert cb.weighted_mean(torch.ones(3), torch.zeros(3)) is None
 
@@ -93,8 +104,9 @@ def test_hard_negatives_are_other_samples_with_weight():
     # BLIP draws negatives by similarity: a text nearly identical to image 0's is drawn most
     text_close = text.clone()
     text_close[3] = image[0]
-    counts = np.bincount([int(cb.hard_negatives(image @ text_close.T / 0.07, torch.ones(6), g)[1][0])
-                          for _ in range(50)], minlength=6)
+    counts = np.bincount(
+        [int(cb.hard_negatives(image @ text_close.T / 0.07, torch.ones(6), g)[1][0]) for _ in range(50)], minlength=6
+    )
     assert counts.argmax() == 3
 
 
@@ -160,8 +172,9 @@ def test_tiny_blip_shares_one_vision_encoder_and_is_saved_and_loaded_back(tiny, 
     assert loaded.enc_token_id == processor.tokenizer.convert_tokens_to_ids("[ENC]") != processor.tokenizer.cls_token_id
     pix, ids, attn = _batch(processor)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.image_features(loaded.image_embeds(pix)),
-                                   model.image_features(model.image_embeds(pix)))
+        torch.testing.assert_close(
+            loaded.image_features(loaded.image_embeds(pix)), model.image_features(model.image_embeds(pix))
+        )
         torch.testing.assert_close(loaded.text_features(ids, attn), model.text_features(ids, attn))
     with pytest.raises(FileNotFoundError, match="LAVIS checkpoint"):
         cb.load_blip(tmp_path)
@@ -172,7 +185,7 @@ def test_step_lr_is_lavis_linear_warmup_step_lr():
     assert cb.step_lr(0, 0, recipe) == pytest.approx(1e-6)
     assert cb.step_lr(50, 0, recipe) == pytest.approx(1e-6 + (3e-4 - 1e-6) / 2)
     assert cb.step_lr(500, 0, recipe) == pytest.approx(3e-4)
-    assert cb.step_lr(0, 2, recipe) == pytest.approx(3e-4 * 0.85 ** 2)
+    assert cb.step_lr(0, 2, recipe) == pytest.approx(3e-4 * 0.85**2)
     assert cb.step_lr(0, 60, recipe) == pytest.approx(1e-6)  # the floor
 
 
@@ -180,9 +193,20 @@ def test_training_reads_the_weights_is_deterministic_and_skips_all_zero_batches(
     pool = write_pool(tmp_path / "pool", samples_per_shard=6, n_samples=12)
     weights = {uid(i): float(i % 3 == 0) for i in range(12)}
     reshard(uids_to_u8u8([uid(i) for i in range(12)]), pool, tmp_path / "reshard", weights=weights)
-    recipe = {"trainer": "blip", "library": "transformers", "model": "tiny-blip", "tokenizer": {"curated_set": "c"},
-              "epochs": 1, "batch_size": 3, "lr": 1e-3, "wd": 0.05, "lr_decay_rate": 0.85, "warmup": 1,
-              "shuffle_buffer": 4, "arch": {"hidden": 32}}
+    recipe = {
+        "trainer": "blip",
+        "library": "transformers",
+        "model": "tiny-blip",
+        "tokenizer": {"curated_set": "c"},
+        "epochs": 1,
+        "batch_size": 3,
+        "lr": 1e-3,
+        "wd": 0.05,
+        "lr_decay_rate": 0.85,
+        "warmup": 1,
+        "shuffle_buffer": 4,
+        "arch": {"hidden": 32},
+    }
     seen = []
     original = cb.blip_losses
 
@@ -219,9 +243,13 @@ def test_vqa_accuracy_is_vqa_v2s():
 def test_vqa_questions_come_from_the_ground_truth(tmp_path):
     scene = Scene("circle", "red", 2, "small", "left", "stripes")
     q = question_for(scene, "colour")
-    assert q["answer"] == "red" and q["answers"] == ["red"] * 10 and q["candidates"][q["candidates"].index("red")] == "red"
+    assert (
+        q["answer"] == "red" and q["answers"] == ["red"] * 10 and q["candidates"][q["candidates"].index("red")] == "red"
+    )
     assert q["statements"][q["candidates"].index("red")] == "two small red circles on the left on a striped background"
-    assert q["statements"][q["candidates"].index("blue")] == "two small blue circles on the left on a striped background"
+    assert (
+        q["statements"][q["candidates"].index("blue")] == "two small blue circles on the left on a striped background"
+    )
     assert question_for(scene, "count")["answer"] == "two"
     assert question_for(scene, "background")["answer"] == "striped"
     summary = write_vqa_task(tmp_path / "a", 24, seed=3)
@@ -270,8 +298,9 @@ def test_statement_ranking_prefers_what_the_decoder_learned(tiny):
     from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
 
     model, processor = tiny
-    fresh = cb.TinyBlip(BlipForImageTextRetrieval(model.retrieval.config),
-                        BlipForConditionalGeneration(model.captioner.config))
+    fresh = cb.TinyBlip(
+        BlipForImageTextRetrieval(model.retrieval.config), BlipForConditionalGeneration(model.captioner.config)
+    )
     fresh.enc_token_id = model.enc_token_id
     pix, _, _ = _batch(processor, n=1)
     statements = ["a red circle on the left", "a blue circle on the left"]
@@ -293,14 +322,28 @@ def test_paper_tables_read_the_tiny_suites_records():
     papers = yaml.safe_load((ROOT / "papers" / "mos.yaml").read_text())
     table = papers["tables"]["table3"] if "tables" in papers else papers["table3"]
     records = [
-        {"key": "retrieval", "metrics": {"main_metric": 0.5, "text_retrieval_recall@1": 0.4, "image_retrieval_recall@1": 0.6}},
+        {
+            "key": "retrieval",
+            "metrics": {"main_metric": 0.5, "text_retrieval_recall@1": 0.4, "image_retrieval_recall@1": 0.6},
+        },
         {"key": "objects", "metrics": {"main_metric": 0.25, "acc1": 0.25}},
         {"key": "captions", "metrics": {"main_metric": 1.234, "cider": 1.234}},
         {"key": "vqa", "metrics": {"main_metric": 0.7, "vqa_accuracy": 0.7}},
     ]
-    row = {"label": "- | -", "scale": "tiny", "selection": "no_filter", "runs_as": "no_filter", "pool": "synthetic-tiny",
-           "recipe": "tiny-mos-blip", "suite": "synthetic-blip", "stand_ins": "", "built": True, "comparable": False,
-           "status": "stand-in", "evaluation": "e.jsonl"}
+    row = {
+        "label": "- | -",
+        "scale": "tiny",
+        "selection": "no_filter",
+        "runs_as": "no_filter",
+        "pool": "synthetic-tiny",
+        "recipe": "tiny-mos-blip",
+        "suite": "synthetic-blip",
+        "stand_ins": "",
+        "built": True,
+        "comparable": False,
+        "status": "stand-in",
+        "evaluation": "e.jsonl",
+    }
     one_row = dict(table, rows=table["rows"][:1])
     frame = build_paper_table(one_row, [row], {"e.jsonl": records}, config["suites"]).iloc[0]
     assert frame["flickr_i2t_reproduced"] == pytest.approx(40.0) and frame["coco_t2i_reproduced"] == pytest.approx(60.0)
@@ -357,8 +400,12 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
     import re
 
     pattern = re.compile(r"^\s*(from|import)\s+(lavis\b|curate\.lavis_blip\b|\.lavis_blip\b)", re.M)
-    users = [p.name for folder in ("curate", "scripts", "tests") for p in (ROOT / folder).rglob("*.py")
-             if pattern.search(p.read_text())]
+    users = [
+        p.name
+        for folder in ("curate", "scripts", "tests")
+        for p in (ROOT / folder).rglob("*.py")
+        if pattern.search(p.read_text())
+    ]
     assert users == ["lavis_blip.py"]
 
 
@@ -366,15 +413,20 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
 # Config
 
 
-@pytest.mark.parametrize("mutate, key", [
-    (lambda c: c["recipes"]["tiny-mos-blip"].pop("lr_decay_rate"), "lr_decay_rate"),
-    (lambda c: c["recipes"]["tiny-mos-blip"].pop("tokenizer"), "tokenizer"),
-    (lambda c: c["recipes"]["mos-blip"].pop("world_size"), "world_size"),
-    (lambda c: c["recipes"]["mos-blip"].update(library="open_clip"), "open_clip"),
-    (lambda c: c["suites"]["mos-blip"]["tasks"]["nlvr2"].update(type="reasoning"), "reasoning"),
-    (lambda c: c["recipes"]["tiny-mos-blip"]["tokenizer"].update(curated_set="nope"),
-     r"recipes\.tiny-mos-blip\.tokenizer\.curated_set"),
-])
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["recipes"]["tiny-mos-blip"].pop("lr_decay_rate"), "lr_decay_rate"),
+        (lambda c: c["recipes"]["tiny-mos-blip"].pop("tokenizer"), "tokenizer"),
+        (lambda c: c["recipes"]["mos-blip"].pop("world_size"), "world_size"),
+        (lambda c: c["recipes"]["mos-blip"].update(library="open_clip"), "open_clip"),
+        (lambda c: c["suites"]["mos-blip"]["tasks"]["nlvr2"].update(type="reasoning"), "reasoning"),
+        (
+            lambda c: c["recipes"]["tiny-mos-blip"]["tokenizer"].update(curated_set="nope"),
+            r"recipes\.tiny-mos-blip\.tokenizer\.curated_set",
+        ),
+    ],
+)
 def test_blip_config_errors_name_the_key(user_config, mutate, key):
     from curate.registry import ConfigError
     from curate.workflow.config import check_config
@@ -386,5 +438,13 @@ def test_blip_config_errors_name_the_key(user_config, mutate, key):
 
 def test_blip_entries(config):
     blip = config["recipes"]["mos-blip"]
-    assert (blip["epochs"], blip["batch_size"], blip["lr"], blip["wd"], blip["lr_decay_rate"]) == (20, 1260, 3e-4, 0.05, 0.85)
-    assert blip["tiny_analogue"] == "tiny-mos-blip" and config["suites"]["mos-blip"]["tiny_analogue"] == "synthetic-blip"
+    assert (blip["epochs"], blip["batch_size"], blip["lr"], blip["wd"], blip["lr_decay_rate"]) == (
+        20,
+        1260,
+        3e-4,
+        0.05,
+        0.85,
+    )
+    assert (
+        blip["tiny_analogue"] == "tiny-mos-blip" and config["suites"]["mos-blip"]["tiny_analogue"] == "synthetic-blip"
+    )

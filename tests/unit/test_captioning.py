@@ -106,7 +106,7 @@ def test_seeded_generation(captioners, held_out):
     # a batch's captions depend on (seed, batch index) only: the 2nd batch alone, at index 1
     ids = generate_caption_ids(model, proc, images[2:], seed=7, batch_index=1)
     texts = proc.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    assert [t[len("a picture of "):] for t in texts] == [x for caps in a[2:] for x in caps]
+    assert [t[len("a picture of ") :] for t in texts] == [x for caps in a[2:] for x in caps]
     assert batch_seed(7, 0) != batch_seed(7, 1) != batch_seed(8, 1)
 
 

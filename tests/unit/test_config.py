@@ -21,16 +21,18 @@ def test_default_config_is_valid(user_config):
 
 def test_parsing_the_workflow_imports_no_torch():
     """What rules/common.smk imports, and the config's preparation, never import torch."""
-    code = ("import sys\n"
-            "from curate.workflow.config import load_config\n"
-            "from curate.workflow.workspace import Workspace\n"
-            "from curate.workflow.figure_plans import figure_plans\n"
-            "from curate.workflow.paper_rows import implemented_methods, resolve_table\n"
-            "from curate.workflow.tables import table_inputs\n"
-            "from curate.reporting.papers import load_papers\n"
-            "ws = Workspace(load_config())\n"
-            "figure_plans(ws); implemented_methods()\n"
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))\n")
+    code = (
+        "import sys\n"
+        "from curate.workflow.config import load_config\n"
+        "from curate.workflow.workspace import Workspace\n"
+        "from curate.workflow.figure_plans import figure_plans\n"
+        "from curate.workflow.paper_rows import implemented_methods, resolve_table\n"
+        "from curate.workflow.tables import table_inputs\n"
+        "from curate.reporting.papers import load_papers\n"
+        "ws = Workspace(load_config())\n"
+        "figure_plans(ws); implemented_methods()\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -47,9 +49,14 @@ def test_parsing_the_workflow_imports_no_torch():
         (lambda c: c["selections"]["sum_scs"].update(alpah=1), r"selections\.sum_scs\.alpah"),
         (lambda c: c["suites"]["synthetic"]["tasks"]["objects"].update(metric="acc1"), r"tasks\.objects\.metric"),
         (lambda c: c["selections"].update(x={"method": "clip_score", "scorer": "tiny-clip-clean"}), r"selections\.x"),
-        (lambda c: c["selections"].update(x={"method": "magic"}), r"selections\.x\.method: unknown selection method 'magic'"),
-        (lambda c: c["selections"].update(x={"method": "fused_score", "fusion": "mos", "sampler": "magic"}),
-         r"selections\.x\.sampler: unknown sampler 'magic'"),
+        (
+            lambda c: c["selections"].update(x={"method": "magic"}),
+            r"selections\.x\.method: unknown selection method 'magic'",
+        ),
+        (
+            lambda c: c["selections"].update(x={"method": "fused_score", "fusion": "mos", "sampler": "magic"}),
+            r"selections\.x\.sampler: unknown sampler 'magic'",
+        ),
         (lambda c: c["recipes"]["tiny-clip"].pop("lr"), r"recipes\.tiny-clip\.lr: required"),
         (lambda c: c.update(unknown_key=1), "unknown_key"),
         (lambda c: c["models"]["openai-clip-b32"].update(sha256="abc"), "sha256"),
@@ -59,8 +66,12 @@ def test_parsing_the_workflow_imports_no_torch():
         (lambda c: c["selections"].update(x={"method": "drop_lowest", "scorer": "tiny-clip-clean"}), "rho"),
         (lambda c: c["selections"].update(x={"method": "drop_lowest", "scorer": "tiny-clip-clean", "rho": 1.0}), "rho"),
         (lambda c: c["selections"].update(x={"method": "sample_weighting"}), r"selections\.x"),
-        (lambda c: c["selections"].update(x={"method": "sample_weighting", "scorer": "tiny-clip-clean",
-                                             "fusion": "mos"}), r"selections\.x"),
+        (
+            lambda c: c["selections"].update(
+                x={"method": "sample_weighting", "scorer": "tiny-clip-clean", "fusion": "mos"}
+            ),
+            r"selections\.x",
+        ),
         (lambda c: c["recipes"]["tiny-mos-clip"].pop("warmup_epochs"), "warmup_epochs"),
         (lambda c: c["recipes"]["tiny-mos-llava"].pop("base"), "base"),
         (lambda c: c["recipes"]["mos-llava"]["base"].pop("vision_tower"), "vision_tower"),
@@ -76,8 +87,14 @@ def test_config_error_names_the_key(user_config, mutate, key):
 @pytest.mark.parametrize(
     "mutate, key",
     [
-        (lambda c: c["selections"]["clip_score_clean_30"].update(scorer="nope"), r"selections\.clip_score_clean_30\.scorer"),
-        (lambda c: c["scorers"]["tiny-clip-clean"].update(curated_set="nope"), r"scorers\.tiny-clip-clean\.curated_set"),
+        (
+            lambda c: c["selections"]["clip_score_clean_30"].update(scorer="nope"),
+            r"selections\.clip_score_clean_30\.scorer",
+        ),
+        (
+            lambda c: c["scorers"]["tiny-clip-clean"].update(curated_set="nope"),
+            r"scorers\.tiny-clip-clean\.curated_set",
+        ),
         (lambda c: c["tables"]["table1"]["selections"].append("nope"), r"tables\.table1\.selections"),
         (lambda c: c["suites"]["synthetic"]["groups"].update(Extra=["nope"]), r"suites\.synthetic\.groups\.Extra"),
         (lambda c: c["scorers"]["openai-clip-b32"].update(model="nope"), r"scorers\.openai-clip-b32\.model"),
@@ -87,8 +104,10 @@ def test_config_error_names_the_key(user_config, mutate, key):
         (lambda c: c["selections"]["mos_weight_tiny"].update(fusion="nope"), r"selections\.mos_weight_tiny\.fusion"),
         (lambda c: c["recipes"]["mos-clip"].update(tiny_analogue="nope"), r"recipes\.mos-clip\.tiny_analogue"),
         (lambda c: c["suites"]["mos-llava"].update(tiny_analogue="nope"), r"suites\.mos-llava\.tiny_analogue"),
-        (lambda c: c["recipes"]["mos-llava"]["base"].update(language_model="nope"),
-         r"recipes\.mos-llava\.base\.language_model"),
+        (
+            lambda c: c["recipes"]["mos-llava"]["base"].update(language_model="nope"),
+            r"recipes\.mos-llava\.base\.language_model",
+        ),
     ],
 )
 def test_dangling_reference_names_the_key(user_config, mutate, key):
@@ -135,10 +154,21 @@ def test_a_user_override_changes_a_generated_entry(user_config):
 def test_mos_paper_ids_are_generated_from_grids(config):
     assert short_scorer_name("openai-clip-l14-336") == "clip_l14_336"
     assert short_scorer_name("blip2-itm-g14-pt") == "blip2_g14_pt"
-    grids = expand_selection_grids([{"prefix": "drop10", "method": "drop_lowest", "params": {"rho": 0.1},
-                                     "scorers": ["evaclip-l14"], "fusions": {"mos_drop10_s8": "mos_s8"}}])
-    assert grids == {"drop10_evaclip_l14": {"method": "drop_lowest", "scorer": "evaclip-l14", "rho": 0.1},
-                     "mos_drop10_s8": {"method": "drop_lowest", "fusion": "mos_s8", "rho": 0.1}}
+    grids = expand_selection_grids(
+        [
+            {
+                "prefix": "drop10",
+                "method": "drop_lowest",
+                "params": {"rho": 0.1},
+                "scorers": ["evaclip-l14"],
+                "fusions": {"mos_drop10_s8": "mos_s8"},
+            }
+        ]
+    )
+    assert grids == {
+        "drop10_evaclip_l14": {"method": "drop_lowest", "scorer": "evaclip-l14", "rho": 0.1},
+        "mos_drop10_s8": {"method": "drop_lowest", "fusion": "mos_s8", "rho": 0.1},
+    }
     mos = [n for n in config["selections"] if n.startswith(("drop", "weight_", "recap_", "mos_drop", "mos_weight"))]
     assert "drop30_blip2_g14_ft" in mos and "recap_evaclip_g14_plus" in mos and "mos_weight_s11" in mos
 

@@ -81,7 +81,14 @@ def test_open_clip_train_parses_the_recipe_argv(scale, tmp_path):
     recipe = DATACOMP_RECIPES[scale]
     args = parse_args(clip_train_argv(recipe, "s/{0..9}.tar", 10, tmp_path, "run", seed=1))
     assert (args.model, args.lr, args.warmup, args.wd, args.beta1, args.beta2, args.eps) == (
-        model, lr, warmup, 0.2, 0.9, beta2, 1e-6)
+        model,
+        lr,
+        warmup,
+        0.2,
+        0.9,
+        beta2,
+        1e-6,
+    )
     assert args.batch_size * recipe["world_size"] * args.accum_freq == batch
     assert args.dataset_resampled and args.grad_checkpointing and args.local_loss and args.gather_with_grad
     assert args.train_num_samples * args.epochs == seen
@@ -108,7 +115,10 @@ def test_datacomp_recipe_parameters():
     with pytest.raises(ValueError, match="unknown DataComp scale"):
         datacomp_recipe("huge")
     # the shared dict is not modified by building another recipe
-    assert DATACOMP_RECIPES["large"]["world_size"] == 8 and "--grad-checkpointing" in DATACOMP_RECIPES["large"]["extra_args"]
+    assert (
+        DATACOMP_RECIPES["large"]["world_size"] == 8
+        and "--grad-checkpointing" in DATACOMP_RECIPES["large"]["extra_args"]
+    )
 
 
 def test_recipes_are_complete_open_clip_recipes():
@@ -126,8 +136,16 @@ def test_suite_has_40_tasks_38_scored():
     assert len(DATACOMP38_SCORED) == 38
     assert [k for k, t in DATACOMP38.items() if t["main_metric"] is None] == ["fairness/fairface", "fairness/utkface"]
     assert len({t["name"] for t in DATACOMP38.values()}) == 40
-    assert {t["type"] for t in DATACOMP38.values()} == {"classification", "retrieval", "iwildcam", "fmow",
-                                                        "dollar_street", "geode", "fairface", "winogavil"}
+    assert {t["type"] for t in DATACOMP38.values()} == {
+        "classification",
+        "retrieval",
+        "iwildcam",
+        "fmow",
+        "dollar_street",
+        "geode",
+        "fairface",
+        "winogavil",
+    }
     # every type has an evaluator of CLIP models
     assert all("clip" in TASK_TYPES[t["type"]].runners for t in DATACOMP38.values())
 
@@ -155,7 +173,9 @@ def test_main_metrics_per_spec():
 
 def test_types_and_datasets():
     assert [k for k, t in DATACOMP38.items() if t["type"] == "retrieval"] == [
-        "retrieval/flickr_1k_test_image_text_retrieval", "retrieval/mscoco_2014_5k_test_image_text_retrieval"]
+        "retrieval/flickr_1k_test_image_text_retrieval",
+        "retrieval/mscoco_2014_5k_test_image_text_retrieval",
+    ]
     assert DATACOMP38["imagenet1k"]["dataset"] == "wds/imagenet1k"
     assert DATACOMP38["vtab/cifar100"]["dataset"] == "wds/vtab/cifar100"
     assert DATACOMP38["vtab/cifar100"]["source"] == "djghosh/wds_vtab-cifar100_test"
@@ -180,11 +200,29 @@ def test_groups_per_spec():
     assert list(DATACOMP38_GROUPS) == ["ImageNet", "ImageNet dist. shifts", "VTAB", "Retrieval"]
     names = {g: {DATACOMP38[k]["name"] for k in keys} for g, keys in DATACOMP38_GROUPS.items()}
     assert names["ImageNet"] == {"ImageNet 1k"}
-    assert names["ImageNet dist. shifts"] == {"ImageNet Sketch", "ImageNet v2", "ImageNet-A", "ImageNet-O",
-                                              "ImageNet-R", "ObjectNet"}
-    assert names["VTAB"] == {"Caltech-101", "CIFAR-100", "CLEVR Counts", "CLEVR Distance", "Describable Textures",
-                             "EuroSAT", "KITTI Vehicle Distance", "Oxford Flowers-102", "Oxford-IIIT Pet",
-                             "PatchCamelyon", "RESISC45", "SVHN", "SUN397"}
+    assert names["ImageNet dist. shifts"] == {
+        "ImageNet Sketch",
+        "ImageNet v2",
+        "ImageNet-A",
+        "ImageNet-O",
+        "ImageNet-R",
+        "ObjectNet",
+    }
+    assert names["VTAB"] == {
+        "Caltech-101",
+        "CIFAR-100",
+        "CLEVR Counts",
+        "CLEVR Distance",
+        "Describable Textures",
+        "EuroSAT",
+        "KITTI Vehicle Distance",
+        "Oxford Flowers-102",
+        "Oxford-IIIT Pet",
+        "PatchCamelyon",
+        "RESISC45",
+        "SVHN",
+        "SUN397",
+    }
     assert names["Retrieval"] == {"Flickr", "MSCOCO", "WinoGAViL"}
     for keys in DATACOMP38_GROUPS.values():
         assert len(keys) == len(set(keys)) and set(keys) <= set(DATACOMP38_SCORED)

@@ -60,12 +60,15 @@ def test_fmow_worst_region_and_year_by_hand():
 
 
 def test_dollar_street_top5_worst_income_group():
-    logits = np.array([
-        [6, 5, 4, 3, 2, 1, 0],  # true 4: in the top 5
-        [6, 5, 4, 3, 2, 1, 0],  # true 5: rank 6, missed
-        [0, 1, 2, 3, 4, 5, 6],  # true 0: missed
-        [0, 1, 2, 3, 4, 5, 6],  # true 6: hit
-    ], dtype=float)
+    logits = np.array(
+        [
+            [6, 5, 4, 3, 2, 1, 0],  # true 4: in the top 5
+            [6, 5, 4, 3, 2, 1, 0],  # true 5: rank 6, missed
+            [0, 1, 2, 3, 4, 5, 6],  # true 0: missed
+            [0, 1, 2, 3, 4, 5, 6],  # true 6: hit
+        ],
+        dtype=float,
+    )
     y_true = [4, 5, 0, 6]
     meta = np.array([[0, 9, 1], [0, 9, 1], [1, 9, 1], [2, 9, 1]])  # income_ds, income_meta, region
     m = dollar_street_metrics(logits, y_true, meta)
@@ -154,17 +157,31 @@ def test_evaluate_task_runs_geode_with_its_metadata(tmp_path):
                 buf = io.BytesIO()
                 np.save(buf, np.array([region, 7]))
                 colour = tuple(int(v * shade) for v in colours[names[label]])
-                sink.write({"__key__": f"s{i:04d}", "jpg": Image.new("RGB", (64, 64), colour), "cls": label,
-                            "npy": buf.getvalue()})
+                sink.write(
+                    {
+                        "__key__": f"s{i:04d}",
+                        "jpg": Image.new("RGB", (64, 64), colour),
+                        "cls": label,
+                        "npy": buf.getvalue(),
+                    }
+                )
         return folder
 
     rows = [(i % 3, 1.0 - 0.15 * (i // 3), i % 2) for i in range(12)]
     model_dir = export_random_tiny_model(tmp_path)
     model, preprocess, tokenizer = load_model(f"local-dir:{model_dir}")
     combined = evaluate_task(model, preprocess, tokenizer, write(tmp_path / "geode", rows), "geode", batch_size=5)
-    per_region = [evaluate_task(model, preprocess, tokenizer,
-                                write(tmp_path / f"region{r}", [row for row in rows if row[2] == r]),
-                                "classification", batch_size=5)["acc1"] for r in (0, 1)]
+    per_region = [
+        evaluate_task(
+            model,
+            preprocess,
+            tokenizer,
+            write(tmp_path / f"region{r}", [row for row in rows if row[2] == r]),
+            "classification",
+            batch_size=5,
+        )["acc1"]
+        for r in (0, 1)
+    ]
     assert combined["n_samples"] == 12
     assert combined["acc_region:0"] == pytest.approx(per_region[0])
     assert combined["acc_region:1"] == pytest.approx(per_region[1])
@@ -184,14 +201,20 @@ def test_evaluate_task_runs_fairface(tmp_path):
     from curate.scoring.clip import encode, load_model
     from tests.unit.model_fixtures import export_random_tiny_model
 
-    classes = {"race": ["black", "white", "asian"], "gender": ["man", "woman"], "age": ["young", "old"],
-               "toxic": [f"word{i}" for i in range(20)]}
+    classes = {
+        "race": ["black", "white", "asian"],
+        "gender": ["man", "woman"],
+        "age": ["young", "old"],
+        "toxic": [f"word{i}" for i in range(20)],
+    }
     templates = {o: ["a photo of a {c} person.", "a {c} face."] for o in classes}
     task = tmp_path / "fairface"
     (task / "test").mkdir(parents=True)
     (task / "test" / "nshards.txt").write_text("1\n")
     (task / "classnames.txt").write_text("".join(f"{o}:{c}\n" for o in classes for c in classes[o]))
-    (task / "zeroshot_classification_templates.txt").write_text("".join(f"{o}:{t}\n" for o in classes for t in templates[o]))
+    (task / "zeroshot_classification_templates.txt").write_text(
+        "".join(f"{o}:{t}\n" for o in classes for t in templates[o])
+    )
     rng = np.random.default_rng(0)
     images, meta = [], []
     with wds.TarWriter(str(task / "test" / "0.tar")) as sink:
@@ -244,8 +267,9 @@ def test_evaluate_task_runs_winogavil_from_a_saved_split(tmp_path):
 
     instances = []
     for example in split:
-        images, text = encode(model, preprocess, tokenizer, example["candidate_images"],
-                              [winogavil_prompt(example["cue"])])
+        images, text = encode(
+            model, preprocess, tokenizer, example["candidate_images"], [winogavil_prompt(example["cue"])]
+        )
         instances.append(((text @ images.T)[0], winogavil_associations(example["candidates"], example["associations"])))
     expected = winogavil_metrics(instances)
     assert metrics["n_samples"] == 4

@@ -204,7 +204,9 @@ def downloaded(server, tmp_path_factory):
     _write_pool_metadata(pool_meta, server)
     chunks = dl.split_metadata(pool_meta, root / "chunks", SPS, SHARDS_PER_CHUNK)
     out = root / "shards" / "00003"
-    result = dl.download_chunk(chunks[3], out, FIRST, N_SHARDS, samples_per_shard=SPS, processes=1, threads=4, retries=1)
+    result = dl.download_chunk(
+        chunks[3], out, FIRST, N_SHARDS, samples_per_shard=SPS, processes=1, threads=4, retries=1
+    )
     hits = dict(server.hits)
     return {"root": root, "chunk_meta": chunks[3], "out": out, "result": result, "hits": hits}
 
@@ -390,7 +392,9 @@ def test_rerun_skips_completed_shards(downloaded, server):
     out = downloaded["out"]
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("0*")}
     hits = server.total_hits()
-    result = dl.download_chunk(downloaded["chunk_meta"], out, FIRST, N_SHARDS, samples_per_shard=SPS, threads=4, retries=1)
+    result = dl.download_chunk(
+        downloaded["chunk_meta"], out, FIRST, N_SHARDS, samples_per_shard=SPS, threads=4, retries=1
+    )
     assert result["skipped"] == [6, 7] and result["downloaded"] == [] and result["img2dataset_calls"] == 0
     assert server.total_hits() == hits
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("0*")} == before

@@ -124,7 +124,9 @@ def test_linear_classifier_separates_toy_clusters_deterministically():
     pos, neg = _clusters(0)
     w, b = train_linear_classifier(pos, neg, seed=0, epochs=8, lr=0.05, weight_decay=0.0, batch_size=32, warmup_steps=5)
     assert w.shape == (6,) and w.dtype == np.float32 and isinstance(b, float)
-    w2, b2 = train_linear_classifier(pos, neg, seed=0, epochs=8, lr=0.05, weight_decay=0.0, batch_size=32, warmup_steps=5)
+    w2, b2 = train_linear_classifier(
+        pos, neg, seed=0, epochs=8, lr=0.05, weight_decay=0.0, batch_size=32, warmup_steps=5
+    )
     np.testing.assert_array_equal(w, w2)
     assert b == b2
     assert w[0] > 0 and w[0] > np.abs(w[1:]).max()  # the separating direction

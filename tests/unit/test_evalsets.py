@@ -33,8 +33,9 @@ def test_download_from_the_task_source(tmp_path):
         make_task(tmp_path / local_dir)
 
     task = {"type": "geode", "source": "djghosh/wds_geode_test"}
-    origin = fetch_eval_task("fairness/geode", task, tmp_path / "o" / "fairness" / "geode",
-                             snapshot_download=snapshot_download)
+    origin = fetch_eval_task(
+        "fairness/geode", task, tmp_path / "o" / "fairness" / "geode", snapshot_download=snapshot_download
+    )
     assert calls == [("djghosh/wds_geode_test", "dataset")] and origin.endswith("djghosh/wds_geode_test")
 
 
@@ -52,9 +53,16 @@ def winogavil_split(images_per_instance=(5, 10)):
         rows["candidates"].append(candidates)
         rows["associations"].append(candidates[: 2 + i % 2])
         rows["candidate_images"].append(
-            [PILImage.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)) for _ in range(n)])
-    features = Features({"cue": Value("string"), "candidates": Sequence(Value("string")),
-                         "associations": Sequence(Value("string")), "candidate_images": Sequence(Image())})
+            [PILImage.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)) for _ in range(n)]
+        )
+    features = Features(
+        {
+            "cue": Value("string"),
+            "candidates": Sequence(Value("string")),
+            "associations": Sequence(Value("string")),
+            "candidate_images": Sequence(Image()),
+        }
+    )
     return Dataset.from_dict(rows, features=features)
 
 

@@ -41,11 +41,14 @@ def test_classification_metrics_by_hand():
 
 def test_classification_top5_and_absent_classes():
     # 7 classes; true class ranked 1st, 5th and 6th; classes 3..6 never a target
-    logits = np.array([
-        [9, 1, 2, 3, 4, 5, 6],  # target 0, rank 1
-        [1, 9, 8, 7, 6, 2, 0],  # target 5, rank 5  (9, 8, 7, 6, then 2)
-        [1, 9, 8, 7, 6, 5, 0],  # target 0, rank 6
-    ], dtype=np.float32)
+    logits = np.array(
+        [
+            [9, 1, 2, 3, 4, 5, 6],  # target 0, rank 1
+            [1, 9, 8, 7, 6, 2, 0],  # target 5, rank 5  (9, 8, 7, 6, then 2)
+            [1, 9, 8, 7, 6, 5, 0],  # target 0, rank 6
+        ],
+        dtype=np.float32,
+    )
     targets = np.array([0, 5, 0])
     m = classification_metrics(logits, targets)
     assert m["acc1"] == pytest.approx(1 / 3)
@@ -72,12 +75,14 @@ def test_classification_metrics_match_sklearn_and_topk():
     assert m["mean_per_class_recall"] == pytest.approx(expected)
 
 
-SCORES = np.array([  # captions x images
-    [0.9, 0.1, 0.2],  # caption 0 of image 0: best image 0
-    [0.3, 0.5, 0.1],  # caption 1 of image 0: best image 1, image 0 second
-    [0.2, 0.1, 0.8],  # caption 2 of image 1: image 1 last
-    [0.1, 0.2, 0.7],  # caption 3 of image 2: best image 2
-])
+SCORES = np.array(
+    [  # captions x images
+        [0.9, 0.1, 0.2],  # caption 0 of image 0: best image 0
+        [0.3, 0.5, 0.1],  # caption 1 of image 0: best image 1, image 0 second
+        [0.2, 0.1, 0.8],  # caption 2 of image 1: image 1 last
+        [0.1, 0.2, 0.7],  # caption 3 of image 2: best image 2
+    ]
+)
 INDEX = [0, 0, 1, 2]
 
 
@@ -155,13 +160,23 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     model_dir = export_random_tiny_model(root)
     names = sorted(COLOURS)
-    cls = write_task(root / "colour", "classification",
-                     [{"jpg": Image.new("RGB", (64, 64), COLOURS[names[i % 3]]), "cls": i % 3} for i in range(9)],
-                     classnames=names)
-    ret = write_task(root / "retrieval", "retrieval",  # 6 distinct images, 2 distinct captions each
-                     [{"jpg": Image.new("RGB", (64, 64), tuple(v // (1 + i // 3) for v in COLOURS[names[i % 3]])),
-                       "txt": f"a {names[i % 3]} square number {i}\na {names[i % 3]} image {i}"}
-                      for i in range(6)])
+    cls = write_task(
+        root / "colour",
+        "classification",
+        [{"jpg": Image.new("RGB", (64, 64), COLOURS[names[i % 3]]), "cls": i % 3} for i in range(9)],
+        classnames=names,
+    )
+    ret = write_task(
+        root / "retrieval",
+        "retrieval",  # 6 distinct images, 2 distinct captions each
+        [
+            {
+                "jpg": Image.new("RGB", (64, 64), tuple(v // (1 + i // 3) for v in COLOURS[names[i % 3]])),
+                "txt": f"a {names[i % 3]} square number {i}\na {names[i % 3]} image {i}",
+            }
+            for i in range(6)
+        ],
+    )
     return model_dir, cls, ret
 
 
@@ -181,8 +196,9 @@ def test_evaluate_task_classification_and_retrieval(setup):
     from clip_benchmark.datasets.builder import build_dataset, image_captions_collate_fn
     from clip_benchmark.metrics import zeroshot_retrieval
 
-    ds = build_dataset(dataset_name="wds/retrieval", root=str(ret), transform=preprocess, split="test",
-                       task="zeroshot_retrieval")
+    ds = build_dataset(
+        dataset_name="wds/retrieval", root=str(ret), transform=preprocess, split="test", task="zeroshot_retrieval"
+    )
     loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=image_captions_collate_fn)
     theirs = zeroshot_retrieval.evaluate(model, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5])
     for k, v in theirs.items():

@@ -38,8 +38,10 @@ def record(key, main):
 
 
 def test_curve_values_read_the_suites_analogue_in_percent():
-    suite = {"groups": {"G": ["objects", "shape"]}, "paper_metrics": {"imagenet_acc1": {"task": "objects"},
-                                                                       "average": {"group": "Average"}}}
+    suite = {
+        "groups": {"G": ["objects", "shape"]},
+        "paper_metrics": {"imagenet_acc1": {"task": "objects"}, "average": {"group": "Average"}},
+    }
     points = [{"series": "s", "x": 30, "evaluation": "b"}, {"series": "s", "x": 10, "evaluation": "a"}]
     records = {"a": [record("objects", 0.1), record("shape", 0.3)], "b": [record("objects", 0.2), record("shape", 0.5)]}
     values = curve_values(points, records, suite, "imagenet_acc1")
@@ -58,7 +60,8 @@ def test_at_tiny_every_figure_is_planned_and_shares_runs(tiny):
     assert sorted(plans) == sorted(tiny["figures"])
     sieve = plans["sieve_figure4"]["params"]["points"]
     assert [(p["series"], p["x"]) for p in sieve] == [("CLIP score (L/14)", x) for x in (10, 20, 30, 40, 50)] + [
-        ("Sieve", x) for x in (10, 15, 20)]
+        ("Sieve", x) for x in (10, 15, 20)
+    ]
     assert sieve[2]["evaluation"] == "D/evals/synthetic-tiny/clip_score_clean_30/tiny-clip/synthetic.jsonl"
     assert sieve[-1]["evaluation"] == "D/evals/synthetic-tiny/sieve_top20/tiny-clip/synthetic.jsonl"
     flyt = plans["flyt_figure3"]["params"]["points"]
@@ -72,7 +75,9 @@ def test_a_figure_the_pool_cannot_give_is_left_out(tiny):
     config["pools"]["synthetic-tiny"]["source"] = "img2dataset"  # no ground truth
     config["scorers"].pop("sieve-tiny")  # no Sieve score: the curve keeps its CLIP score series
     assert figure_plan(Workspace(config), "noise_scores") is None
-    assert {p["series"] for p in figure_plan(Workspace(config), "sieve_figure4")["params"]["points"]} == {"CLIP score (L/14)"}
+    assert {p["series"] for p in figure_plan(Workspace(config), "sieve_figure4")["params"]["points"]} == {
+        "CLIP score (L/14)"
+    }
     config["selections"] = {k: v for k, v in config["selections"].items() if not k.startswith("clip_score_l14")}
     assert figure_plan(Workspace(config), "sieve_figure4") is None
     assert figure_plan(Workspace(config), "flyt_figure3") is not None
@@ -86,16 +91,29 @@ def assert_png(path):
 def test_draw_every_figure_type_from_fabricated_inputs(tmp_path):
     rng = np.random.default_rng(0)
     # curve
-    suite = {"groups": {"G": ["objects"]}, "paper_metrics": {"imagenet_acc1": {"task": "objects"}, "average": {"group": "Average"}}}
+    suite = {
+        "groups": {"G": ["objects"]},
+        "paper_metrics": {"imagenet_acc1": {"task": "objects"}, "average": {"group": "Average"}},
+    }
     points, evaluations = [], []
     for x in (10, 20, 30):
         path = tmp_path / f"e{x}.jsonl"
         path.write_text(json.dumps(record("objects", x / 100)) + "\n")
         points.append({"series": "CLIP score", "x": x, "evaluation": str(path)})
         evaluations.append(str(path))
-    draw("curve", {"evaluations": evaluations},
-         {"title": "t", "points": points, "metrics": ["imagenet_acc1", "average"], "x_label": "kept (%)", "suite": suite,
-          "scale": "tiny"}, tmp_path / "curve.png")
+    draw(
+        "curve",
+        {"evaluations": evaluations},
+        {
+            "title": "t",
+            "points": points,
+            "metrics": ["imagenet_acc1", "average"],
+            "x_label": "kept (%)",
+            "suite": suite,
+            "scale": "tiny",
+        },
+        tmp_path / "curve.png",
+    )
     assert_png(tmp_path / "curve.png")
     # repetitions
     subset = tmp_path / "s.npy"
@@ -108,7 +126,7 @@ def test_draw_every_figure_type_from_fabricated_inputs(tmp_path):
     for scorer in ("a", "b"):
         for chunk in range(2):
             path = tmp_path / f"{scorer}{chunk}.parquet"
-            part = uids[chunk * 100:(chunk + 1) * 100]
+            part = uids[chunk * 100 : (chunk + 1) * 100]
             pd.DataFrame({"uid": part, "clip_score": rng.random(100).astype("float32")}).to_parquet(path)
             scores.append(str(path))
     draw("disparity", {"scores": scores}, {"title": "t", "scorers": ["a", "b"], "n_chunks": 2}, tmp_path / "disp.png")
@@ -116,10 +134,19 @@ def test_draw_every_figure_type_from_fabricated_inputs(tmp_path):
     truth = []
     for chunk in range(2):
         path = tmp_path / f"gt{chunk}.parquet"
-        part = uids[chunk * 100:(chunk + 1) * 100]
-        pd.DataFrame({"uid": part, "is_clean": [i % 2 == 0 for i in range(100)],
-                      "noise_type": ["clean" if i % 2 == 0 else "gibberish" for i in range(100)]}).to_parquet(path)
+        part = uids[chunk * 100 : (chunk + 1) * 100]
+        pd.DataFrame(
+            {
+                "uid": part,
+                "is_clean": [i % 2 == 0 for i in range(100)],
+                "noise_type": ["clean" if i % 2 == 0 else "gibberish" for i in range(100)],
+            }
+        ).to_parquet(path)
         truth.append(str(path))
-    draw("noise_scores", {"scores": scores, "ground_truth": truth}, {"title": "t", "scorers": ["a", "b"], "n_chunks": 2},
-         tmp_path / "noise.png")
+    draw(
+        "noise_scores",
+        {"scores": scores, "ground_truth": truth},
+        {"title": "t", "scorers": ["a", "b"], "n_chunks": 2},
+        tmp_path / "noise.png",
+    )
     assert_png(tmp_path / "noise.png")

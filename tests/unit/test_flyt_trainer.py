@@ -155,9 +155,13 @@ def test_functional_adamw_matches_torch_adamw_two_steps():
     lr, betas, eps, wd = 0.01, (0.9, 0.98), 1e-6, 0.2
     torch_params = {k: nn.Parameter(v.clone()) for k, v in params.items()}
     opt = torch.optim.AdamW(
-        [{"params": [torch_params["matrix"]], "weight_decay": wd},
-         {"params": [torch_params["vector"], torch_params["scalar"]], "weight_decay": 0.0}],
-        lr=lr, betas=betas, eps=eps,
+        [
+            {"params": [torch_params["matrix"]], "weight_decay": wd},
+            {"params": [torch_params["vector"], torch_params["scalar"]], "weight_decay": 0.0},
+        ],
+        lr=lr,
+        betas=betas,
+        eps=eps,
     )
     state = new_adamw_state()
     ours = params
@@ -179,8 +183,14 @@ def test_functional_adamw_matches_torch_adamw_two_steps():
     torch.testing.assert_close(out["vector"], params["vector"])
     torch.testing.assert_close(out["scalar"], params["scalar"])
     # an explicit mask overrides the default; a None grad leaves the parameter alone
-    out = functional_adamw_step(params, {"matrix": None, "vector": zero["vector"], "scalar": None}, new_adamw_state(),
-                                lr=0.5, weight_decay=0.2, decay_mask={"matrix": True, "vector": True, "scalar": True})
+    out = functional_adamw_step(
+        params,
+        {"matrix": None, "vector": zero["vector"], "scalar": None},
+        new_adamw_state(),
+        lr=0.5,
+        weight_decay=0.2,
+        decay_mask={"matrix": True, "vector": True, "scalar": True},
+    )
     assert out["matrix"] is params["matrix"]
     torch.testing.assert_close(out["vector"], params["vector"] * 0.9)
 
@@ -273,9 +283,13 @@ def test_flyt_step_updates_the_reference_model_like_torch_adamw():
     opt.add_param_group({"params": [tau], "lr": 0.01, "weight_decay": 0.0})
     hp = FlytHParams(ref_lr=0.01)  # weight decay 0.2 on matrices, betas (.9, .98), eps 1e-6
     twin_opt = torch.optim.AdamW(
-        [{"params": [twin.visual, twin.token_embedding], "weight_decay": 0.2},
-         {"params": [twin.bias, twin.logit_scale], "weight_decay": 0.0}],
-        lr=0.01, betas=(0.9, 0.98), eps=1e-6,
+        [
+            {"params": [twin.visual, twin.token_embedding], "weight_decay": 0.2},
+            {"params": [twin.bias, twin.logit_scale], "weight_decay": 0.0},
+        ],
+        lr=0.01,
+        betas=(0.9, 0.98),
+        eps=1e-6,
     )
     state = new_adamw_state()
     for step in range(2):
@@ -308,8 +322,18 @@ def test_logit_scale_is_clamped_to_two_after_a_step_that_pushes_it_lower():
     ls = model.logit_scale.detach().clone().requires_grad_(True)
     weighted_clip_loss(i.detach(), t.detach(), ls, torch.full((16,), 1 / 16)).backward()
     assert ls.grad > 0  # gradient descent lowers it
-    info = flyt_step(model, head, opt, (up_img, up_txt), torch.zeros(16, 1), (ds_img, ds_cls), cls_tokens, None,
-                     new_adamw_state(), FlytHParams(ref_lr=0.5, weight_decay=0.0))
+    info = flyt_step(
+        model,
+        head,
+        opt,
+        (up_img, up_txt),
+        torch.zeros(16, 1),
+        (ds_img, ds_cls),
+        cls_tokens,
+        None,
+        new_adamw_state(),
+        FlytHParams(ref_lr=0.5, weight_decay=0.0),
+    )
     assert info["logit_scale_unclamped"] < 1.7  # Adam's first step moves it by about lr
     assert model.logit_scale.item() == LOGIT_SCALE_MIN == 2.0 == info["logit_scale"]
 
@@ -323,7 +347,14 @@ def test_cosine_lr_with_warmup():
     assert cosine_lr(10, 1.0, 4, 10) == pytest.approx(0.0, abs=1e-12)
     hp = FlytHParams()
     assert (hp.ref_lr, hp.head_lr, hp.warmup, hp.weight_decay, hp.upstream_batch, hp.downstream_batch, hp.steps) == (
-        5e-5, 1e-3, 100, 0.2, 4096, 3072, 5000)
+        5e-5,
+        1e-3,
+        100,
+        0.2,
+        4096,
+        3072,
+        5000,
+    )
     assert hp.betas == (0.9, 0.98) and hp.eps == 1e-6
 
 
@@ -357,7 +388,11 @@ def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
         f"local-dir:{arch}",
         in_memory_loader(pool_images, pool_texts, scores, seed=0),
         in_memory_loader(ds_images, ds_labels, seed=1),
-        classnames, TEMPLATES["objects"], hparams=hp, seed=0, log=lambda s, info: logs.append(s),
+        classnames,
+        TEMPLATES["objects"],
+        hparams=hp,
+        seed=0,
+        log=lambda s, info: logs.append(s),
     )
     head = result.head
     assert isinstance(head, MixingHead) and head.k == 3 and not head.training
@@ -381,6 +416,9 @@ def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
         f"local-dir:{arch}",
         in_memory_loader(pool_images, pool_texts, scores, seed=0),
         in_memory_loader(ds_images, ds_labels, seed=1),
-        classnames, TEMPLATES["objects"], hparams=hp, seed=0,
+        classnames,
+        TEMPLATES["objects"],
+        hparams=hp,
+        seed=0,
     )
     torch.testing.assert_close(again.head.linear.weight, head.linear.weight)

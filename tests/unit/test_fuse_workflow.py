@@ -108,7 +108,9 @@ def test_fusions_follow_their_definitions(pool, tmp_path):
     stats = fusion_statistics(files, FUSIONS["in_weighted"], [0.2, 0.5, 0.3], tmp_path)
     # w_hat = (0, 1, 1/3); r = 8 adds 1/7
     assert stats["weights"] == pytest.approx([1 / 7, 1 + 1 / 7, 1 / 3 + 1 / 7])
-    np.testing.assert_allclose(fuse_matrix(S, FUSIONS["in_weighted"], stats), z @ np.array(stats["weights"]), atol=1e-12)
+    np.testing.assert_allclose(
+        fuse_matrix(S, FUSIONS["in_weighted"], stats), z @ np.array(stats["weights"]), atol=1e-12
+    )
     stats = fusion_statistics(files, FUSIONS["mos"])
     mm = (S - S.min(axis=0)) / (S.max(axis=0) - S.min(axis=0) + 1e-8)
     sig = mm.std(axis=1)
@@ -128,7 +130,10 @@ def test_a_fusion_of_the_wrong_number_of_scorers_is_refused(user_config):
 
 
 def test_main_metric_of_reads_the_task_main_metric():
-    records = [{"key": "objects", "metrics": {"acc1": 0.4, "main_metric": 0.4}}, {"key": "shape", "metrics": {"main_metric": 0.9}}]
+    records = [
+        {"key": "objects", "metrics": {"acc1": 0.4, "main_metric": 0.4}},
+        {"key": "shape", "metrics": {"main_metric": 0.9}},
+    ]
     assert main_metric_of(records, "objects") == 0.4
     with pytest.raises(ValueError, match="no evaluation record"):
         main_metric_of(records, "imagenet")
@@ -138,15 +143,22 @@ def write_fused(folder, chunks):
     paths = []
     for c, chunk in enumerate(chunks):
         path = folder / f"{c:05d}.parquet"
-        save_scores(pd.DataFrame({"uid": [uid(i) for i, _ in chunk], FUSED_COLUMN: np.array([s for _, s in chunk], np.float32)}), path, [FUSED_COLUMN])
+        save_scores(
+            pd.DataFrame(
+                {"uid": [uid(i) for i, _ in chunk], FUSED_COLUMN: np.array([s for _, s in chunk], np.float32)}
+            ),
+            path,
+            [FUSED_COLUMN],
+        )
         paths.append(path)
     return paths
 
 
 def test_fused_score_top_fraction_keeps_by_the_datacomp_rule(tmp_path):
     paths = write_fused(tmp_path, [[(i, i / 10) for i in range(5)], [(i, i / 10) for i in range(5, 10)]])
-    subset = select(selection("fused_score", FUSED_COLUMN, fusion="f", sampler="top_fraction", fraction=0.2),
-                    {"scores": paths})
+    subset = select(
+        selection("fused_score", FUSED_COLUMN, fusion="f", sampler="top_fraction", fraction=0.2), {"scores": paths}
+    )
     # n = 2, thr = sorted_desc[2] = 0.7: n + 1 samples (docs/algorithms.md §1)
     assert sorted(u8u8_to_uids(subset)) == [uid(7), uid(8), uid(9)]
 
@@ -179,13 +191,16 @@ def test_scs_standardises_the_scores_unless_told_not_to():
         SAMPLERS["magic"]
 
 
-@pytest.mark.parametrize("mutate, key", [
-    (lambda c: c["fusions"]["sum"].update(scorers=["tiny-clip-clean", "zz"]), r"fusions\.sum\.scorers"),
-    (lambda c: c["fusions"]["in_weighted_r8"]["accuracy"].update(task="imagenet"), r"fusions\.in_weighted_r8"),
-    (lambda c: c["selections"]["sum_top20"].update(fusion="nope"), r"selections\.sum_top20\.fusion"),
-    (lambda c: c["tables"]["table2"].update(pending={"sum_top20": {"status": "?"}}), r"tables\.table2\.pending"),
-    (lambda c: c["selections"]["sum_scs"].update(batch_size=10), r"selections\.sum_scs: SCS takes exactly one"),
-])
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["fusions"]["sum"].update(scorers=["tiny-clip-clean", "zz"]), r"fusions\.sum\.scorers"),
+        (lambda c: c["fusions"]["in_weighted_r8"]["accuracy"].update(task="imagenet"), r"fusions\.in_weighted_r8"),
+        (lambda c: c["selections"]["sum_top20"].update(fusion="nope"), r"selections\.sum_top20\.fusion"),
+        (lambda c: c["tables"]["table2"].update(pending={"sum_top20": {"status": "?"}}), r"tables\.table2\.pending"),
+        (lambda c: c["selections"]["sum_scs"].update(batch_size=10), r"selections\.sum_scs: SCS takes exactly one"),
+    ],
+)
 def test_config_references_of_fusions_are_checked(user_config, mutate, key):
     mutate(user_config)
     with pytest.raises(ConfigError, match=key):
@@ -194,9 +209,15 @@ def test_config_references_of_fusions_are_checked(user_config, mutate, key):
 
 def test_selection_labels(config):
     assert selection_labels(config, "sum_top20") == {
-        "fusion": "sum", "scorers": "tiny-clip-clean+tiny-clip-reader+tiny-clip-weak", "sampler": "top_fraction"}
+        "fusion": "sum",
+        "scorers": "tiny-clip-clean+tiny-clip-reader+tiny-clip-weak",
+        "sampler": "top_fraction",
+    }
     assert selection_labels(config, "clip_score_clean_20") == {
-        "fusion": "none", "scorers": "tiny-clip-clean", "sampler": "top_fraction"}
+        "fusion": "none",
+        "scorers": "tiny-clip-clean",
+        "sampler": "top_fraction",
+    }
     assert selection_labels(config, "no_filter")["sampler"] == "all"
     assert selection_labels(config, "basic_filter") == {"fusion": "", "scorers": "", "sampler": "basic_filter"}
 
@@ -210,9 +231,26 @@ def test_comparison_table_lists_pending_methods_with_their_status_and_no_numbers
     evaluation = tmp_path / "x.jsonl"
     write_records([{"key": "objects", "dataset": "Objects", "metrics": {"main_metric": 0.5}}], evaluation)
     truth = tmp_path / "truth.parquet"
-    pd.DataFrame({"uid": [uid(1), uid(2), uid(3)], "is_clean": [True, False, True], "noise_type": ["clean", "gibberish", "clean"]}).to_parquet(truth)
-    rows = [{"selection": "x", "fusion": "mos", "scorers": "a+b", "sampler": "scs", "pool": "p", "recipe": "r", "suite": "s",
-             "subset": subset, "evaluation": evaluation}]
+    pd.DataFrame(
+        {
+            "uid": [uid(1), uid(2), uid(3)],
+            "is_clean": [True, False, True],
+            "noise_type": ["clean", "gibberish", "clean"],
+        }
+    ).to_parquet(truth)
+    rows = [
+        {
+            "selection": "x",
+            "fusion": "mos",
+            "scorers": "a+b",
+            "sampler": "scs",
+            "pool": "p",
+            "recipe": "r",
+            "suite": "s",
+            "subset": subset,
+            "evaluation": evaluation,
+        }
+    ]
     pending = [{"selection": "later", "status": "not built yet: Sieve captioning rule", "fusion": "sieve_clip"}]
     table = comparison_table(rows, pending, [truth], {"Objects": ["objects"]})
     assert table["status"].tolist() == ["ok", "not built yet: Sieve captioning rule"]

@@ -40,13 +40,25 @@ def sieve_and_clip(tmp_path):
         ids = list(ids)
         sieve = tmp_path / "sieve" / f"{c:05d}.parquet"
         clip = tmp_path / "clip" / f"{c:05d}.parquet"
-        save_scores(pd.DataFrame({"uid": [uid(i) for i in ids],
-                                  "sieve_score": rng.uniform(0, 1, len(ids)).astype(np.float32),
-                                  "sieve_mean": rng.uniform(0, 1, len(ids)).astype(np.float32),
-                                  "best_caption": [f"caption {i}" for i in ids]}),
-                    sieve, ["sieve_score", "sieve_mean"], text_columns=("best_caption",))
-        save_scores(pd.DataFrame({"uid": [uid(i) for i in ids],
-                                  "clip_score": rng.normal(0.3, 0.1, len(ids)).astype(np.float32)}), clip)
+        save_scores(
+            pd.DataFrame(
+                {
+                    "uid": [uid(i) for i in ids],
+                    "sieve_score": rng.uniform(0, 1, len(ids)).astype(np.float32),
+                    "sieve_mean": rng.uniform(0, 1, len(ids)).astype(np.float32),
+                    "best_caption": [f"caption {i}" for i in ids],
+                }
+            ),
+            sieve,
+            ["sieve_score", "sieve_mean"],
+            text_columns=("best_caption",),
+        )
+        save_scores(
+            pd.DataFrame(
+                {"uid": [uid(i) for i in ids], "clip_score": rng.normal(0.3, 0.1, len(ids)).astype(np.float32)}
+            ),
+            clip,
+        )
         files.append([sieve, clip])
     return files
 
@@ -142,15 +154,18 @@ def test_embedding_score_frames_are_the_scores():
         embedding_score_frame("hype", uids, img, txt)
 
 
-@pytest.mark.parametrize("path, value, key", [
-    (("scorers", "sieve-tiny", "captioner"), "blip-none", "scorers.sieve-tiny.captioner"),
-    (("scorers", "sieve-tiny", "sentence_encoder"), "minilm-none", "scorers.sieve-tiny.sentence_encoder"),
-    (("scorers", "normsim-clean", "embeddings"), "nothing", "scorers.normsim-clean.embeddings"),
-    (("scorers", "normsim-clean", "embeddings"), "sieve-tiny", "not a CLIP scorer"),
-    (("fusions", "mflyt", "reference", "selection"), "nothing", "fusions.mflyt.reference.selection"),
-    (("fusions", "mflyt", "downstream", "task"), "nothing", "fusions.mflyt.downstream.task"),
-    (("captioners", "tiny-blip", "curated_set"), "nothing", "captioners.tiny-blip.curated_set"),
-])
+@pytest.mark.parametrize(
+    "path, value, key",
+    [
+        (("scorers", "sieve-tiny", "captioner"), "blip-none", "scorers.sieve-tiny.captioner"),
+        (("scorers", "sieve-tiny", "sentence_encoder"), "minilm-none", "scorers.sieve-tiny.sentence_encoder"),
+        (("scorers", "normsim-clean", "embeddings"), "nothing", "scorers.normsim-clean.embeddings"),
+        (("scorers", "normsim-clean", "embeddings"), "sieve-tiny", "not a CLIP scorer"),
+        (("fusions", "mflyt", "reference", "selection"), "nothing", "fusions.mflyt.reference.selection"),
+        (("fusions", "mflyt", "downstream", "task"), "nothing", "fusions.mflyt.downstream.task"),
+        (("captioners", "tiny-blip", "curated_set"), "nothing", "captioners.tiny-blip.curated_set"),
+    ],
+)
 def test_references_of_the_new_kinds_are_checked(user_config, path, value, key):
     check_config(user_config)
     broken = copy.deepcopy(user_config)
@@ -197,10 +212,11 @@ def test_classifier_scores_separate_the_positives_from_the_pool():
     # of [image | text]): the weights find exactly those
     for method, directions in (("image_classifier", {0}), ("image_text_classifier", {0, 5})):
         w, b = train_pool_classifier(method, (pool_img, pool_txt), positives, params)
-        assert set(np.argsort(-np.abs(w))[:len(directions)]) == directions and (w[list(directions)] > 0).all()
+        assert set(np.argsort(-np.abs(w))[: len(directions)]) == directions and (w[list(directions)] > 0).all()
         frame = embedding_score_frame(method, [uid(i) for i in range(40)], *positives, classifier=(w, b))
-        pool_scores = embedding_score_frame(method, [uid(i) for i in range(300)], pool_img, pool_txt,
-                                            classifier=(w, b))[method]
+        pool_scores = embedding_score_frame(
+            method, [uid(i) for i in range(300)], pool_img, pool_txt, classifier=(w, b)
+        )[method]
         assert frame[method].mean() > pool_scores.mean() + 1
         again = train_pool_classifier(method, (pool_img, pool_txt), positives, params)
         np.testing.assert_array_equal(again[0], w)

@@ -33,8 +33,13 @@ from curate.scoring.itm import (  # noqa: E402
 from tests.unit.model_fixtures import build_tiny_blip2_itm, build_tiny_blip_itm  # noqa: E402
 
 COLOURS = [(200, 20, 20), (20, 20, 200), (20, 180, 20), (220, 220, 30), (90, 90, 90)]
-TEXTS = ["a red circle on a blue field", "two green squares", "a photo of a yellow triangle and a much longer "
-         "caption that runs past the text limit of the model " * 3, "cat", "text written on a wall"]
+TEXTS = [
+    "a red circle on a blue field",
+    "two green squares",
+    "a photo of a yellow triangle and a much longer caption that runs past the text limit of the model " * 3,
+    "cat",
+    "text written on a wall",
+]
 
 
 def images(n=5, size=40):
@@ -67,8 +72,12 @@ def test_blip_itm_is_the_softmax_of_the_itm_head_with_enc_first(blip_dir):
     assert (inputs["input_ids"][:, 0] == processor.tokenizer.convert_tokens_to_ids("[ENC]")).all()
     assert inputs["input_ids"].shape[1] == 35
     with torch.no_grad():
-        logits = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"],
-                       attention_mask=inputs["attention_mask"], use_itm_head=True).itm_score
+        logits = model(
+            input_ids=inputs["input_ids"],
+            pixel_values=inputs["pixel_values"],
+            attention_mask=inputs["attention_mask"],
+            use_itm_head=True,
+        ).itm_score
     np.testing.assert_allclose(scores, torch.softmax(logits, dim=1)[:, 1].numpy(), rtol=0, atol=1e-6)
 
 
@@ -102,8 +111,12 @@ def test_blip_itc_is_the_pairs_cosine(blip_dir):
     inputs = blip_inputs(processor, images(), TEXTS, "itc", model.config.text_config)
     assert (inputs["input_ids"][:, 0] == processor.tokenizer.cls_token_id).all()
     with torch.no_grad():
-        matrix = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"],
-                       attention_mask=inputs["attention_mask"], use_itm_head=False).itm_score
+        matrix = model(
+            input_ids=inputs["input_ids"],
+            pixel_values=inputs["pixel_values"],
+            attention_mask=inputs["attention_mask"],
+            use_itm_head=False,
+        ).itm_score
     np.testing.assert_allclose(scores, torch.diagonal(matrix).numpy(), rtol=0, atol=1e-6)
     assert (np.abs(scores) <= 1 + 1e-6).all()
 
@@ -127,10 +140,16 @@ def test_blip2_itc_is_the_max_over_query_tokens(blip2_dir):
     with torch.no_grad():
         image_embeds = model.vision_model(pixel_values=inputs["pixel_values"]).last_hidden_state
         queries = model.query_tokens.expand(len(image_embeds), -1, -1)
-        query_out = model.qformer(query_embeds=queries, encoder_hidden_states=image_embeds,
-                                  encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long)).last_hidden_state
-        text_out = model.qformer(query_embeds=model.embeddings(input_ids=inputs["input_ids"]), query_length=0,
-                                 attention_mask=inputs["attention_mask"]).last_hidden_state
+        query_out = model.qformer(
+            query_embeds=queries,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long),
+        ).last_hidden_state
+        text_out = model.qformer(
+            query_embeds=model.embeddings(input_ids=inputs["input_ids"]),
+            query_length=0,
+            attention_mask=inputs["attention_mask"],
+        ).last_hidden_state
         image_feats = torch.nn.functional.normalize(model.vision_projection(query_out), dim=-1)
         text_feat = torch.nn.functional.normalize(model.text_projection(text_out[:, 0]), dim=-1)
         per_query = torch.einsum("bqd,bd->bq", image_feats, text_feat)
@@ -189,7 +208,9 @@ def pool(tmp_path_factory):
 
 
 @pytest.mark.parametrize("which, head", [("blip", "itm"), ("blip", "itc"), ("blip2", "itm"), ("blip2", "itc")])
-def test_score_chunk_writes_the_scorers_column_in_the_clip_score_format(blip_dir, blip2_dir, pool, tmp_path, which, head):
+def test_score_chunk_writes_the_scorers_column_in_the_clip_score_format(
+    blip_dir, blip2_dir, pool, tmp_path, which, head
+):
     folder = blip_dir if which == "blip" else blip2_dir
     paths, rows = pool
     df, report = score_chunk_itm(folder, paths, head=head, batch_size=2)
@@ -201,8 +222,14 @@ def test_score_chunk_writes_the_scorers_column_in_the_clip_score_format(blip_dir
     assert report["skipped"]["nan_score"] == 0 and report["head"] == head
     # the same scores as scoring the decoded samples directly, whatever the batch size
     model, processor, family = load_itm_model(folder)
-    direct = itm_scores(model, processor, family, [Image.open(io.BytesIO(r[1])).convert("RGB") for r in kept],
-                        [r[2] for r in kept], head)
+    direct = itm_scores(
+        model,
+        processor,
+        family,
+        [Image.open(io.BytesIO(r[1])).convert("RGB") for r in kept],
+        [r[2] for r in kept],
+        head,
+    )
     np.testing.assert_allclose(df[column].to_numpy(), direct, atol=1e-5)
     np.testing.assert_allclose(score_chunk_itm(folder, paths, head=head, batch_size=5)[0][column], direct, atol=1e-5)
     if head == "itm":
@@ -252,22 +279,27 @@ def transformers_key_to_blip(key: str) -> str:
     return key
 
 
-@pytest.mark.parametrize("key, expected", [
-    ("visual_encoder.cls_token", "vision_model.embeddings.class_embedding"),
-    ("visual_encoder.pos_embed", "vision_model.embeddings.position_embedding"),
-    ("visual_encoder.patch_embed.proj.weight", "vision_model.embeddings.patch_embedding.weight"),
-    ("visual_encoder.blocks.11.attn.qkv.weight", "vision_model.encoder.layers.11.self_attn.qkv.weight"),
-    ("visual_encoder.blocks.0.attn.proj.bias", "vision_model.encoder.layers.0.self_attn.projection.bias"),
-    ("visual_encoder.blocks.3.norm1.weight", "vision_model.encoder.layers.3.layer_norm1.weight"),
-    ("visual_encoder.blocks.3.norm2.bias", "vision_model.encoder.layers.3.layer_norm2.bias"),
-    ("visual_encoder.blocks.3.mlp.fc2.weight", "vision_model.encoder.layers.3.mlp.fc2.weight"),
-    ("visual_encoder.norm.weight", "vision_model.post_layernorm.weight"),
-    ("text_encoder.encoder.layer.2.crossattention.self.query.weight",
-     "text_encoder.encoder.layer.2.crossattention.self.query.weight"),
-    ("text_encoder.embeddings.LayerNorm.weight", "text_encoder.embeddings.LayerNorm.weight"),
-    ("itm_head.weight", "itm_head.weight"),
-    ("vision_proj.bias", "vision_proj.bias"),
-])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("visual_encoder.cls_token", "vision_model.embeddings.class_embedding"),
+        ("visual_encoder.pos_embed", "vision_model.embeddings.position_embedding"),
+        ("visual_encoder.patch_embed.proj.weight", "vision_model.embeddings.patch_embedding.weight"),
+        ("visual_encoder.blocks.11.attn.qkv.weight", "vision_model.encoder.layers.11.self_attn.qkv.weight"),
+        ("visual_encoder.blocks.0.attn.proj.bias", "vision_model.encoder.layers.0.self_attn.projection.bias"),
+        ("visual_encoder.blocks.3.norm1.weight", "vision_model.encoder.layers.3.layer_norm1.weight"),
+        ("visual_encoder.blocks.3.norm2.bias", "vision_model.encoder.layers.3.layer_norm2.bias"),
+        ("visual_encoder.blocks.3.mlp.fc2.weight", "vision_model.encoder.layers.3.mlp.fc2.weight"),
+        ("visual_encoder.norm.weight", "vision_model.post_layernorm.weight"),
+        (
+            "text_encoder.encoder.layer.2.crossattention.self.query.weight",
+            "text_encoder.encoder.layer.2.crossattention.self.query.weight",
+        ),
+        ("text_encoder.embeddings.LayerNorm.weight", "text_encoder.embeddings.LayerNorm.weight"),
+        ("itm_head.weight", "itm_head.weight"),
+        ("vision_proj.bias", "vision_proj.bias"),
+    ],
+)
 def test_blip_keys_are_renamed_as_transformers_conversion_script_does(key, expected):
     assert blip_key_to_transformers(key) == expected
     assert transformers_key_to_blip(expected) == key
@@ -300,11 +332,19 @@ def test_an_original_blip_checkpoint_converts_to_the_same_scores(tmp_path):
     write_original_checkpoint(original, tmp_path / "model_base.pth")
     assert set(load_original_state_dict(tmp_path / "model_base.pth")) >= {"visual_encoder.cls_token", "temp"}
 
-    record = convert_blip_checkpoint(tmp_path / "model_base.pth", tmp_path / "converted", processor_dir,
-                                     head_dim=16)
+    record = convert_blip_checkpoint(tmp_path / "model_base.pth", tmp_path / "converted", processor_dir, head_dim=16)
     assert record["image_size"] == 32 and record["dropped"] > 0
-    assert set(record["dropped_prefixes"]) == {"visual_encoder_m", "text_encoder_m", "text_decoder", "image_queue",
-                                               "text_queue", "idx_queue", "temp", "vision_proj_m", "text_encoder"}
+    assert set(record["dropped_prefixes"]) == {
+        "visual_encoder_m",
+        "text_encoder_m",
+        "text_decoder",
+        "image_queue",
+        "text_queue",
+        "idx_queue",
+        "temp",
+        "vision_proj_m",
+        "text_encoder",
+    }
     assert json.loads((tmp_path / "converted" / "conversion.json").read_text()) == record
     converted, converted_processor, converted_family = load_itm_model(tmp_path / "converted")
     assert converted_family == "blip"
@@ -312,8 +352,12 @@ def test_an_original_blip_checkpoint_converts_to_the_same_scores(tmp_path):
     assert converted.config.vision_config.layer_norm_eps == 1e-6
     assert converted_processor.image_processor.size == {"height": 32, "width": 32}
     for head in ("itm", "itc"):
-        np.testing.assert_allclose(itm_scores(converted, converted_processor, "blip", images(), TEXTS, head),
-                                   itm_scores(original, processor, family, images(), TEXTS, head), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            itm_scores(converted, converted_processor, "blip", images(), TEXTS, head),
+            itm_scores(original, processor, family, images(), TEXTS, head),
+            rtol=0,
+            atol=1e-6,
+        )
     for key, value in original.state_dict().items():
         torch.testing.assert_close(converted.state_dict()[key], value, rtol=0, atol=0)
 
@@ -325,8 +369,13 @@ def test_convert_model_reads_the_fetched_file_and_a_missing_weight_raises(tmp_pa
     fetched.mkdir()
     state = write_original_checkpoint(original, fetched / "model_large.pth")
     (fetched / "fetch.json").write_text(json.dumps({"file": "model_large.pth"}))
-    entry = {"library": "url", "url": "https://example.org/model_large.pth", "convert": "blip_itm",
-             "processor": "p", "sha256": None}
+    entry = {
+        "library": "url",
+        "url": "https://example.org/model_large.pth",
+        "convert": "blip_itm",
+        "processor": "p",
+        "sha256": None,
+    }
     record = convert_model(entry, fetched, tmp_path / "converted", original_dir, head_dim=16)
     assert record["checkpoint"].endswith("model_large.pth") and (tmp_path / "converted" / "config.json").is_file()
     with pytest.raises(ValueError, match="conversion"):
@@ -345,8 +394,14 @@ def test_the_configured_itm_scorers_write_their_heads_column(config):
     from curate.workflow.workspace import Workspace
 
     heads = {name: entry["head"] for name, entry in config["scorers"].items() if entry["library"] == "blip_itm"}
-    assert set(heads) == {"blip-itm-b16-pt", "blip-itm-l16-pt", "blip-itm-b16-ft", "blip-itm-l16-ft",
-                          "blip2-itm-g14-pt", "blip2-itm-g14-ft"}
+    assert set(heads) == {
+        "blip-itm-b16-pt",
+        "blip-itm-l16-pt",
+        "blip-itm-b16-ft",
+        "blip-itm-l16-ft",
+        "blip2-itm-g14-pt",
+        "blip2-itm-g14-ft",
+    }
     assert {score_column(config["scorers"][name]) for name in heads if name.startswith("blip-")} == {"itm_score"}
     assert {score_column(config["scorers"][name]) for name in heads if name.startswith("blip2-")} == {"itc_score"}
     ws = Workspace(config)
@@ -354,18 +409,31 @@ def test_the_configured_itm_scorers_write_their_heads_column(config):
     assert ws.model_folder("blip-itm-b16-ft") == "data/models/pretrained/blip-itm-b16-ft"
 
 
-@pytest.mark.parametrize("mutate, key", [
-    (lambda c: c["scorers"]["blip-itm-b16-ft"].pop("head"), "head"),
-    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(head="cosine"), "cosine"),
-    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(source="train", arch="tiny-vit", curated_set="clean",
-                                                       recipe="tiny-scorer", seed=0), r"blip-itm-b16-ft\.arch: not a parameter of scorer kind 'blip_itm'"),
-    (lambda c: c["models"]["blip-itm-b16-pt"].pop("processor"), "processor"),
-    (lambda c: c["models"]["blip-itm-b16-pt"].update(convert="lavis_blip2"), "lavis_blip2"),
-    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="openai-clip-b32"), r"scorers\.blip-itm-b16-ft\.library"),
-    (lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="blip-b16-14m"), r"scorers\.blip-itm-b16-ft\.model.*convert"),
-    (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="nope"), r"models\.blip-itm-b16-pt\.processor"),
-    (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="blip-b16-14m"), "not a huggingface model"),
-])
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["scorers"]["blip-itm-b16-ft"].pop("head"), "head"),
+        (lambda c: c["scorers"]["blip-itm-b16-ft"].update(head="cosine"), "cosine"),
+        (
+            lambda c: c["scorers"]["blip-itm-b16-ft"].update(
+                source="train", arch="tiny-vit", curated_set="clean", recipe="tiny-scorer", seed=0
+            ),
+            r"blip-itm-b16-ft\.arch: not a parameter of scorer kind 'blip_itm'",
+        ),
+        (lambda c: c["models"]["blip-itm-b16-pt"].pop("processor"), "processor"),
+        (lambda c: c["models"]["blip-itm-b16-pt"].update(convert="lavis_blip2"), "lavis_blip2"),
+        (
+            lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="openai-clip-b32"),
+            r"scorers\.blip-itm-b16-ft\.library",
+        ),
+        (
+            lambda c: c["scorers"]["blip-itm-b16-ft"].update(model="blip-b16-14m"),
+            r"scorers\.blip-itm-b16-ft\.model.*convert",
+        ),
+        (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="nope"), r"models\.blip-itm-b16-pt\.processor"),
+        (lambda c: c["models"]["blip-itm-b16-pt"].update(processor="blip-b16-14m"), "not a huggingface model"),
+    ],
+)
 def test_itm_config_errors_name_the_key(user_config, mutate, key):
     from curate.registry import ConfigError
     from curate.workflow.config import check_config

@@ -63,9 +63,7 @@ def test_round_trip_through_file(trained, tmp_path):
 def test_predict_newlines_and_non_strings(trained):
     _, model = trained
     # DataComp replaces newlines by spaces (fastText's predict refuses "\n")
-    assert predict_languages(model, ["a pair of\nblue squares"]) == predict_languages(
-        model, ["a pair of blue squares"]
-    )
+    assert predict_languages(model, ["a pair of\nblue squares"]) == predict_languages(model, ["a pair of blue squares"])
     out = predict_languages(model, [None, "", float("nan")])
     assert len(out) == 3 and all(isinstance(x, str) for x in out)
     mask = is_english(model, ["three green stars", "drei grüne Sterne"])

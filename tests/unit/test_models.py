@@ -35,8 +35,12 @@ def images_and_texts():
 
 def test_open_clip_fetch_gives_a_local_dir_the_scorers_load(tmp_path, tiny_weights):
     weights, original = tiny_weights
-    entry = {"library": "open_clip", "arch": "tiny-vit-narrow", "pretrained": str(weights),
-             "sha256": file_sha256(weights)}
+    entry = {
+        "library": "open_clip",
+        "arch": "tiny-vit-narrow",
+        "pretrained": str(weights),
+        "sha256": file_sha256(weights),
+    }
     record = fetch_model("tiny", entry, tmp_path / "tiny")
     assert record["sha256"] == entry["sha256"]
     assert json.loads((tmp_path / "tiny" / "fetch.json").read_text())["files"]["open_clip_model.safetensors"]
@@ -84,12 +88,19 @@ def test_huggingface_fetch_through_snapshot_download(tmp_path, tiny_sentence_enc
         shutil.copytree(tiny_sentence_encoder, local_dir, dirs_exist_ok=True)
         return local_dir
 
-    weights_file = next(p.relative_to(tiny_sentence_encoder).as_posix()
-                        for p in tiny_sentence_encoder.rglob("*.safetensors"))
-    entry = {"library": "huggingface", "id": "sentence-transformers/all-MiniLM-L6-v2", "revision": "main",
-             "weights_file": weights_file, "sha256": file_sha256(tiny_sentence_encoder / weights_file)}
-    record = fetch_model("minilm", entry, tmp_path / "minilm", cache_dir=tmp_path / "cache",
-                         snapshot_download=snapshot_download)
+    weights_file = next(
+        p.relative_to(tiny_sentence_encoder).as_posix() for p in tiny_sentence_encoder.rglob("*.safetensors")
+    )
+    entry = {
+        "library": "huggingface",
+        "id": "sentence-transformers/all-MiniLM-L6-v2",
+        "revision": "main",
+        "weights_file": weights_file,
+        "sha256": file_sha256(tiny_sentence_encoder / weights_file),
+    }
+    record = fetch_model(
+        "minilm", entry, tmp_path / "minilm", cache_dir=tmp_path / "cache", snapshot_download=snapshot_download
+    )
     assert calls == [("sentence-transformers/all-MiniLM-L6-v2", "main", str(tmp_path / "cache"))]
     assert record["origin"] == "hf://sentence-transformers/all-MiniLM-L6-v2@main"
     texts = ["a red circle", "two blue squares"]
@@ -119,7 +130,6 @@ def test_url_fetch_checks_the_hash(tmp_path, tiny_weights):
 
 
 def test_every_configured_model_names_what_its_fetch_needs():
-
 
     config = load_config()
     import open_clip

@@ -25,38 +25,60 @@ DATA = Paths("data")
 
 def small_config(scale="tiny"):
     """Two scales: tiny moves rows to the toy pool with stand-ins; paper keeps the rows' pools."""
-    return completed({
-        "scale": scale,
-        "scales": {
-            "tiny": {"pool": "toy", "recipe": "toy-clip", "suite": "toy-suite",
-                     "stand_ins": {"big-clip": "toy-clean", "small-clip": "toy-weak", "other-clip": "toy-clean"}},
-            "paper": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite"},  # keeps paper pools by name
-            "medium": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite", "keep_paper_pools": True},
-        },
-        "pools": {"toy": {"source": "synthetic"}, "real": {"source": "img2dataset"}},
-        "recipes": {"toy-clip": {}, "real-recipe": {}},
-        "suites": {
-            "toy-suite": {"groups": {"G1": ["objects"]},
-                          "paper_metrics": {"imagenet_acc1": {"task": "objects"}, "average": {"group": "Average"}}},
-            "real-suite": {"groups": {"ImageNet": ["imagenet1k"]}},
-        },
-        "scorers": {"toy-clean": {}, "toy-weak": {}},
-        "fusions": {
-            "toy_sum": {"method": "sum", "scorers": ["toy-weak", "toy-clean"]},
-            "paper_sum": {"method": "sum", "scorers": ["big-clip", "small-clip", "other-clip"]},
-            "paper_inw": {"method": "in_weighted", "scorers": ["big-clip"], "r": 2,
-                          "accuracy": {"suite": "real-suite", "task": "imagenet1k"}},
-        },
-        "selections": {
-            "no_filter": {"method": "no_filter"},
-            "clean_30": {"method": "clip_score", "scorer": "toy-clean", "fraction": 0.3},
-            "toy_sum_20": {"method": "fused_score", "fusion": "toy_sum", "sampler": "top_fraction", "fraction": 0.2},
-            "big_30": {"method": "clip_score", "scorer": "big-clip", "fraction": 0.3},
-            "big_40": {"method": "clip_score", "scorer": "big-clip", "fraction": 0.4},
-            "paper_sum_20": {"method": "fused_score", "fusion": "paper_sum", "sampler": "top_fraction", "fraction": 0.2},
-            "oracle": {"method": "oracle"},
-        },
-    })
+    return completed(
+        {
+            "scale": scale,
+            "scales": {
+                "tiny": {
+                    "pool": "toy",
+                    "recipe": "toy-clip",
+                    "suite": "toy-suite",
+                    "stand_ins": {"big-clip": "toy-clean", "small-clip": "toy-weak", "other-clip": "toy-clean"},
+                },
+                "paper": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite"},  # keeps paper pools by name
+                "medium": {"pool": "real", "recipe": "real-recipe", "suite": "real-suite", "keep_paper_pools": True},
+            },
+            "pools": {"toy": {"source": "synthetic"}, "real": {"source": "img2dataset"}},
+            "recipes": {"toy-clip": {}, "real-recipe": {}},
+            "suites": {
+                "toy-suite": {
+                    "groups": {"G1": ["objects"]},
+                    "paper_metrics": {"imagenet_acc1": {"task": "objects"}, "average": {"group": "Average"}},
+                },
+                "real-suite": {"groups": {"ImageNet": ["imagenet1k"]}},
+            },
+            "scorers": {"toy-clean": {}, "toy-weak": {}},
+            "fusions": {
+                "toy_sum": {"method": "sum", "scorers": ["toy-weak", "toy-clean"]},
+                "paper_sum": {"method": "sum", "scorers": ["big-clip", "small-clip", "other-clip"]},
+                "paper_inw": {
+                    "method": "in_weighted",
+                    "scorers": ["big-clip"],
+                    "r": 2,
+                    "accuracy": {"suite": "real-suite", "task": "imagenet1k"},
+                },
+            },
+            "selections": {
+                "no_filter": {"method": "no_filter"},
+                "clean_30": {"method": "clip_score", "scorer": "toy-clean", "fraction": 0.3},
+                "toy_sum_20": {
+                    "method": "fused_score",
+                    "fusion": "toy_sum",
+                    "sampler": "top_fraction",
+                    "fraction": 0.2,
+                },
+                "big_30": {"method": "clip_score", "scorer": "big-clip", "fraction": 0.3},
+                "big_40": {"method": "clip_score", "scorer": "big-clip", "fraction": 0.4},
+                "paper_sum_20": {
+                    "method": "fused_score",
+                    "fusion": "paper_sum",
+                    "sampler": "top_fraction",
+                    "fraction": 0.2,
+                },
+                "oracle": {"method": "oracle"},
+            },
+        }
+    )
 
 
 def completed(config):
@@ -67,8 +89,15 @@ def completed(config):
 
 
 def row(selection="big_30", needs=("scorer:big-clip",), **extra):
-    return {"label": "a row", "selection": selection, "pool": "real", "recipe": "real-recipe", "suite": "real-suite",
-            "needs": list(needs), "reported": {}} | extra
+    return {
+        "label": "a row",
+        "selection": selection,
+        "pool": "real",
+        "recipe": "real-recipe",
+        "suite": "real-suite",
+        "needs": list(needs),
+        "reported": {},
+    } | extra
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,12 +147,16 @@ def test_a_moved_row_is_a_stand_in_run_with_no_delta():
     "paper_row, status",
     [
         (row(reproduce=False), "reported only: the method is not disclosed"),
-        (row("prune_x", needs=["method:density-based-pruning", "method:mos", "scorer:big-clip"]),
-         "method not built yet: density-based-pruning"),
+        (
+            row("prune_x", needs=["method:density-based-pruning", "method:mos", "scorer:big-clip"]),
+            "method not built yet: density-based-pruning",
+        ),
         (row("dfn", needs=["uids:dfn-medium"]), "published uids not available: dfn-medium"),
         (row("drop20_x", needs=["method:scs"]), "selection not in config: drop20_x"),
-        (row("big_30", needs=["scorer:hype", "scorer:other", "data:imagenet-train"]),
-         "scorer not available: hype, other; data not available: imagenet-train"),
+        (
+            row("big_30", needs=["scorer:hype", "scorer:other", "data:imagenet-train"]),
+            "scorer not available: hype, other; data not available: imagenet-train",
+        ),
     ],
 )
 def test_an_unbuilt_row_says_why(paper_row, status):
@@ -138,7 +171,10 @@ def analogue_config(scale="tiny"):
     config["scales"]["tiny"]["use_tiny_analogues"] = True
     config["scales"]["tiny"]["stand_ins"]["paper-captioner"] = "toy-captioner"
     config["recipes"] |= {"paper-weighted": {"tiny_analogue": "toy-weighted"}, "toy-weighted": {}}
-    config["suites"] |= {"paper-captions": {"groups": {}, "tiny_analogue": "toy-captions"}, "toy-captions": {"groups": {}}}
+    config["suites"] |= {
+        "paper-captions": {"groups": {}, "tiny_analogue": "toy-captions"},
+        "toy-captions": {"groups": {}},
+    }
     config["captioners"] = {"toy-captioner": {}}
     config["selections"] |= {
         "recap_toy": {"method": "recaption", "scorer": "toy-clean", "rho": 0.1, "captioner": "toy-captioner"},
@@ -166,7 +202,9 @@ def test_with_tiny_analogues_a_moved_row_trains_and_scores_with_its_recipes_and_
 def test_a_selections_captioner_has_a_stand_in_and_is_named_where_it_is_missing():
     tiny = apply_stand_ins(analogue_config())
     assert tiny["selections"]["recap_big"] == tiny["selections"]["recap_toy"]
-    resolved = resolve_row(tiny, row("recap_big", needs=["scorer:big-clip", "captioner:paper-captioner"]), METHODS, DATA)
+    resolved = resolve_row(
+        tiny, row("recap_big", needs=["scorer:big-clip", "captioner:paper-captioner"]), METHODS, DATA
+    )
     assert resolved["runs_as"] == "recap_toy"
     assert resolved["stand_ins"] == "big-clip -> toy-clean; paper-captioner -> toy-captioner"
     paper = apply_stand_ins(analogue_config("paper")) | {"scorers": {"big-clip": {}, "toy-clean": {}}}
@@ -196,8 +234,18 @@ def test_a_row_on_its_own_pool_without_stand_ins_is_compared(scale):
 
 
 def test_implemented_methods_come_from_the_registries():
-    assert {"no_filter", "clip_score", "oracle", "fused_score", "top_fraction", "scs", "sum", "standardised_sum",
-            "in_weighted", "mos"} <= METHODS
+    assert {
+        "no_filter",
+        "clip_score",
+        "oracle",
+        "fused_score",
+        "top_fraction",
+        "scs",
+        "sum",
+        "standardised_sum",
+        "in_weighted",
+        "mos",
+    } <= METHODS
     assert "sieve" in METHODS  # a scorer library
     assert {"sample_weighting", "recaption", "drop_lowest"} <= METHODS  # MoS's strategies
     assert "density_based_pruning" not in METHODS
@@ -236,26 +284,47 @@ def test_units():
 
 
 def built(evaluation, comparable=True, label="r"):
-    return {"label": label, "scale": "paper", "selection": "s", "runs_as": "s", "pool": "real", "recipe": "real-recipe",
-            "suite": "real-suite", "stand_ins": "", "built": True, "comparable": comparable,
-            "status": "ok" if comparable else "stand-in", "evaluation": evaluation}
+    return {
+        "label": label,
+        "scale": "paper",
+        "selection": "s",
+        "runs_as": "s",
+        "pool": "real",
+        "recipe": "real-recipe",
+        "suite": "real-suite",
+        "stand_ins": "",
+        "built": True,
+        "comparable": comparable,
+        "status": "ok" if comparable else "stand-in",
+        "evaluation": evaluation,
+    }
 
 
 def test_reported_reproduced_and_delta_in_the_papers_unit_and_decimals():
     table = {
-        "unit": "percent", "decimals": 1,
-        "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
-                    {"key": "avg", "label": "Avg", "metric": "average", "decimals": 2},
-                    {"key": "w", "label": "Weight", "metric": "mflyt_input_weight", "kind": "param", "unit": "weight"}],
-        "rows": [{"label": "first", "reported": {"imagenet": 27.3, "avg": 32.80, "w": 0.21}},
-                 {"label": "second", "reported": {"imagenet": 30.0, "avg": None}},
-                 {"label": "third", "reported": {"imagenet": 17.6, "avg": 25.8}}],
+        "unit": "percent",
+        "decimals": 1,
+        "columns": [
+            {"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
+            {"key": "avg", "label": "Avg", "metric": "average", "decimals": 2},
+            {"key": "w", "label": "Weight", "metric": "mflyt_input_weight", "kind": "param", "unit": "weight"},
+        ],
+        "rows": [
+            {"label": "first", "reported": {"imagenet": 27.3, "avg": 32.80, "w": 0.21}},
+            {"label": "second", "reported": {"imagenet": 30.0, "avg": None}},
+            {"label": "third", "reported": {"imagenet": 17.6, "avg": 25.8}},
+        ],
     }
     suites = {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}
-    records = {"e1": [record("imagenet1k", 0.28049), record("x", 0.4)],
-               "e2": [record("imagenet1k", 0.25), record("x", 0.35)]}
-    rows = [built("e1", label="first"), built("e2", comparable=False, label="second"),
-            {**built(None, label="third"), "built": False, "runs_as": "", "status": "method not built yet: m"}]
+    records = {
+        "e1": [record("imagenet1k", 0.28049), record("x", 0.4)],
+        "e2": [record("imagenet1k", 0.25), record("x", 0.35)],
+    }
+    rows = [
+        built("e1", label="first"),
+        built("e2", comparable=False, label="second"),
+        {**built(None, label="third"), "built": False, "runs_as": "", "status": "method not built yet: m"},
+    ]
     frame = build_paper_table(table, rows, records, suites)
     first, second, third = frame.to_dict("records")
     assert first["imagenet_reported"] == 27.3
@@ -274,11 +343,16 @@ def test_reported_reproduced_and_delta_in_the_papers_unit_and_decimals():
 
 def test_drop_columns_are_computed_from_our_first_row_as_the_paper_does():
     table = {
-        "unit": "fraction", "decimals": 3,
-        "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
-                    {"key": "imagenet_drop", "label": "drop", "metric": "imagenet_acc1", "kind": "drop", "of": "imagenet"}],
-        "rows": [{"label": "all", "reported": {"imagenet": 0.359}},
-                 {"label": "no x", "reported": {"imagenet": 0.355, "imagenet_drop": 0.004}}],
+        "unit": "fraction",
+        "decimals": 3,
+        "columns": [
+            {"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
+            {"key": "imagenet_drop", "label": "drop", "metric": "imagenet_acc1", "kind": "drop", "of": "imagenet"},
+        ],
+        "rows": [
+            {"label": "all", "reported": {"imagenet": 0.359}},
+            {"label": "no x", "reported": {"imagenet": 0.355, "imagenet_drop": 0.004}},
+        ],
     }
     suites = {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}
     records = {"e1": [record("imagenet1k", 0.36)], "e2": [record("imagenet1k", 0.35)]}
@@ -291,8 +365,12 @@ def test_drop_columns_are_computed_from_our_first_row_as_the_paper_does():
 def test_make_paper_table_writes_every_number_at_its_printed_decimals(tmp_path):
     evaluation = tmp_path / "e.jsonl"
     evaluation.write_text(json.dumps(record("imagenet1k", 0.2)) + "\n")
-    table = {"unit": "percent", "decimals": 2, "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"}],
-             "rows": [{"label": "r", "reported": {"imagenet": 17.6}}]}
+    table = {
+        "unit": "percent",
+        "decimals": 2,
+        "columns": [{"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"}],
+        "rows": [{"label": "r", "reported": {"imagenet": 17.6}}],
+    }
     out = tmp_path / "t.csv"
     make_paper_table(table, [built(str(evaluation))], {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}, out)
     text = out.read_text().splitlines()
@@ -330,29 +408,45 @@ def status_of(tiny, papers, paper, table, label):
 
 
 def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_table2_runs(tiny, papers):
-    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | CLIPScore")["runs_as"] == "clip_score_clean_30"
+    assert (
+        status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | CLIPScore")["runs_as"]
+        == "clip_score_clean_30"
+    )
     assert status_of(tiny, papers, "sieve", "table1", "Large (1.28 Billion) | No Filtering")["runs_as"] == "no_filter"
     assert status_of(tiny, papers, "flyt", "table2", "Sum")["runs_as"] == "sum_top20"
     assert status_of(tiny, papers, "flyt", "table2", "Standardized Sum")["runs_as"] == "standardised_sum_top20"
     assert status_of(tiny, papers, "flyt", "table2", "IN-weighted $r = 8$")["runs_as"] == "in_weighted_r8_top20"
     assert status_of(tiny, papers, "flyt", "table2", "ViT-B/32")["runs_as"] == "clip_score_weak_20"
     assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == (
-        "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32")
+        "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32"
+    )
     # MoS's ids share the tiny strategies' runs, with its recipes' and suites' tiny analogues
     llava = status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")
-    assert (llava["runs_as"], llava["recipe"], llava["suite"]) == ("weight_weak", "tiny-mos-llava", "synthetic-captioning")
+    assert (llava["runs_as"], llava["recipe"], llava["suite"]) == (
+        "weight_weak",
+        "tiny-mos-llava",
+        "synthetic-captioning",
+    )
     assert status_of(tiny, papers, "mos", "table1", "MoS (Ours) | All of above")["runs_as"] == "mos_weight_tiny"
     for column in papers["mos"]["tables"]["table1"]["columns"]:  # CIDEr reads the held-out captions
         assert paper_metric_spec(tiny["suites"]["synthetic-captioning"], column["metric"]) == {
-            "task": "retrieval", "metric": "cider"}
+            "task": "retrieval",
+            "metric": "cider",
+        }
     recap = status_of(tiny, papers, "mos", "table4", "Image Re-captioning | BLIP Score | ViT-L/16 ft")
     assert (recap["runs_as"], recap["recipe"], recap["suite"]) == ("recap_reader", "tiny-mos-clip", "synthetic")
     assert recap["stand_ins"] == "blip-itm-l16-ft -> tiny-clip-reader; mos-recaptioner -> tiny-blip"
     assert status_of(tiny, papers, "mos", "table5", "CLIP Score | ViT-L/14")["runs_as"] == "drop10_clean"
     assert status_of(tiny, papers, "mos", "table5", "MoS (Ours) | All of above")["runs_as"] == "mos_drop10_tiny"
     assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve")["runs_as"] == "sieve_top20"
-    assert status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"] == "sieve_clip_top20"
-    assert status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"] == "captioner not available: blip-b16-129m"
+    assert (
+        status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"]
+        == "sieve_clip_top20"
+    )
+    assert (
+        status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"]
+        == "captioner not available: blip-b16-129m"
+    )
     for paper, doc in papers.items():
         for table in doc["tables"].values():
             for resolved in resolve_table(tiny, table, METHODS, DATA):
@@ -362,8 +456,12 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
 
 
 def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
-    runs = {e for doc in papers.values() for table in doc["tables"].values()
-            for e in table_evaluations(resolve_table(tiny, table, METHODS, DATA))}
+    runs = {
+        e
+        for doc in papers.values()
+        for table in doc["tables"].values()
+        for e in table_evaluations(resolve_table(tiny, table, METHODS, DATA))
+    }
     tables = set(tiny["tables"]["table1"]["selections"]) | set(tiny["tables"]["table2"]["selections"])
     by_recipe = {}
     for evaluation in runs:
@@ -376,4 +474,10 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     # weighting and re-captioning; MoS dropping 10, 20 and 30 %. LLaVA: each scorer's weights and MoS's.
     assert len(by_recipe["tiny-mos-clip"]) == 1 + 3 * 5 + 3
     assert by_recipe["tiny-mos-llava"] == {"weight_weak", "weight_clean", "weight_reader", "mos_weight_tiny"}
-    assert by_recipe["tiny-mos-blip"] == {"no_filter", "drop10_weak", "drop10_clean", "drop10_reader", "mos_drop10_tiny"}
+    assert by_recipe["tiny-mos-blip"] == {
+        "no_filter",
+        "drop10_weak",
+        "drop10_clean",
+        "drop10_reader",
+        "mos_drop10_tiny",
+    }

@@ -12,7 +12,11 @@ from curate.reporting.papers import check_table, check_transcription, load_paper
 ROOT = Path(__file__).resolve().parents[2]
 PAPERS = ROOT / "papers"
 # Where `source: seeds/<file>.txt` is looked up: $CURATE_SHARED, the checkout, its shared/, the shared folder beside it.
-SHARED_ROOTS = [Path(p) for p in [os.environ.get("CURATE_SHARED", "")] if p] + [ROOT, ROOT / "shared", ROOT.parent / "shared"]
+SHARED_ROOTS = [Path(p) for p in [os.environ.get("CURATE_SHARED", "")] if p] + [
+    ROOT,
+    ROOT / "shared",
+    ROOT.parent / "shared",
+]
 PAPER_FILES = sorted(PAPERS.glob("*.yaml"))
 
 
@@ -143,11 +147,23 @@ TOY = {
     "unit": "fraction",
     "decimals": 3,
     "locate": {"anchor": "Table 1: A toy", "direction": "above"},
-    "columns": [{"key": "imagenet", "label": "ImageNet", "metric": "imagenet_acc1"}, {"key": "average", "label": "Average", "metric": "average"}],
+    "columns": [
+        {"key": "imagenet", "label": "ImageNet", "metric": "imagenet_acc1"},
+        {"key": "average", "label": "Average", "metric": "average"},
+    ],
     "rows": [
         {"label": "No filter | -", "selection": "no_filter", "reported": {"imagenet": 0.176, "average": 0.258}},
-        {"label": "CLIP score | L/14", "selection": "clip_score_l14_30", "reported": {"imagenet": 0.273, "average": 0.328}},
-        {"label": "CLIP score | B/32", "selection": "clip_score_b32_30", "reported": {"imagenet": 0.26, "average": 0.3}, "printed": {"average": "0.30"}},
+        {
+            "label": "CLIP score | L/14",
+            "selection": "clip_score_l14_30",
+            "reported": {"imagenet": 0.273, "average": 0.328},
+        },
+        {
+            "label": "CLIP score | B/32",
+            "selection": "clip_score_b32_30",
+            "reported": {"imagenet": 0.26, "average": 0.3},
+            "printed": {"average": "0.30"},
+        },
         {"label": "M-FLYT $\\alpha$ 0.1", "selection": "mflyt", "reported": {"imagenet": 0.401, "average": None}},
     ],
 }
@@ -203,7 +219,10 @@ def sieve_doc():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d["tables"]["table3"]["rows"][1]["reported"].update(avg=1.0), r"table3.*Sieve-GIT.*\['avg'\] are not column keys"),
+        (
+            lambda d: d["tables"]["table3"]["rows"][1]["reported"].update(avg=1.0),
+            r"table3.*Sieve-GIT.*\['avg'\] are not column keys",
+        ),
         (lambda d: d["tables"]["table4"]["rows"][1].update(label="CLIP"), r"table4.*'CLIP'.*twice"),
         (lambda d: d["tables"]["table5"]["rows"][0].update(selection="Sieve Caps1"), r"table5.*'1 \| 0.0'"),
         (lambda d: d["tables"]["table2"]["rows"][0].update(pool="datacomp-huge"), r"table2.*'10 \| BLIP-129M'"),

@@ -67,8 +67,11 @@ def test_chunk_input_is_the_folder_or_the_download_report(config, tmp_path):
 
 
 def test_table_selections_per_scale():
-    config = {"scale": "tiny", "tables": {"table1": {"selections": ["a", "oracle"]}},
-              "scales": {"tiny": {}, "small": {"tables": {"table1": ["a", "b"]}}}}
+    config = {
+        "scale": "tiny",
+        "tables": {"table1": {"selections": ["a", "oracle"]}},
+        "scales": {"tiny": {}, "small": {"tables": {"table1": ["a", "b"]}}},
+    }
     assert table_selections(config, "table1") == ["a", "oracle"]
     assert table_selections(config, "table1", "small") == ["a", "b"]
 
@@ -119,15 +122,17 @@ def _every_input(ws: Workspace, pool: str) -> list[str]:
     return inputs
 
 
-@pytest.mark.parametrize("pool", ["datacomp-small", "datacomp-medium", "datacomp-large", "datacomp-xlarge",
-                                  "cc3m", "laion100m"])
+@pytest.mark.parametrize(
+    "pool", ["datacomp-small", "datacomp-medium", "datacomp-large", "datacomp-xlarge", "cc3m", "laion100m"]
+)
 def test_no_input_on_a_real_pool_is_made_by_a_synthesize_rule(config, pool):
     """A real pool's chunks are read through their download reports: no input function names a
     file that synthesize_pool_chunk (shard folders, ground truth) would make for it."""
     ws = Workspace(config)
     assert config["pools"][pool]["source"] != "synthetic"
-    synthesized = [re.escape(ws.path(name, pool=pool)).replace(r"\{chunk\}", r"\d+")
-                   for name in ("pool_chunk", "ground_truth")]
+    synthesized = [
+        re.escape(ws.path(name, pool=pool)).replace(r"\{chunk\}", r"\d+") for name in ("pool_chunk", "ground_truth")
+    ]
     inputs = _every_input(ws, pool)
     assert inputs and any(p.endswith(".download.json") for p in inputs)
     made = [p for p in inputs if any(re.fullmatch(pattern, p) for pattern in synthesized)]

@@ -35,8 +35,10 @@ def captioner(tmp_path_factory):
     from PIL import Image
 
     root = tmp_path_factory.mktemp("captioner")
-    pairs = [(Image.open(io.BytesIO(jpg_bytes((200, 20 * i, 0)))).convert("RGB"), f"a red square number {i}")
-             for i in range(8)]
+    pairs = [
+        (Image.open(io.BytesIO(jpg_bytes((200, 20 * i, 0)))).convert("RGB"), f"a red square number {i}")
+        for i in range(8)
+    ]
     build_tiny_captioner(root, pairs, seed=0, steps=3)
     return root
 
@@ -63,11 +65,13 @@ def test_sieve_score_file_from_captions(tmp_path):
     encoder_dir = tmp_path / "encoder"
     build_tiny_sentence_encoder(encoder_dir, scene_paraphrase_pairs(50, seed=0), seed=0, steps=0)
     encoder = load_sentence_encoder(encoder_dir)
-    captions = pd.DataFrame({
-        "uid": [uid(0), uid(1)],
-        "text": ["a red circle", "a photo of"],
-        "captions": [["a red circle", "a blue square"], ["a photo", "image"]],
-    })
+    captions = pd.DataFrame(
+        {
+            "uid": [uid(0), uid(1)],
+            "text": ["a red circle", "a photo of"],
+            "captions": [["a red circle", "a blue square"], ["a photo", "image"]],
+        }
+    )
     scores = sieve_score_frame(encoder, captions)
     assert list(scores.columns) == ["uid", "sieve_score", "sieve_mean", "best_caption"]
     # an identical caption is a perfect match; the mean also counts the other caption
@@ -99,8 +103,9 @@ def test_a_short_mixer_training_on_a_pool_is_reproducible(tmp_path, pool):
     uids = [uid(i) for i in range(10)]
     Z = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
     hp = FlytHParams(steps=2, warmup=1, upstream_batch=4, downstream_batch=8)
-    runs = [train_pool_mixer(f"local-dir:{model_dir}", pool, uids, Z, downstream, templates, hp, seed=1)
-            for _ in range(2)]
+    runs = [
+        train_pool_mixer(f"local-dir:{model_dir}", pool, uids, Z, downstream, templates, hp, seed=1) for _ in range(2)
+    ]
     assert len(runs[0].history) == 2
     np.testing.assert_array_equal(mixing_weights(runs[0].head), mixing_weights(runs[1].head))
     assert not np.allclose(mixing_weights(runs[0].head), 0)
@@ -116,9 +121,11 @@ def test_eflyt_trains_a_glu_head_over_embeddings(tmp_path, pool):
     write_downstream_set(downstream, n_per_class=1, seed=0, image_size=32)
     X = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
     hp = FlytHParams(steps=1, warmup=1, upstream_batch=4, downstream_batch=8)
-    result = train_pool_mixer(f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream,
-                              ["a {c}."], hp, head="glu", hidden=5)
+    result = train_pool_mixer(
+        f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream, ["a {c}."], hp, head="glu", hidden=5
+    )
     assert isinstance(result.head, GLUHead) and result.head.config()["hidden"] == 5
     with pytest.raises(ValueError, match="unknown head"):
-        train_pool_mixer(f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream,
-                         ["a {c}."], hp, head="mlp")
+        train_pool_mixer(
+            f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream, ["a {c}."], hp, head="mlp"
+        )

@@ -18,9 +18,17 @@ def write_laion_like(folder, n_files=3, rows=10):
     row = 0
     for f in range(n_files):
         urls = [None if (row + i) % 7 == 3 else f"http://x/{row + i}.jpg" for i in range(rows)]
-        pq.write_table(pa.table({"URL": urls, "TEXT": [f"caption {row + i}" for i in range(rows)],
-                                 "WIDTH": list(range(row, row + rows)), "HEIGHT": [5] * rows}),
-                       folder / f"part-{f:05d}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "URL": urls,
+                    "TEXT": [f"caption {row + i}" for i in range(rows)],
+                    "WIDTH": list(range(row, row + rows)),
+                    "HEIGHT": [5] * rows,
+                }
+            ),
+            folder / f"part-{f:05d}.parquet",
+        )
         row += rows
 
 
@@ -41,8 +49,9 @@ def test_sample_rows_is_seeded_sorted_and_without_replacement():
 def test_prepare_renames_makes_uids_and_drops_rows_without_url(tmp_path):
     write_laion_like(tmp_path / "src")
     columns = {"url": "URL", "text": "TEXT", "original_width": "WIDTH", "original_height": "HEIGHT"}
-    summary = prepare_metadata(tmp_path / "src", tmp_path / "out.parquet", columns=columns, uid_from="url",
-                               batch_size=4)
+    summary = prepare_metadata(
+        tmp_path / "src", tmp_path / "out.parquet", columns=columns, uid_from="url", batch_size=4
+    )
     df = pd.read_parquet(tmp_path / "out.parquet")
     assert list(df.columns) == ["uid", "url", "text", "original_width", "original_height"]
     kept = [r for r in range(30) if r % 7 != 3]
@@ -58,13 +67,15 @@ def test_prepare_draws_the_seeded_sample_in_source_order(tmp_path):
     write_laion_like(tmp_path / "src")
     columns = {"url": "URL", "text": "TEXT"}
     sample = {"n": 12, "seed": 5}
-    prepare_metadata(tmp_path / "src", tmp_path / "a.parquet", columns=columns, uid_from="url", sample=sample,
-                     batch_size=4)
+    prepare_metadata(
+        tmp_path / "src", tmp_path / "a.parquet", columns=columns, uid_from="url", sample=sample, batch_size=4
+    )
     df = pd.read_parquet(tmp_path / "a.parquet")
     rows = [r for r in sample_rows(30, 12, seed=5).tolist() if r % 7 != 3]
     assert df["text"].tolist() == [f"caption {r}" for r in rows]
-    prepare_metadata(tmp_path / "src", tmp_path / "b.parquet", columns=columns, uid_from="url", sample=sample,
-                     batch_size=7)
+    prepare_metadata(
+        tmp_path / "src", tmp_path / "b.parquet", columns=columns, uid_from="url", sample=sample, batch_size=7
+    )
     assert pd.read_parquet(tmp_path / "b.parquet").equals(df)
 
 

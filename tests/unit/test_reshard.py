@@ -16,7 +16,12 @@ def members(tar_path):
 
 
 def keys_of(out_dir):
-    return [name[: -len(".jpg")] for path in sorted(out_dir.glob("*.tar")) for name in members(path) if name.endswith(".jpg")]
+    return [
+        name[: -len(".jpg")]
+        for path in sorted(out_dir.glob("*.tar"))
+        for name in members(path)
+        if name.endswith(".jpg")
+    ]
 
 
 @pytest.fixture
@@ -31,7 +36,11 @@ def test_repeats_are_written_with_numbered_keys(tmp_path, pool):
     assert sorted(keys) == sorted([f"{uid(0)}-0", f"{uid(2)}-0", f"{uid(2)}-1", f"{uid(2)}-2", f"{uid(5)}-0"])
     assert meta["written"] == 5 and meta["written_unique"] == 3 and meta["missing_uids"] == 0
     # 5 samples at 2 per shard: shards 0, 1, 2 numbered contiguously, the last one short.
-    assert [p.name for p in sorted((tmp_path / "out").glob("*.tar"))] == ["00000000.tar", "00000001.tar", "00000002.tar"]
+    assert [p.name for p in sorted((tmp_path / "out").glob("*.tar"))] == [
+        "00000000.tar",
+        "00000001.tar",
+        "00000002.tar",
+    ]
     assert meta["shard_sizes"] == [2, 2, 1]
     with tarfile.open(tmp_path / "out" / "00000000.tar") as tar:
         names = tar.getnames()

@@ -94,7 +94,9 @@ def test_score_chunk_missing_shard_raises(model_dir, tmp_path):
 
 
 def scores_frame(n=4, dtype=np.float32):
-    return pd.DataFrame({"uid": pd.Series([uid(i) for i in range(n)], dtype=object), "clip_score": np.linspace(0, 1, n).astype(dtype)})
+    return pd.DataFrame(
+        {"uid": pd.Series([uid(i) for i in range(n)], dtype=object), "clip_score": np.linspace(0, 1, n).astype(dtype)}
+    )
 
 
 def test_save_load_round_trip(tmp_path):
@@ -105,8 +107,9 @@ def test_save_load_round_trip(tmp_path):
     assert back.clip_score.dtype == np.float32
     pd.testing.assert_frame_equal(back, df)
     empty = scores_frame(0)
-    pd.testing.assert_frame_equal(load_scores(save_scores(empty, tmp_path / "empty.parquet")), empty,
-                                  check_index_type=False)
+    pd.testing.assert_frame_equal(
+        load_scores(save_scores(empty, tmp_path / "empty.parquet")), empty, check_index_type=False
+    )
 
 
 @pytest.mark.parametrize(

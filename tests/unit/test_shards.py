@@ -93,9 +93,7 @@ def test_shard_writer_layout_and_agreement(tmp_path):
     assert keys == [f"{7:08d}{i}" for i in range(4)] and failed == f"{7:08d}4"
     assert all(len(k) == key_digits(10) == 9 for k in keys)
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "00000007.parquet", "00000007.tar", "00000007_stats.json"
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000007.parquet", "00000007.tar", "00000007_stats.json"]
     stats = json.loads((tmp_path / "00000007_stats.json").read_text())
     assert stats["count"] == 5 and stats["successes"] == 4 and stats["failed_to_download"] == 1
     assert stats["failed_to_resize"] == 0
@@ -122,8 +120,20 @@ def test_shard_writer_layout_and_agreement(tmp_path):
         meta = json.loads(tar.extractfile(f"{keys[2]}.json").read())
         assert tar.extractfile(f"{keys[2]}.jpg").read() == jpgs[2]
         assert tar.extractfile(f"{keys[2]}.txt").read() == b"caption 2"
-    for field in ("uid", "url", "caption", "key", "status", "original_width", "original_height",
-                  "width", "height", "error_message", "exif", "sha256"):
+    for field in (
+        "uid",
+        "url",
+        "caption",
+        "key",
+        "status",
+        "original_width",
+        "original_height",
+        "width",
+        "height",
+        "error_message",
+        "exif",
+        "sha256",
+    ):
         assert field in meta
     assert meta["uid"] == _uid(2) and meta["key"] == keys[2] and meta["status"] == "success"
 
@@ -172,22 +182,22 @@ def _bad_pool(tmp_path: Path) -> tuple[list[Path], list[str]]:
     garbage = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 3
     d = tmp_path / "pool"
     with ShardWriter(d, 0, 100) as w:
-        w.write(good, "good zero", {"uid": _uid(0), "url": "u"})                 # kept
-        w.write(truncated, "truncated", {"uid": _uid(1), "url": "u"})            # corrupt_image
-        w.write(good, "   \n", {"uid": _uid(2), "url": "u"})                      # empty_caption
-        w.write(good, "no uid", {"url": "u"})                                     # missing_uid
-        w.write(good, "bad uid", {"uid": "XYZ", "url": "u"})                      # missing_uid
-        w.write(good, "good three", {"uid": _uid(3), "url": "u"})                # kept
-        w.write(garbage, "garbage", {"uid": _uid(4), "url": "u"})                # corrupt_image
-        w.write(good, "dup of zero", {"uid": _uid(0), "url": "u"})               # duplicate_uid
-        w.write(good, "", {"uid": _uid(5), "url": "u"})                           # empty_caption
+        w.write(good, "good zero", {"uid": _uid(0), "url": "u"})  # kept
+        w.write(truncated, "truncated", {"uid": _uid(1), "url": "u"})  # corrupt_image
+        w.write(good, "   \n", {"uid": _uid(2), "url": "u"})  # empty_caption
+        w.write(good, "no uid", {"url": "u"})  # missing_uid
+        w.write(good, "bad uid", {"uid": "XYZ", "url": "u"})  # missing_uid
+        w.write(good, "good three", {"uid": _uid(3), "url": "u"})  # kept
+        w.write(garbage, "garbage", {"uid": _uid(4), "url": "u"})  # corrupt_image
+        w.write(good, "dup of zero", {"uid": _uid(0), "url": "u"})  # duplicate_uid
+        w.write(good, "", {"uid": _uid(5), "url": "u"})  # empty_caption
     # a second shard: a sample without image, a duplicate across shards, a good one
     meta = lambda i: json.dumps({"uid": _uid(i)}).encode()  # noqa: E731
     _raw_tar(
         d / "00000001.tar",
         [
-            ("000000100", {"json": meta(6), "txt": b"no image here"}),          # missing_image
-            ("000000101", {"jpg": good, "json": meta(3), "txt": b"again"}),     # duplicate_uid
+            ("000000100", {"json": meta(6), "txt": b"no image here"}),  # missing_image
+            ("000000101", {"jpg": good, "json": meta(3), "txt": b"again"}),  # duplicate_uid
             ("000000102", {"jpg": good, "json": meta(7), "txt": b"good seven"}),  # kept
         ],
     )
@@ -204,8 +214,7 @@ def test_reader_skips_and_counts_bad_samples(tmp_path):
     assert all(isinstance(s, PoolSample) and s.image.size == (20, 12) for s in samples)
     assert samples[0].key == compute_key(0, 0, 100) == "0000000000" and samples[0].meta["url"] == "u"
     assert samples[0].jpg == _jpg()
-    expected = {"corrupt_image": 2, "empty_caption": 2, "missing_uid": 2, "missing_image": 1,
-                "duplicate_uid": 2}
+    expected = {"corrupt_image": 2, "empty_caption": 2, "missing_uid": 2, "missing_image": 1, "duplicate_uid": 2}
     assert {r: report.count(r) for r in SKIP_REASONS} == expected
     assert report.total_seen == 12 and report.total_kept == 3 and report.total_skipped == 9
     d = json.loads(json.dumps(report.as_dict()))
@@ -273,8 +282,11 @@ def test_pool_batches_are_consecutive_and_count_bad_samples(tmp_path):
     paths = write_pool(tmp_path, samples_per_shard=4, n_samples=10, corrupt=(2,))
     report = SkipReport()
     batches = list(iter_pool_batches(paths, report, batch_size=4))
-    assert [[s.uid for s in b] for b in batches] == [[uid(i) for i in (0, 1, 3, 4)], [uid(i) for i in (5, 6, 7, 8)],
-                                                     [uid(9)]]
+    assert [[s.uid for s in b] for b in batches] == [
+        [uid(i) for i in (0, 1, 3, 4)],
+        [uid(i) for i in (5, 6, 7, 8)],
+        [uid(9)],
+    ]
     assert report.as_dict()["skipped"]["corrupt_image"] == 1
     with pytest.raises(ValueError, match="batch_size"):
         next(iter_pool_batches(paths, SkipReport(), batch_size=0))

@@ -14,7 +14,14 @@ from curate.scoring.sieve import (
 
 def test_phrase_list_and_order():
     assert list(MEDIUM_PHRASES) == [
-        "an image of", "a photo of", "stock photo", "photo stock", "a photo", "an image", "image", "photo",
+        "an image of",
+        "a photo of",
+        "stock photo",
+        "photo stock",
+        "a photo",
+        "an image",
+        "image",
+        "photo",
     ]
 
 
@@ -45,10 +52,12 @@ def test_empty_after_masking():
 
 def test_sieve_scores_hand_computed():
     alt = np.array([[1.0, 0.0], [0.0, 1.0]])
-    caps = np.array([
-        [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]],  # cos with [1, 0]: 1, 0, .6
-        [[0.6, 0.8], [1.0, 0.0], [0.0, -1.0]],  # cos with [0, 1]: .8, 0, -1
-    ])
+    caps = np.array(
+        [
+            [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]],  # cos with [1, 0]: 1, 0, .6
+            [[0.6, 0.8], [1.0, 0.0], [0.0, -1.0]],  # cos with [0, 1]: .8, 0, -1
+        ]
+    )
     mx, mean, best = sieve_scores(alt, caps)
     assert mx.tolist() == pytest.approx([1.0, 0.8])
     assert mean.tolist() == pytest.approx([1.6 / 3, -0.2 / 3])

@@ -13,14 +13,29 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 
 #: Rules whose models run on a GPU (a training rule's GPUs come from its recipe instead).
-GPU_RULES = {"train_scorer", "score_chunk", "evaluate_model", "evaluate_scorer", "evaluate_llava",
-             "train_captioner", "caption_chunk", "train_sentence_encoder", "sieve_score_chunk",
-             "embed_curated_set", "embed_downstream_set", "train_mixer", "itm_score_chunk", "evaluate_blip"}
+GPU_RULES = {
+    "train_scorer",
+    "score_chunk",
+    "evaluate_model",
+    "evaluate_scorer",
+    "evaluate_llava",
+    "train_captioner",
+    "caption_chunk",
+    "train_sentence_encoder",
+    "sieve_score_chunk",
+    "embed_curated_set",
+    "embed_downstream_set",
+    "train_mixer",
+    "itm_score_chunk",
+    "evaluate_blip",
+}
 TRAINING_RULES = {"train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}
 
 
 def rules():
-    return {name for smk in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^rule (\w+):", smk.read_text(), re.M)}
+    return {
+        name for smk in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^rule (\w+):", smk.read_text(), re.M)
+    }
 
 
 def test_every_rule_has_memory_and_runtime_and_no_entry_is_stale():
@@ -45,15 +60,28 @@ def test_training_rules_ask_for_their_recipes_gpus():
                 assert re.search(r"resources:\s*\n\s+gpu=get_training_gpus,", block), block[:200]
 
 
-@pytest.mark.parametrize("recipe, gpus", [
-    ({}, 0),  # CPU by default
-    ({"device": "cpu", "world_size": 4}, 0),
-    ({"device": "cuda"}, 1),
-    ({"device": "cuda", "world_size": 8}, 8),
-])
+@pytest.mark.parametrize(
+    "recipe, gpus",
+    [
+        ({}, 0),  # CPU by default
+        ({"device": "cpu", "world_size": 4}, 0),
+        ({"device": "cuda"}, 1),
+        ({"device": "cuda", "world_size": 8}, 8),
+    ],
+)
 def test_training_gpus(recipe, gpus):
-    base = {"model": "ViT-B-32", "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 0.1, "warmup": 0, "beta1": 0.9,
-            "beta2": 0.98, "eps": 1e-6, "samples_seen": 80}
+    base = {
+        "model": "ViT-B-32",
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "wd": 0.1,
+        "warmup": 0,
+        "beta1": 0.9,
+        "beta2": 0.98,
+        "eps": 1e-6,
+        "samples_seen": 80,
+    }
     assert training_gpus(complete_recipe(**base, **recipe)) == gpus
 
 

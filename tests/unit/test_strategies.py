@@ -69,8 +69,10 @@ def test_a_strategy_takes_exactly_one_score_source(user_config):
     assert score_source(selection("drop_lowest", scorer="a", rho=0.1)) == ("scorer", "a")
     assert score_source(selection("drop_lowest", fusion="m", rho=0.1)) == ("fusion", "m")
     for both_or_none in ({"scorer": "tiny-clip-clean", "fusion": "mos"}, {}):
-        config = dict(user_config, selections={**user_config["selections"],
-                                               "x": {"method": "drop_lowest", "rho": 0.1, **both_or_none}})
+        config = dict(
+            user_config,
+            selections={**user_config["selections"], "x": {"method": "drop_lowest", "rho": 0.1, **both_or_none}},
+        )
         with pytest.raises(ConfigError, match=r"selections\.x: a drop_lowest selection takes exactly one"):
             check_config(config)
 
@@ -140,12 +142,17 @@ def test_reshard_refuses_a_subset_uid_without_a_weight(tmp_path):
 
 def test_recaption_table_takes_each_uids_first_caption_in_the_given_order(tmp_path):
     files = []
-    for c, rows in enumerate([[(0, ["a blue circle", "a circle"]), (1, [" two red squares "])],
-                              [(2, ["a green star", "x"])]]):
+    for c, rows in enumerate(
+        [[(0, ["a blue circle", "a circle"]), (1, [" two red squares "])], [(2, ["a green star", "x"])]]
+    ):
         path = tmp_path / f"{c:05d}.parquet"
-        pd.DataFrame({"uid": pd.Series([uid(u) for u, _ in rows], dtype=object),
-                      "text": pd.Series(["alt"] * len(rows), dtype=object),
-                      "captions": pd.Series([caps for _, caps in rows], dtype=object)}).to_parquet(path, index=False)
+        pd.DataFrame(
+            {
+                "uid": pd.Series([uid(u) for u, _ in rows], dtype=object),
+                "text": pd.Series(["alt"] * len(rows), dtype=object),
+                "captions": pd.Series([caps for _, caps in rows], dtype=object),
+            }
+        ).to_parquet(path, index=False)
         files.append(path)
     table = recaption_table([uid(2), uid(0), uid(1)], files)
     assert table["uid"].tolist() == [uid(2), uid(0), uid(1)]
@@ -163,8 +170,13 @@ def test_recaption_end_to_end_replaces_exactly_the_lowest_rho(tmp_path):
     subset = select(params, {"scores": paths})
     uids, scores = chunk_scores(params, {"scores": paths})
     cap_file = tmp_path / "captions.parquet"
-    pd.DataFrame({"uid": pd.Series(uids, dtype=object), "text": pd.Series(["alt"] * 10, dtype=object),
-                  "captions": pd.Series([[f"caption {u[-2:]}"] for u in uids], dtype=object)}).to_parquet(cap_file)
+    pd.DataFrame(
+        {
+            "uid": pd.Series(uids, dtype=object),
+            "text": pd.Series(["alt"] * 10, dtype=object),
+            "captions": pd.Series([[f"caption {u[-2:]}"] for u in uids], dtype=object),
+        }
+    ).to_parquet(cap_file)
     table = recaption_table(recaption_uids(uids, scores, params["rho"]), [cap_file])
     reshard(subset, pool, tmp_path / "out", captions=dict(zip(table["uid"], table["caption"])))
     texts = {json.loads(p["json"])["uid"]: p["txt"].decode() for p in read_reshard(tmp_path / "out").values()}

@@ -8,10 +8,14 @@ import pytest
 from curate.data.subset import load_subset, save_subset
 from curate.reporting.submission import FILES, write_submission
 
-INFO = {"pool": "synthetic-tiny", "selection": "clip_score_clean_30",
-        "selection_entry": {"method": "clip_score", "scorer": "tiny-clip-clean", "fraction": 0.3},
-        "recipe": "tiny-clip", "recipe_entry": {"model": "tiny-vit", "samples_seen": 16000, "lr": 0.002},
-        "suite": "synthetic"}
+INFO = {
+    "pool": "synthetic-tiny",
+    "selection": "clip_score_clean_30",
+    "selection_entry": {"method": "clip_score", "scorer": "tiny-clip-clean", "fraction": 0.3},
+    "recipe": "tiny-clip",
+    "recipe_entry": {"model": "tiny-vit", "samples_seen": 16000, "lr": 0.002},
+    "suite": "synthetic",
+}
 
 
 def records_file(path, records):
@@ -19,9 +23,11 @@ def records_file(path, records):
     return path
 
 
-RECORDS = [{"key": "objects", "dataset": "Objects", "metrics": {"acc1": 0.2, "main_metric": 0.2}},
-           {"key": "shape", "dataset": "Shape", "metrics": {"acc1": 0.4, "main_metric": 0.4}},
-           {"key": "retrieval", "dataset": "Retrieval", "metrics": {"mean_recall@1": 0.3, "main_metric": 0.3}}]
+RECORDS = [
+    {"key": "objects", "dataset": "Objects", "metrics": {"acc1": 0.2, "main_metric": 0.2}},
+    {"key": "shape", "dataset": "Shape", "metrics": {"acc1": 0.4, "main_metric": 0.4}},
+    {"key": "retrieval", "dataset": "Retrieval", "metrics": {"mean_recall@1": 0.3, "main_metric": 0.3}},
+]
 
 
 def test_writes_records_sorted_uids_and_info(tmp_path):

@@ -23,7 +23,7 @@ def test_dtype_is_u8u8():
 def test_hand_computed_fields():
     # f0 = int("0000000000000001", 16) = 1; f1 = int("00000000000000ff", 16) = 255
     # second uid: f0 = 0xffffffffffffffff = 2**64 - 1; f1 = 0x0123456789abcdef
-    uids = ["0000000000000001" "00000000000000ff", "ffffffffffffffff" "0123456789ABCDEF"]
+    uids = ["000000000000000100000000000000ff", "ffffffffffffffff0123456789ABCDEF"]
     arr = uids_to_u8u8(uids)
     assert arr.dtype == SUBSET_DTYPE
     assert arr["f0"].tolist() == [1, 2**64 - 1]
@@ -43,8 +43,17 @@ def test_random_round_trip():
 
 @pytest.mark.parametrize(
     "bad",
-    ["abc", "0" * 31, "0" * 33, "g" + "0" * 31, "0x" + "0" * 30, " " + "0" * 31, "+" + "0" * 31,
-     "_" + "0" * 31, "é" + "0" * 31],
+    [
+        "abc",
+        "0" * 31,
+        "0" * 33,
+        "g" + "0" * 31,
+        "0x" + "0" * 30,
+        " " + "0" * 31,
+        "+" + "0" * 31,
+        "_" + "0" * 31,
+        "é" + "0" * 31,
+    ],
 )
 def test_invalid_uid_raises_naming_it(bad):
     good = "0" * 32

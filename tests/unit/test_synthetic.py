@@ -158,8 +158,9 @@ def test_clean_captions_name_their_scene(pool):
         assert any(w in text for w in cap.COLOUR_SYNONYMS[row.colour]), text
         assert any(s in text for pair in cap.SHAPE_SYNONYMS[row.shape] for s in pair), text
         assert not _words(text) & {"photo", "image", "picture", "stock"}, text
-        assert row.clean_caption == cap.canonical_caption(Scene(row.shape, row.colour, row.count, row.size,
-                                                                row.position, row.background))
+        assert row.clean_caption == cap.canonical_caption(
+            Scene(row.shape, row.colour, row.count, row.size, row.position, row.background)
+        )
 
 
 def test_mismatched_caption_belongs_to_another_sample(pool):
@@ -229,8 +230,7 @@ def test_stored_sizes_recorded(pool):
     tiny = gt[gt.noise_type == "tiny_image"]
     assert len(tiny) and (np.maximum(tiny.original_width, tiny.original_height) <= 24).all()
     ext = gt[gt.noise_type == "extreme_aspect"]
-    aspect = np.maximum(ext.original_width, ext.original_height) / np.minimum(ext.original_width,
-                                                                              ext.original_height)
+    aspect = np.maximum(ext.original_width, ext.original_height) / np.minimum(ext.original_width, ext.original_height)
     assert len(ext) and (aspect > 3).all()
     normal = gt[gt.noise_type == "clean"]
     assert (normal.original_width >= 64).all() and (normal.original_width <= 160).all()
@@ -339,9 +339,15 @@ def test_tasks_load_with_clip_benchmark(tmp_path, pool):
 
     groups = {t: v["group"] for t, v in TASKS.items()}
     assert groups == {
-        "objects": "Objects", "shape": "Attributes", "colour": "Attributes", "size": "Attributes",
-        "background": "Attributes", "count": "Composition", "position": "Composition",
-        "digits": "OCR", "retrieval": "Retrieval",
+        "objects": "Objects",
+        "shape": "Attributes",
+        "colour": "Attributes",
+        "size": "Attributes",
+        "background": "Attributes",
+        "count": "Composition",
+        "position": "Composition",
+        "digits": "OCR",
+        "retrieval": "Retrieval",
     }
     _, _, gt = pool
     transform = T.Compose([T.Resize((32, 32)), T.ToTensor()])
@@ -352,8 +358,7 @@ def test_tasks_load_with_clip_benchmark(tmp_path, pool):
         assert summary["n_samples"] == n and (out / "test" / "nshards.txt").read_text().strip() == "1"
         assert (out / "dataset_type.txt").read_text().strip() == spec["type"]
         kind = "zeroshot_retrieval" if spec["type"] == "retrieval" else "zeroshot_classification"
-        ds = build_dataset(dataset_name=f"wds/{task}", root=str(out), transform=transform,
-                           split="test", task=kind)
+        ds = build_dataset(dataset_name=f"wds/{task}", root=str(out), transform=transform, split="test", task=kind)
         items = list(ds)
         assert len(items) == n and tuple(items[0][0].shape) == (3, 32, 32)
         if spec["type"] == "retrieval":
@@ -379,7 +384,10 @@ def test_curated_set(tmp_path):
 
     s = write_curated_set(tmp_path / "a", 120, seed=4, text_in_image_rate=0.5, samples_per_shard=50)
     assert s["n_samples"] == 120 and [Path(p).name for p in s["shards"]] == [
-        "curated-000000.tar", "curated-000001.tar", "curated-000002.tar"]
+        "curated-000000.tar",
+        "curated-000001.tar",
+        "curated-000002.tar",
+    ]
     assert 35 <= s["n_text_in_image"] <= 85
     got = list(wds.WebDataset(s["shards"], shardshuffle=False).decode("pil"))
     assert len(got) == 120 and all(g["txt"].strip() for g in got)

@@ -13,7 +13,13 @@ from tests.unit.pool_fixtures import uid
 @pytest.fixture
 def truth():
     # uids 0..9; 0..5 clean (6 clean), 6..9 noisy
-    return pd.DataFrame({"uid": [uid(i) for i in range(10)], "is_clean": [i < 6 for i in range(10)], "noise_type": ["clean"] * 6 + ["gibberish"] * 4})
+    return pd.DataFrame(
+        {
+            "uid": [uid(i) for i in range(10)],
+            "is_clean": [i < 6 for i in range(10)],
+            "noise_type": ["clean"] * 6 + ["gibberish"] * 4,
+        }
+    )
 
 
 def test_precision_and_recall_by_hand(truth):
@@ -41,9 +47,27 @@ def test_leaderboard_rows(tmp_path, truth):
         ]
         eval_path = tmp_path / f"{name}.jsonl"
         write_records(records, eval_path)
-        rows.append({"selection": name, "pool": "p", "recipe": "r", "suite": "s", "subset": subset_path, "evaluation": eval_path})
+        rows.append(
+            {
+                "selection": name,
+                "pool": "p",
+                "recipe": "r",
+                "suite": "s",
+                "subset": subset_path,
+                "evaluation": eval_path,
+            }
+        )
     table = leaderboard(rows, [truth_path], {"Attributes": ["shape"], "OCR": ["digits"]})
-    assert list(table.columns[:8]) == ["selection", "pool", "recipe", "suite", "subset_size", "unique_uids", "precision", "recall"]
+    assert list(table.columns[:8]) == [
+        "selection",
+        "pool",
+        "recipe",
+        "suite",
+        "subset_size",
+        "unique_uids",
+        "precision",
+        "recall",
+    ]
     first, second = table.iloc[0], table.iloc[1]
     assert first["precision"] == pytest.approx(0.6) and first["recall"] == 1.0
     assert second["precision"] == 1.0 and second["recall"] == 1.0

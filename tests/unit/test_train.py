@@ -17,9 +17,22 @@ from curate.training.clip import check_train_data, clip_train_argv, samples_per_
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
 SHAPES = ("square", "circle")
 
-RECIPE = dict(model="tiny-vit-narrow", epochs=2, batch_size=64, lr=5e-3, wd=0.1, warmup=4, beta1=0.9,
-              beta2=0.98, eps=1e-6, samples_seen=1536, precision="fp32", device="cpu", resampled=True,
-              log_every_n_steps=1)
+RECIPE = dict(
+    model="tiny-vit-narrow",
+    epochs=2,
+    batch_size=64,
+    lr=5e-3,
+    wd=0.1,
+    warmup=4,
+    beta1=0.9,
+    beta2=0.98,
+    eps=1e-6,
+    samples_seen=1536,
+    precision="fp32",
+    device="cpu",
+    resampled=True,
+    log_every_n_steps=1,
+)
 
 
 def scene(rng, colour, shape):
@@ -81,8 +94,9 @@ def test_clip_train_argv_recipe_keys(tmp_path):
         clip_train_argv(dict(RECIPE, lr_typo=1), "a.tar", 1, tmp_path, "run", seed=0)
     with pytest.raises(ValueError, match="divisible"):
         clip_train_argv(dict(RECIPE, world_size=3), "a.tar", 1, tmp_path, "run", seed=0)
-    argv = clip_train_argv(dict(RECIPE, world_size=2, grad_clip_norm=1.0, extra_args=["--local-loss"]),
-                           "a.tar", 1, tmp_path, "run", seed=0)
+    argv = clip_train_argv(
+        dict(RECIPE, world_size=2, grad_clip_norm=1.0, extra_args=["--local-loss"]), "a.tar", 1, tmp_path, "run", seed=0
+    )
     assert argv[argv.index("--batch-size") + 1] == "32"
     assert argv[-1] == "--local-loss" and "--grad-clip-norm" in argv
 
@@ -124,8 +138,14 @@ def test_bad_training_data_fails_before_training(tmp_path):
     assert check_train_data(str(tmp_path / "data" / "curated-{000000..000001}.tar")) == [str(p) for p in paths]
     assert check_train_data("::".join(str(p) for p in paths)) == [str(p) for p in paths]
     with pytest.raises(FileNotFoundError, match="curated-000002.tar"):
-        train_clip(RECIPE, str(tmp_path / "data" / "curated-{000000..000002}.tar"), 4, tmp_path / "m", seed=0,
-                   log_path=tmp_path / "fail.log")
+        train_clip(
+            RECIPE,
+            str(tmp_path / "data" / "curated-{000000..000002}.tar"),
+            4,
+            tmp_path / "m",
+            seed=0,
+            log_path=tmp_path / "fail.log",
+        )
     no_caption = tmp_path / "no-caption.tar"
     with wds.TarWriter(str(no_caption)) as sink:
         sink.write({"__key__": "0", "jpg": scene(random.Random(0), "red", "square")})
@@ -137,8 +157,14 @@ def test_bad_training_data_fails_before_training(tmp_path):
 def test_train_clip_failure_raises_with_log_tail(tmp_path):
     data = write_shards(tmp_path / "data", 4, seed=0, per_shard=4)[0]
     with pytest.raises(RuntimeError, match="(?s)open_clip_train failed.*--no-such-option"):
-        train_clip(dict(RECIPE, extra_args=["--no-such-option"]), str(data), 4, tmp_path / "m", seed=0,
-                   log_path=tmp_path / "fail.log")
+        train_clip(
+            dict(RECIPE, extra_args=["--no-such-option"]),
+            str(data),
+            4,
+            tmp_path / "m",
+            seed=0,
+            log_path=tmp_path / "fail.log",
+        )
     assert "[curate.training.clip]" in (tmp_path / "fail.log").read_text()
 
 

@@ -16,8 +16,20 @@ from tests.unit.pool_fixtures import uid, write_pool
 
 torch.set_num_threads(1)
 
-TINY = {"trainer": "weighted_clip", "model": "tiny-vit", "epochs": 2, "batch_size": 8, "lr": 0.002, "wd": 0.2,
-        "warmup_epochs": 1, "beta1": 0.9, "beta2": 0.98, "eps": 1e-6, "device": "cpu", "shuffle_buffer": 16}
+TINY = {
+    "trainer": "weighted_clip",
+    "model": "tiny-vit",
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.002,
+    "wd": 0.2,
+    "warmup_epochs": 1,
+    "beta1": 0.9,
+    "beta2": 0.98,
+    "eps": 1e-6,
+    "device": "cpu",
+    "shuffle_buffer": 16,
+}
 
 
 class FakeModel(torch.nn.Module):
@@ -79,8 +91,9 @@ def test_lr_warms_up_over_the_warmup_steps_then_decays_by_cosine():
 def weighted_reshard(tmp_path):
     pool = write_pool(tmp_path / "pool", samples_per_shard=8, n_samples=24)
     weights = {uid(i): (i % 4) / 3 for i in range(24)}
-    reshard(uids_to_u8u8([uid(i) for i in range(24)]), pool, tmp_path / "reshard", samples_per_shard=10,
-            weights=weights)
+    reshard(
+        uids_to_u8u8([uid(i) for i in range(24)]), pool, tmp_path / "reshard", samples_per_shard=10, weights=weights
+    )
     return tmp_path / "reshard", weights
 
 
@@ -122,17 +135,22 @@ def test_batches_from_several_workers_are_deterministic_and_cover_the_subset(wei
     shards = sorted(folder.glob("*.tar"))
 
     def epoch(workers):
-        data = wc.ReshardBatches(shards, seed=0, epoch=0, batch_size=4, preprocess=preprocess, tokenizer=tokenizer,
-                                 shuffle_buffer=4)
-        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers,
-                                             generator=torch.Generator().manual_seed(0))
+        data = wc.ReshardBatches(
+            shards, seed=0, epoch=0, batch_size=4, preprocess=preprocess, tokenizer=tokenizer, shuffle_buffer=4
+        )
+        loader = torch.utils.data.DataLoader(
+            data, batch_size=None, num_workers=workers, generator=torch.Generator().manual_seed(0)
+        )
         return [(images, tokens, w) for images, tokens, w in loader]
 
     two = epoch(2)
     again = epoch(2)
-    assert len(two) == len(again) and all(torch.equal(a[2], b[2]) and torch.equal(a[1], b[1]) for a, b in zip(two, again))
+    assert len(two) == len(again) and all(
+        torch.equal(a[2], b[2]) and torch.equal(a[1], b[1]) for a, b in zip(two, again)
+    )
     # 3 shards of 10, 10, 4 samples: worker 0 and 1 each drop only their partial batch
     assert 4 <= len(two) <= 6
     assert all(images.shape == (4, 3, 64, 64) for images, _, _ in two)
-    assert sorted(np.round(torch.cat([w for _, _, w in epoch(0)]).numpy() * 3).astype(int).tolist()) == \
-        sorted([i % 4 for i in range(24)])
+    assert sorted(np.round(torch.cat([w for _, _, w in epoch(0)]).numpy() * 3).astype(int).tolist()) == sorted(
+        [i % 4 for i in range(24)]
+    )

@@ -17,9 +17,13 @@ def run_snakemake(workdir, *args, timeout=1800, configfiles=()):
     config.yaml and then ``configfiles`` merged over it."""
     command = [
         SNAKEMAKE,
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--configfile", str(ROOT / "config.yaml"), *map(str, configfiles),
-        "--directory", str(workdir),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        *map(str, configfiles),
+        "--directory",
+        str(workdir),
         *args,
     ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled")

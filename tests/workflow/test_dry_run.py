@@ -49,8 +49,19 @@ REAL_CHUNKS = {"small": 128, "medium": 256, "large": 512, "xlarge": 640}
 def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
     """results/table1.csv on a DataComp pool: metadata fetched and split once, every chunk
     downloaded and scored by the two pretrained CLIPs, each fetched once, 40 evaluation tasks."""
-    result = snakemake_run(tmp_path, "-n", "--quiet", "rules", "--cores", "2", "--config", f"scale={scale}",
-                           "--", "results/table1.csv", timeout=600)
+    result = snakemake_run(
+        tmp_path,
+        "-n",
+        "--quiet",
+        "rules",
+        "--cores",
+        "2",
+        "--config",
+        f"scale={scale}",
+        "--",
+        "results/table1.csv",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
     chunks = REAL_CHUNKS[scale]
@@ -64,17 +75,35 @@ def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
 
 
 def test_dry_run_laion100m_draws_its_sample(tmp_path, snakemake_run):
-    result = snakemake_run(tmp_path, "-n", "--quiet", "rules", "--cores", "2", "--",
-                           "data/pools/laion100m/shards/00007.download.json", timeout=600)
+    result = snakemake_run(
+        tmp_path,
+        "-n",
+        "--quiet",
+        "rules",
+        "--cores",
+        "2",
+        "--",
+        "data/pools/laion100m/shards/00007.download.json",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
-    assert jobs == {"fetch_pool_metadata": 1, "prepare_pool_metadata": 1, "split_pool_metadata": 1,
-                    "download_pool_chunk": 1, "total": 4}
+    assert jobs == {
+        "fetch_pool_metadata": 1,
+        "prepare_pool_metadata": 1,
+        "split_pool_metadata": 1,
+        "download_pool_chunk": 1,
+        "total": 4,
+    }
+
+
 # ---- Paper tables, figures, submissions ---------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-PAPER_TABLES = {paper: [f"results/{paper}/{table}.csv" for p, table in table_ids(load_papers(ROOT / "papers")) if p == paper]
-                for paper in ("datacomp", "sieve", "mos", "flyt")}
+PAPER_TABLES = {
+    paper: [f"results/{paper}/{table}.csv" for p, table in table_ids(load_papers(ROOT / "papers")) if p == paper]
+    for paper in ("datacomp", "sieve", "mos", "flyt")
+}
 SCALES = [s for s in ("tiny", "paper") if s in user_config()["scales"]]
 
 

@@ -14,8 +14,10 @@ def job_counts(result):
 
 
 def test_tiny_strategies_train_with_the_weighted_clip_recipe(tmp_path, snakemake_run):
-    targets = [f"data/evals/synthetic-tiny/{selection}/tiny-mos-clip/synthetic.jsonl"
-               for selection in ("drop10_clean", "weight_clean", "recap_clean", "mos_weight_tiny")]
+    targets = [
+        f"data/evals/synthetic-tiny/{selection}/tiny-mos-clip/synthetic.jsonl"
+        for selection in ("drop10_clean", "weight_clean", "recap_clean", "mos_weight_tiny")
+    ]
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
@@ -55,8 +57,10 @@ def test_a_recaption_selection_without_a_captioner_fails_at_start(tmp_path, snak
 
 
 def test_tiny_llava_builds_its_base_and_evaluates_by_captioning(tmp_path, snakemake_run):
-    targets = [f"data/evals/synthetic-tiny/{selection}/tiny-mos-llava/synthetic-captioning.jsonl"
-               for selection in ("weight_clean", "mos_weight_tiny")]
+    targets = [
+        f"data/evals/synthetic-tiny/{selection}/tiny-mos-llava/synthetic-captioning.jsonl"
+        for selection in ("weight_clean", "mos_weight_tiny")
+    ]
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
@@ -69,8 +73,9 @@ def test_paper_llava_recipe_assembles_its_base_from_two_fetched_models(tmp_path,
     base, suite = config["recipes"]["mos-llava"]["base"], config["suites"]["mos-llava"]
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-llava" / task / "test").mkdir(parents=True)
-    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",
-                           "data/evals/synthetic-tiny/weight_clean/mos-llava/mos-llava.jsonl")
+    result = snakemake_run(
+        tmp_path, "-n", "--cores", "2", "--", "data/evals/synthetic-tiny/weight_clean/mos-llava/mos-llava.jsonl"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert jobs["build_llava_base"] == "1" and jobs["train_llava"] == "1" and jobs["evaluate_llava"] == "1"
@@ -80,8 +85,10 @@ def test_paper_llava_recipe_assembles_its_base_from_two_fetched_models(tmp_path,
 
 
 def test_tiny_blip_trains_with_transformers_and_evaluates_on_its_tiny_suite(tmp_path, snakemake_run):
-    targets = [f"data/evals/synthetic-tiny/{selection}/tiny-mos-blip/synthetic-blip.jsonl"
-               for selection in ("no_filter", "drop10_clean", "weight_clean", "mos_drop10_tiny")]
+    targets = [
+        f"data/evals/synthetic-tiny/{selection}/tiny-mos-blip/synthetic-blip.jsonl"
+        for selection in ("no_filter", "drop10_clean", "weight_clean", "mos_drop10_tiny")
+    ]
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
@@ -96,8 +103,9 @@ def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, sna
     suite = user_config()["suites"]["mos-blip"]
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-blip" / task / "test").mkdir(parents=True)
-    result = snakemake_run(tmp_path, "-n", "--cores", "2", "--",
-                           "data/evals/synthetic-tiny/weight_clean/mos-blip/mos-blip.jsonl")
+    result = snakemake_run(
+        tmp_path, "-n", "--cores", "2", "--", "data/evals/synthetic-tiny/weight_clean/mos-blip/mos-blip.jsonl"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert jobs["train_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"

@@ -80,10 +80,16 @@ def test_trained_models_beat_chance(run, table):
 
 def test_bad_samples_are_counted_not_dropped_silently(run, truth):
     workdir, _ = run
-    reports = [json.loads(Path(p).read_text()) for p in glob.glob(str(workdir / "data" / "scores" / POOL / "tiny-clip-clean" / "*.report.json"))]
+    reports = [
+        json.loads(Path(p).read_text())
+        for p in glob.glob(str(workdir / "data" / "scores" / POOL / "tiny-clip-clean" / "*.report.json"))
+    ]
     for reason in ("corrupt_image", "empty_caption", "missing_uid"):
         assert sum(r["skipped"][reason] for r in reports) == (truth["noise_type"] == reason).sum()
-    assert sum(r["kept"] for r in reports) == len(truth) - truth["noise_type"].isin(["corrupt_image", "empty_caption", "missing_uid"]).sum()
+    assert (
+        sum(r["kept"] for r in reports)
+        == len(truth) - truth["noise_type"].isin(["corrupt_image", "empty_caption", "missing_uid"]).sum()
+    )
 
 
 def test_reshards_hold_the_subsets(run):

@@ -34,12 +34,17 @@ def test_a_fusion_registered_in_a_plugin_selects_a_subset(tmp_path, snakemake_ru
     (plugins / "toy_fusion.py").write_text(textwrap.dedent(TOY_FUSION))
     monkeypatch.setenv("PYTHONPATH", str(plugins))
     extra = tmp_path / "extra.yaml"
-    extra.write_text(yaml.safe_dump({
-        "plugins": ["toy_fusion"],
-        "fusions": {"toy": {"method": "toy_max", "scorers": ["tiny-clip-clean", "tiny-clip-weak"]}},
-        "selections": {"toy_top20": {"method": "fused_score", "fusion": "toy", "sampler": "top_fraction",
-                                     "fraction": 0.2}},
-    }))
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "plugins": ["toy_fusion"],
+                "fusions": {"toy": {"method": "toy_max", "scorers": ["tiny-clip-clean", "tiny-clip-weak"]}},
+                "selections": {
+                    "toy_top20": {"method": "fused_score", "fusion": "toy", "sampler": "top_fraction", "fraction": 0.2}
+                },
+            }
+        )
+    )
     target = "data/subsets/synthetic-tiny/toy_top20.npy"
     result = snakemake_run(tmp_path, "-n", "--quiet", "rules", "--cores", "1", "--", target, configfiles=[extra])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,11 +58,13 @@ def test_a_fusion_registered_in_a_plugin_selects_a_subset(tmp_path, snakemake_ru
     assert "fusions.toy.method: unknown fusion method 'toy_max'" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("target", ["data/subsets/datacomp-small/basic_filter.npy",
-                                    "data/captions/datacomp-small/tiny-blip/00003.parquet"])
+@pytest.mark.parametrize(
+    "target", ["data/subsets/datacomp-small/basic_filter.npy", "data/captions/datacomp-small/tiny-blip/00003.parquet"]
+)
 def test_a_real_pools_chunks_are_downloaded_never_synthesized(tmp_path, snakemake_run, target):
-    result = snakemake_run(tmp_path, "-n", "--quiet", "rules", "--cores", "1", "--config", "scale=small",
-                           "--", target, timeout=600)
+    result = snakemake_run(
+        tmp_path, "-n", "--quiet", "rules", "--cores", "1", "--config", "scale=small", "--", target, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert "synthesize_pool_chunk" not in jobs

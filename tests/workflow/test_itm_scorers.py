@@ -26,10 +26,24 @@ def job_counts(result):
 
 def snakemake(tmp_path, config, *args, timeout=900):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled",
-               no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    command = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml"),
-               "--directory", str(tmp_path), *args]
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        NO_ALBUMENTATIONS_UPDATE="1",
+        WANDB_MODE="disabled",
+        no_proxy="127.0.0.1,localhost",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    command = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--directory",
+        str(tmp_path),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
 
@@ -40,11 +54,20 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     scorer through its own rule."""
     config = user_config()
     config["scale"] = "small"
-    config["fusions"]["mos_blip_test"] = {"method": "mos", "scorers": ["openai-clip-b32", "blip-itm-b16-pt", "blip2-itm-g14-ft"],
-                                          "normalise": "minmax", "tmin": 0.5, "tmax": 1.5}
+    config["fusions"]["mos_blip_test"] = {
+        "method": "mos",
+        "scorers": ["openai-clip-b32", "blip-itm-b16-pt", "blip2-itm-g14-ft"],
+        "normalise": "minmax",
+        "tmin": 0.5,
+        "tmax": 1.5,
+    }
     config["selections"]["blip_itm_test_20"] = {"method": "clip_score", "scorer": "blip-itm-l16-ft", "fraction": 0.2}
-    config["selections"]["mos_blip_test_20"] = {"method": "fused_score", "fusion": "mos_blip_test",
-                                                "sampler": "top_fraction", "fraction": 0.2}
+    config["selections"]["mos_blip_test_20"] = {
+        "method": "fused_score",
+        "fusion": "mos_blip_test",
+        "sampler": "top_fraction",
+        "fraction": 0.2,
+    }
     # MoS's strategies by one ITM scorer: drop the lowest 20 %, weight every sample
     config["selections"]["drop20_blip2_test"] = {"method": "drop_lowest", "scorer": "blip2-itm-g14-ft", "rho": 0.2}
     config["selections"]["weight_blip_test"] = {"method": "sample_weighting", "scorer": "blip-itm-b16-pt"}
@@ -61,9 +84,17 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     assert jobs["select_subset"] == 4 and jobs["fusion_stats"] == 1 and jobs["fuse_chunk"] == chunks
 
     # the rules' files: the converted folder for the url model, the Hub folder as fetched
-    result = snakemake(tmp_path, config, "-n", "--printshellcmds", "--cores", "2", "--",
-                       "data/scores/datacomp-small/blip-itm-b16-pt/00000.parquet",
-                       "data/scores/datacomp-small/blip2-itm-g14-ft/00000.parquet")
+    result = snakemake(
+        tmp_path,
+        config,
+        "-n",
+        "--printshellcmds",
+        "--cores",
+        "2",
+        "--",
+        "data/scores/datacomp-small/blip-itm-b16-pt/00000.parquet",
+        "data/scores/datacomp-small/blip2-itm-g14-ft/00000.parquet",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     assert "data/models/converted/blip-itm-b16-pt" in out
@@ -107,8 +138,9 @@ def test_itm_scorers_score_a_tiny_pool_chunk(tmp_path, file_server):
 
     served, url = file_server
     # BLIP's 64-wide heads (the converter's), BLIP's ViT LayerNorm eps
-    blip = build_tiny_blip_itm(tmp_path / "hub" / "blip", seed=5, image_size=64, hidden=64, heads=1,
-                               vision_layer_norm_eps=1e-6)
+    blip = build_tiny_blip_itm(
+        tmp_path / "hub" / "blip", seed=5, image_size=64, hidden=64, heads=1, vision_layer_norm_eps=1e-6
+    )
     blip2 = build_tiny_blip2_itm(tmp_path / "hub" / "blip2", seed=6, image_size=64)
     original, _, _ = load_itm_model(blip)
     write_original_checkpoint(original, served / "model_tiny.pth")
@@ -116,18 +148,32 @@ def test_itm_scorers_score_a_tiny_pool_chunk(tmp_path, file_server):
     torch.set_num_threads(1)
 
     config = user_config()
-    config["models"].update({
-        "tiny-blip-hub": {"library": "huggingface", "id": str(blip), "sha256": None},
-        "tiny-blip2-hub": {"library": "huggingface", "id": str(blip2), "sha256": None},
-        "tiny-blip-original": {"library": "url", "url": f"{url}/model_tiny.pth", "sha256": None,
-                               "convert": "blip_itm", "processor": "tiny-blip-hub"},
-    })
-    config["scorers"].update({
-        "tiny-blip-itm": {"library": "blip_itm", "source": "pretrained", "model": "tiny-blip-hub", "head": "itm"},
-        "tiny-blip-converted-itm": {"library": "blip_itm", "source": "pretrained", "model": "tiny-blip-original",
-                                    "head": "itm", "batch_size": 100},
-        "tiny-blip2-itc": {"library": "blip_itm", "source": "pretrained", "model": "tiny-blip2-hub", "head": "itc"},
-    })
+    config["models"].update(
+        {
+            "tiny-blip-hub": {"library": "huggingface", "id": str(blip), "sha256": None},
+            "tiny-blip2-hub": {"library": "huggingface", "id": str(blip2), "sha256": None},
+            "tiny-blip-original": {
+                "library": "url",
+                "url": f"{url}/model_tiny.pth",
+                "sha256": None,
+                "convert": "blip_itm",
+                "processor": "tiny-blip-hub",
+            },
+        }
+    )
+    config["scorers"].update(
+        {
+            "tiny-blip-itm": {"library": "blip_itm", "source": "pretrained", "model": "tiny-blip-hub", "head": "itm"},
+            "tiny-blip-converted-itm": {
+                "library": "blip_itm",
+                "source": "pretrained",
+                "model": "tiny-blip-original",
+                "head": "itm",
+                "batch_size": 100,
+            },
+            "tiny-blip2-itc": {"library": "blip_itm", "source": "pretrained", "model": "tiny-blip2-hub", "head": "itc"},
+        }
+    )
     scorers = ["tiny-blip-itm", "tiny-blip-converted-itm", "tiny-blip2-itc"]
     targets = [f"data/scores/synthetic-tiny/{s}/00000.parquet" for s in scorers]
     result = snakemake(tmp_path, config, "--cores", "2", "--", *targets)
@@ -140,7 +186,9 @@ def test_itm_scorers_score_a_tiny_pool_chunk(tmp_path, file_server):
 
     data = tmp_path / "data"
     itm = load_scores(data / "scores/synthetic-tiny/tiny-blip-itm/00000.parquet", score_columns=["itm_score"])
-    converted = load_scores(data / "scores/synthetic-tiny/tiny-blip-converted-itm/00000.parquet", score_columns=["itm_score"])
+    converted = load_scores(
+        data / "scores/synthetic-tiny/tiny-blip-converted-itm/00000.parquet", score_columns=["itm_score"]
+    )
     itc = load_scores(data / "scores/synthetic-tiny/tiny-blip2-itc/00000.parquet", score_columns=["itc_score"])
     assert list(itm.columns) == ["uid", "itm_score"] and list(itc.columns) == ["uid", "itc_score"]
     assert 900 < len(itm) <= 1000 and list(itm.uid) == list(converted.uid) == list(itc.uid)

@@ -26,8 +26,10 @@ def test_download_score_and_select_a_real_pool(tmp_path, server):  # noqa: F811
     source = data / "pools" / POOL / "metadata" / "source"
     source.mkdir(parents=True)
     rows = N_SHARDS * SPS
-    pq.write_table(pa.table({"URL": [server.url(r) for r in range(rows)],
-                             "TEXT": [f"caption of row {r}" for r in range(rows)]}), source / "part-0.parquet")
+    pq.write_table(
+        pa.table({"URL": [server.url(r) for r in range(rows)], "TEXT": [f"caption of row {r}" for r in range(rows)]}),
+        source / "part-0.parquet",
+    )
     (source / "fetch.json").write_text("{}\n")  # as fetch_pool_metadata leaves it
     export_random_tiny_model(tmp_path / "tiny")
     model_dir = data / "models" / "pretrained" / "tiny-pretrained"
@@ -36,20 +38,47 @@ def test_download_score_and_select_a_real_pool(tmp_path, server):  # noqa: F811
 
     config = user_config()
     config["pools"][POOL] = {
-        "source": "download", "n_shards": N_SHARDS, "samples_per_shard": SPS, "shards_per_chunk": 1,
+        "source": "download",
+        "n_shards": N_SHARDS,
+        "samples_per_shard": SPS,
+        "shards_per_chunk": 1,
         "metadata": {"hf_dataset": "none/offline", "columns": {"url": "URL", "text": "TEXT"}, "uid_from": "url"},
         "download": {"processes": 1, "threads": 4, "retries": 1, "retry_failed": True, "timeout": 5},
     }
-    config["models"]["tiny-pretrained"] = {"library": "open_clip", "arch": "tiny-vit-narrow",
-                                           "pretrained": "unused", "sha256": None}
+    config["models"]["tiny-pretrained"] = {
+        "library": "open_clip",
+        "arch": "tiny-vit-narrow",
+        "pretrained": "unused",
+        "sha256": None,
+    }
     config["scorers"]["tiny-pretrained"] = {"library": "open_clip", "source": "pretrained", "model": "tiny-pretrained"}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    targets = [f"data/scores/{POOL}/tiny-pretrained/00000.parquet", f"data/scores/{POOL}/tiny-pretrained/00001.parquet",
-               f"data/subsets/{POOL}/no_filter.npy"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled",
-               no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    command = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml"),
-               "--directory", str(tmp_path), "--cores", "2", "--", *targets]
+    targets = [
+        f"data/scores/{POOL}/tiny-pretrained/00000.parquet",
+        f"data/scores/{POOL}/tiny-pretrained/00001.parquet",
+        f"data/subsets/{POOL}/no_filter.npy",
+    ]
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        NO_ALBUMENTATIONS_UPDATE="1",
+        WANDB_MODE="disabled",
+        no_proxy="127.0.0.1,localhost",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    command = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "2",
+        "--",
+        *targets,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     jobs = result.stdout + result.stderr
@@ -67,7 +96,9 @@ def test_download_score_and_select_a_real_pool(tmp_path, server):  # noqa: F811
     # scored and selected: exactly the downloaded samples, under the made uids
     import pandas as pd
 
-    scores = pd.concat([pd.read_parquet(data / "scores" / POOL / "tiny-pretrained" / f"{c:05d}.parquet") for c in (0, 1)])
+    scores = pd.concat(
+        [pd.read_parquet(data / "scores" / POOL / "tiny-pretrained" / f"{c:05d}.parquet") for c in (0, 1)]
+    )
     assert len(scores) == successes
     prepared = pd.read_parquet(data / "pools" / POOL / "metadata" / "prepared.parquet")
     assert set(scores["uid"]) <= set(prepared["uid"])

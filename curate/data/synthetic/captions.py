@@ -102,14 +102,10 @@ def canonical_caption(scene: Scene) -> str:
     return f"{count} {scene.size} {scene.colour} {shape} {pos} on a {bg} background"
 
 
-def noun_phrase(
-    scene: Scene, rng: np.random.Generator, with_count: bool = True, with_size: bool = True
-) -> str:
+def noun_phrase(scene: Scene, rng: np.random.Generator, with_count: bool = True, with_size: bool = True) -> str:
     """[count] [size] colour shape, in a random wording, plural when count > 1."""
     colour = scene.colour if rng.random() < 0.5 else _pick(rng, COLOUR_SYNONYMS[scene.colour][1:])
-    sing, plur = SHAPE_SYNONYMS[scene.shape][0] if rng.random() < 0.55 else _pick(
-        rng, SHAPE_SYNONYMS[scene.shape][1:]
-    )
+    sing, plur = SHAPE_SYNONYMS[scene.shape][0] if rng.random() < 0.55 else _pick(rng, SHAPE_SYNONYMS[scene.shape][1:])
     noun = sing if scene.count == 1 else plur
     words = []
     if with_count or scene.count == 1:
@@ -180,6 +176,7 @@ def paraphrases(scene: Scene, rng: np.random.Generator, n: int, max_tries: int =
 # Noisy captions
 # ---------------------------------------------------------------------------------------------
 
+
 def medium_phrase_caption(scene: Scene, rng: np.random.Generator) -> str:
     """A correct caption with medium phrases mixed in ("a photo of ...", "... stock photo")."""
     base = paraphrase(scene, rng)
@@ -203,46 +200,76 @@ def medium_phrase_caption(scene: Scene, rng: np.random.Generator) -> str:
 
 # German: (singular noun, plural noun, gender) ; adjective stems take -er/-es/-e after "ein"
 _DE_SHAPES = {
-    "circle": ("Kreis", "Kreise", "m"), "square": ("Quadrat", "Quadrate", "n"),
-    "triangle": ("Dreieck", "Dreiecke", "n"), "star": ("Stern", "Sterne", "m"),
-    "cross": ("Kreuz", "Kreuze", "n"), "diamond": ("Raute", "Rauten", "f"),
+    "circle": ("Kreis", "Kreise", "m"),
+    "square": ("Quadrat", "Quadrate", "n"),
+    "triangle": ("Dreieck", "Dreiecke", "n"),
+    "star": ("Stern", "Sterne", "m"),
+    "cross": ("Kreuz", "Kreuze", "n"),
+    "diamond": ("Raute", "Rauten", "f"),
 }
 _DE_COLOURS = {
-    "red": "rot", "green": "grün", "blue": "blau", "yellow": "gelb", "purple": "lila",
-    "orange": "orange", "white": "weiß", "black": "schwarz",
+    "red": "rot",
+    "green": "grün",
+    "blue": "blau",
+    "yellow": "gelb",
+    "purple": "lila",
+    "orange": "orange",
+    "white": "weiß",
+    "black": "schwarz",
 }
 _DE_COUNTS = {2: "zwei", 3: "drei", 4: "vier"}
 _DE_POS = {"left": "links", "right": "rechts", "top": "oben", "bottom": "unten", "centre": "in der Mitte"}
 _DE_SIZES = {"small": "klein", "large": "groß"}
 
 _ES_SHAPES = {
-    "circle": ("círculo", "círculos", "m"), "square": ("cuadrado", "cuadrados", "m"),
-    "triangle": ("triángulo", "triángulos", "m"), "star": ("estrella", "estrellas", "f"),
-    "cross": ("cruz", "cruces", "f"), "diamond": ("rombo", "rombos", "m"),
+    "circle": ("círculo", "círculos", "m"),
+    "square": ("cuadrado", "cuadrados", "m"),
+    "triangle": ("triángulo", "triángulos", "m"),
+    "star": ("estrella", "estrellas", "f"),
+    "cross": ("cruz", "cruces", "f"),
+    "diamond": ("rombo", "rombos", "m"),
 }
 # (m sg, f sg, m pl, f pl)
 _ES_COLOURS = {
-    "red": ("rojo", "roja", "rojos", "rojas"), "green": ("verde", "verde", "verdes", "verdes"),
-    "blue": ("azul", "azul", "azules", "azules"), "yellow": ("amarillo", "amarilla", "amarillos", "amarillas"),
-    "purple": ("morado", "morada", "morados", "moradas"), "orange": ("naranja",) * 4,
-    "white": ("blanco", "blanca", "blancos", "blancas"), "black": ("negro", "negra", "negros", "negras"),
+    "red": ("rojo", "roja", "rojos", "rojas"),
+    "green": ("verde", "verde", "verdes", "verdes"),
+    "blue": ("azul", "azul", "azules", "azules"),
+    "yellow": ("amarillo", "amarilla", "amarillos", "amarillas"),
+    "purple": ("morado", "morada", "morados", "moradas"),
+    "orange": ("naranja",) * 4,
+    "white": ("blanco", "blanca", "blancos", "blancas"),
+    "black": ("negro", "negra", "negros", "negras"),
 }
 _ES_COUNTS = {2: "dos", 3: "tres", 4: "cuatro"}
-_ES_POS = {"left": "a la izquierda", "right": "a la derecha", "top": "arriba", "bottom": "abajo",
-           "centre": "en el centro"}
-_ES_SIZES = {"small": ("pequeño", "pequeña", "pequeños", "pequeñas"),
-             "large": ("grande", "grande", "grandes", "grandes")}
+_ES_POS = {
+    "left": "a la izquierda",
+    "right": "a la derecha",
+    "top": "arriba",
+    "bottom": "abajo",
+    "centre": "en el centro",
+}
+_ES_SIZES = {
+    "small": ("pequeño", "pequeña", "pequeños", "pequeñas"),
+    "large": ("grande", "grande", "grandes", "grandes"),
+}
 
 _FR_SHAPES = {
-    "circle": ("cercle", "cercles", "m"), "square": ("carré", "carrés", "m"),
-    "triangle": ("triangle", "triangles", "m"), "star": ("étoile", "étoiles", "f"),
-    "cross": ("croix", "croix", "f"), "diamond": ("losange", "losanges", "m"),
+    "circle": ("cercle", "cercles", "m"),
+    "square": ("carré", "carrés", "m"),
+    "triangle": ("triangle", "triangles", "m"),
+    "star": ("étoile", "étoiles", "f"),
+    "cross": ("croix", "croix", "f"),
+    "diamond": ("losange", "losanges", "m"),
 }
 _FR_COLOURS = {
-    "red": ("rouge", "rouge", "rouges", "rouges"), "green": ("vert", "verte", "verts", "vertes"),
-    "blue": ("bleu", "bleue", "bleus", "bleues"), "yellow": ("jaune", "jaune", "jaunes", "jaunes"),
-    "purple": ("violet", "violette", "violets", "violettes"), "orange": ("orange",) * 4,
-    "white": ("blanc", "blanche", "blancs", "blanches"), "black": ("noir", "noire", "noirs", "noires"),
+    "red": ("rouge", "rouge", "rouges", "rouges"),
+    "green": ("vert", "verte", "verts", "vertes"),
+    "blue": ("bleu", "bleue", "bleus", "bleues"),
+    "yellow": ("jaune", "jaune", "jaunes", "jaunes"),
+    "purple": ("violet", "violette", "violets", "violettes"),
+    "orange": ("orange",) * 4,
+    "white": ("blanc", "blanche", "blancs", "blanches"),
+    "black": ("noir", "noire", "noirs", "noires"),
 }
 _FR_COUNTS = {2: "deux", 3: "trois", 4: "quatre"}
 _FR_POS = {"left": "à gauche", "right": "à droite", "top": "en haut", "bottom": "en bas", "centre": "au centre"}
@@ -317,6 +344,7 @@ def empty_caption(rng: np.random.Generator) -> str:
 # ---------------------------------------------------------------------------------------------
 # Signs and text in images
 # ---------------------------------------------------------------------------------------------
+
 
 def sign_caption(text: str, rng: np.random.Generator) -> str:
     """A caption saying what a sign shows: "a sign with the number 7", "the word stop"."""

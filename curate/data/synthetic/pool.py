@@ -213,8 +213,13 @@ def write_pool_chunk(
             img = render_sign(text, w, h, rng)
             caption = cap.sign_caption(text, rng)
             scene = None
-            row.update(is_sign=True, image_text=text, clean_caption=clean_sign_caption(text),
-                       caption_shape=None, caption_colour=None)
+            row.update(
+                is_sign=True,
+                image_text=text,
+                clean_caption=clean_sign_caption(text),
+                caption_shape=None,
+                caption_colour=None,
+            )
         elif t == "text_in_image":
             claimed = random_scene(rng)
             w, h = clean_size()

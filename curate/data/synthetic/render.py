@@ -283,9 +283,7 @@ def render_sign(text: str, width: int, height: int | None, rng: np.random.Genera
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
-def overlay_text(
-    img: Image.Image, lines: list[str], rng: np.random.Generator, where: str | None = None
-) -> Image.Image:
+def overlay_text(img: Image.Image, lines: list[str], rng: np.random.Generator, where: str | None = None) -> Image.Image:
     """Write ``lines`` on a label band across an image (the text-in-image case).
 
     The band covers 42-48% of the height, in the ``where`` half ("top" or "bottom"; random

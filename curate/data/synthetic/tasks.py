@@ -222,10 +222,13 @@ def write_task(out_dir, task: str, n_samples: int, seed: int, image_size: int = 
                 scene = random_scene(rng)
                 img = render_scene(scene, image_size, image_size, rng)
                 texts = cap.paraphrases(scene, rng, RETRIEVAL_CAPTIONS)
-                yield f"{i:06d}", {
-                    "jpg": encode_jpeg(img, EVAL_JPEG_QUALITY),
-                    "txt": "\n".join(texts).encode("utf-8"),
-                }
+                yield (
+                    f"{i:06d}",
+                    {
+                        "jpg": encode_jpeg(img, EVAL_JPEG_QUALITY),
+                        "txt": "\n".join(texts).encode("utf-8"),
+                    },
+                )
 
         summary["captions_per_image"] = RETRIEVAL_CAPTIONS
     else:
@@ -237,10 +240,13 @@ def write_task(out_dir, task: str, n_samples: int, seed: int, image_size: int = 
         def samples():
             for i, label in enumerate(labels):
                 img = task_image(task, int(label), rng, image_size)
-                yield f"{i:06d}", {
-                    "jpg": encode_jpeg(img, EVAL_JPEG_QUALITY),
-                    "cls": str(int(label)).encode("ascii"),
-                }
+                yield (
+                    f"{i:06d}",
+                    {
+                        "jpg": encode_jpeg(img, EVAL_JPEG_QUALITY),
+                        "cls": str(int(label)).encode("ascii"),
+                    },
+                )
 
         summary["n_classes"] = len(classnames)
 

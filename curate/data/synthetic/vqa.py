@@ -81,13 +81,23 @@ def write_vqa_task(out_dir, n_samples: int, seed: int, image_size: int = 64) -> 
         for i, kind in enumerate(kinds):
             scene = random_scene(rng)
             image = render_scene(scene, image_size, image_size, rng)
-            yield f"{i:06d}", {"jpg": encode_jpeg(image, EVAL_JPEG_QUALITY),
-                               "json": json.dumps(question_for(scene, types[int(kind)])).encode("utf-8")}
+            yield (
+                f"{i:06d}",
+                {
+                    "jpg": encode_jpeg(image, EVAL_JPEG_QUALITY),
+                    "json": json.dumps(question_for(scene, types[int(kind)])).encode("utf-8"),
+                },
+            )
 
     n_shards = _write_tars(samples(), out_dir / "test")
     (out_dir / "test" / "nshards.txt").write_text(f"{n_shards}\n")
-    return {"task": "vqa", "type": DATASET_TYPE, "n_samples": int(n_samples), "n_shards": n_shards,
-            "question_types": types}
+    return {
+        "task": "vqa",
+        "type": DATASET_TYPE,
+        "n_samples": int(n_samples),
+        "n_shards": n_shards,
+        "question_types": types,
+    }
 
 
 def normalise_answer(text: str) -> str:

@@ -57,8 +57,16 @@ BACKGROUND_ADJECTIVES: dict[str, str] = {
 
 DIGITS: tuple[str, ...] = tuple(str(d) for d in range(10))
 DIGIT_WORDS: dict[str, str] = {
-    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four",
-    "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "nine",
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
 }
 #: words shown on "word sign" images (besides the colour and shape words)
 SIGN_WORDS: tuple[str, ...] = ("stop", "open", "sale", "exit", "hello", "cafe", "hotel", "taxi")
