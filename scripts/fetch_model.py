@@ -7,5 +7,6 @@ with job(snakemake) as log:
         snakemake.params.entry,
         snakemake.output[0],
         cache_dir=snakemake.params.cache_dir,
+        mirrors=snakemake.config["url_mirrors"],
     )
     log.info("fetched %s from %s, sha256 %s", record["name"], record["origin"], record["sha256"])

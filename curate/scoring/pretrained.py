@@ -35,6 +35,8 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+from curate.data.mirrors import mirrored
+
 log = logging.getLogger(__name__)
 
 LIBRARIES = ("open_clip", "huggingface", "url")
@@ -57,11 +59,12 @@ def check_sha256(path, expected: str | None, what: str) -> str:
     return found
 
 
-def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_download=None) -> dict:
+def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_download=None, mirrors=None) -> dict:
     """Fetch the model `name` (its config entry `entry`) into the folder `out_dir`; returns the
     record also written to ``out_dir/fetch.json``. `cache_dir`: where downloads are kept between
     attempts (open_clip's and huggingface_hub's caches). `snapshot_download` defaults to
-    huggingface_hub's (tests pass their own)."""
+    huggingface_hub's (tests pass their own). `mirrors`: the config's ``url_mirrors``, applied to
+    every plain URL (`curate.data.mirrors`); Hub downloads follow ``HF_ENDPOINT``."""
     library = entry.get("library")
     if library not in LIBRARIES:
         raise ValueError(f"models.{name}: unknown library {library!r}; expected one of {LIBRARIES}")
@@ -71,11 +74,11 @@ def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_downlo
     out_dir.mkdir(parents=True)
     expected = entry.get("sha256")
     if library == "open_clip":
-        record = _fetch_open_clip(name, entry, out_dir, expected, cache_dir)
+        record = _fetch_open_clip(name, entry, out_dir, expected, cache_dir, mirrors)
     elif library == "huggingface":
         record = _fetch_huggingface(name, entry, out_dir, expected, cache_dir, snapshot_download)
     else:
-        record = _fetch_url(name, entry, out_dir, expected)
+        record = _fetch_url(name, entry, out_dir, expected, mirrors)
     record = {
         "name": name,
         "library": library,
@@ -93,7 +96,7 @@ def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_downlo
     return record
 
 
-def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir) -> dict:
+def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=None) -> dict:
     import open_clip
 
     from curate.scoring.clip import CONFIG_NAME, export_local_dir
@@ -105,9 +108,10 @@ def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir) -> dict:
     elif tag_cfg:
         # OpenAI's weights from OpenAI's URL (open_clip checks the sha256 in its path); others from the Hub
         from_url = "openaipublic" in (tag_cfg.get("url") or "")
+        fetched_cfg = dict(tag_cfg, url=mirrored(tag_cfg["url"], mirrors)) if tag_cfg.get("url") else tag_cfg
         weights = Path(
             open_clip.download_pretrained(
-                tag_cfg, prefer_hf_hub=not from_url, cache_dir=None if cache_dir is None else str(cache_dir)
+                fetched_cfg, prefer_hf_hub=not from_url, cache_dir=None if cache_dir is None else str(cache_dir)
             )
         )
         origin = tag_cfg["url"] if from_url else tag_cfg.get("hf_hub") or tag_cfg.get("url")
@@ -161,11 +165,11 @@ def _fetch_huggingface(name, entry, out_dir: Path, expected, cache_dir, snapshot
     }
 
 
-def _fetch_url(name, entry, out_dir: Path, expected) -> dict:
+def _fetch_url(name, entry, out_dir: Path, expected, mirrors=None) -> dict:
     url = str(entry["url"])
     target = out_dir / url.rstrip("/").rsplit("/", 1)[-1]
     tmp = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:  # noqa: S310 - config URL
+    with urllib.request.urlopen(mirrored(url, mirrors), timeout=60) as response, open(tmp, "wb") as f:
         shutil.copyfileobj(response, f, length=1 << 20)
     try:
         sha = check_sha256(tmp, expected, f"models.{name}")

@@ -189,12 +189,13 @@ def check_references(config: dict) -> None:
 
 
 def assemble_config(config: dict, root: Path = REPO) -> dict:
-    """A user's ``config`` merged over the catalogues and the generated entries (its plugins
-    imported first): the whole config, not yet checked."""
+    """A user's ``config`` merged over the catalogues, the generated entries and its scale's own
+    ``config`` (its plugins imported first): the whole config, not yet checked."""
     load_plugins(config.get("plugins"))
     catalogues = read_catalogues(root)
     full = merge(catalogues, generated_entries(merge(catalogues, config)))
-    return merge(full, config)
+    scale = (full.get("scales") or {}).get(merge(full, config).get("scale")) or {}
+    return merge(merge(full, scale.get("config") or {}), config)
 
 
 def check_config(config: dict, root: Path = REPO) -> dict:

@@ -4,7 +4,18 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "curate"
-LAYERS = ["registry", "logs", "data", "scoring", "training", "selection", "evaluation", "reporting", "workflow"]
+LAYERS = [
+    "registry",
+    "logs",
+    "data",
+    "scoring",
+    "training",
+    "selection",
+    "evaluation",
+    "reporting",
+    "workflow",
+    "rehearsal",
+]
 
 
 def package_of(module: str) -> str:

@@ -139,3 +139,19 @@ def test_every_configured_model_names_what_its_fetch_needs():
             assert entry["pretrained"] in open_clip.list_pretrained_tags_by_model(entry["arch"]), name
             if entry["pretrained"] == "openai":  # OpenAI's published hash is the URL's path segment
                 assert open_clip.get_pretrained_cfg(entry["arch"], "openai")["url"].split("/")[-2] == entry["sha256"]
+
+
+def test_url_mirrors_rewrite_every_plain_url_and_the_hub_endpoint_is_the_jobs(monkeypatch):
+    from curate.data.mirrors import mirrored, use_hub_endpoint
+
+    mirrors = {"https://": "http://127.0.0.1:9/web/", "https://storage.googleapis.com/": "http://mirror/gcs/"}
+    assert mirrored("https://openaipublic.azureedge.net/clip/a.pt", mirrors) == (
+        "http://127.0.0.1:9/web/openaipublic.azureedge.net/clip/a.pt"
+    )
+    assert mirrored("https://storage.googleapis.com/b.pth", mirrors) == "http://mirror/gcs/b.pth"  # longest prefix
+    assert mirrored("http://other/x", mirrors) == "http://other/x" and mirrored("https://x", None) == "https://x"
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    use_hub_endpoint(None)
+    assert "HF_ENDPOINT" not in __import__("os").environ
+    use_hub_endpoint("http://127.0.0.1:9/")
+    assert __import__("os").environ["HF_ENDPOINT"] == "http://127.0.0.1:9"
