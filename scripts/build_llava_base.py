@@ -21,6 +21,6 @@ with job(snakemake) as log:
             )
     else:
         assemble_llava(
-            snakemake.input.vision_tower, snakemake.input.language_model, snakemake.output[0], seed=base.get("seed", 0)
+            snakemake.input.vision_tower, snakemake.input.language_model, snakemake.output[0], seed=base["seed"]
         )
     log.info("LLaVA base saved to %s", snakemake.output[0])

@@ -21,6 +21,8 @@ import math
 import numpy as np
 import torch
 
+from curate.scoring.kinds import S_CLIP_LOSS_BATCH_SIZE, S_CLIP_LOSS_TEMPERATURE
+
 __all__ = [
     "S_CLIP_LOSS_TEMPERATURE",
     "S_CLIP_LOSS_BATCH_SIZE",
@@ -31,11 +33,6 @@ __all__ = [
     "linear_classifier_score",
 ]
 
-#: Temperature of s-CLIPLoss: 0.01 = 1/100, OpenAI CLIP's learned logit scale (the default of
-#: Wang et al.'s code, ``temperature=0.01``; FLYT does not restate it).
-S_CLIP_LOSS_TEMPERATURE = 0.01
-#: Random-batch size of s-CLIPLoss in Wang et al.'s code (``batch_size=32768``).
-S_CLIP_LOSS_BATCH_SIZE = 32768
 
 _ROW_BLOCK = 2048  # rows of a similarity block held in memory at once
 
@@ -276,10 +273,10 @@ def embedding_score_frame(
         scores = s_clip_loss(
             image_emb,
             text_emb,
-            batch_size=int(params.get("batch_size", S_CLIP_LOSS_BATCH_SIZE)),
+            batch_size=int(params["batch_size"]),
             seed=seed,
-            temperature=float(params.get("temperature", S_CLIP_LOSS_TEMPERATURE)),
-            n_repeats=int(params.get("n_repeats", 1)),
+            temperature=float(params["temperature"]),
+            n_repeats=int(params["n_repeats"]),
         )
     elif method == "normsim_inf":
         if target_emb is None:

@@ -116,6 +116,11 @@ SCORER_KINDS.register(
     score_column=lambda entry: "sieve_score",
 )
 
+#: s-CLIPLoss's defaults (Wang et al.'s code): a random batch of this size inside each chunk, and
+#: the temperature of the CLIP loss it normalises by.
+S_CLIP_LOSS_BATCH_SIZE = 32768
+S_CLIP_LOSS_TEMPERATURE = 0.01
+
 #: Embedding scores whose classifier is trained on the pool's embeddings first.
 CLASSIFIER_METHODS = ("image_classifier", "image_text_classifier")
 
@@ -128,8 +133,8 @@ _CLASSIFIER_TRAINING = {
 }
 _EMBEDDING_METHODS = {
     "s_clip_loss": {
-        "batch_size": optional(POSITIVE_INT, 32768, "random batches drawn inside each chunk"),
-        "temperature": optional({"type": "number", "exclusiveMinimum": 0}, 0.01),
+        "batch_size": optional(POSITIVE_INT, S_CLIP_LOSS_BATCH_SIZE, "random batches drawn inside each chunk"),
+        "temperature": optional({"type": "number", "exclusiveMinimum": 0}, S_CLIP_LOSS_TEMPERATURE),
         "n_repeats": optional(POSITIVE_INT, 1),
     },
     "normsim_inf": {"target": required(NAME, "the suite whose downstream set is the target", ref="suites")},

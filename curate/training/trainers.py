@@ -100,7 +100,7 @@ _LLAVA_BASE = {
     "properties": {
         "source": {"enum": ["train", "models", "local"]},
         "curated_set": NAME,
-        "seed": SEED,
+        "seed": {**SEED, "default": 0},
         "lm_steps": {"type": "integer", "minimum": 0},
         "vision_tower": {"type": "string"},
         "language_model": {"type": "string"},
