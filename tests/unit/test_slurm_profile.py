@@ -341,3 +341,30 @@ def test_setup_sh_installs_the_profile(tmp_path):
     assert "setup: .venv is up to date" in runs[0].stdout
     assert f"setup: installed the SLURM profile at {installed}" in runs[0].stdout
     assert f"setup: the SLURM profile at {installed} is up to date" in runs[1].stdout
+
+
+# ------------------------------------------------------------------ the documented commands
+
+
+DOCS = [ROOT / "README.md", ROOT / "cluster" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_the_docs_give_the_commands_that_work():
+    readme = (ROOT / "README.md").read_text()
+    assert "./setup.sh && .venv/bin/snakemake --cores 2\n" in readme
+    assert "./setup.sh && .venv/bin/python -m pytest\n" in readme
+    assert ".venv/bin/snakemake --profile slurm" in readme
+    assert "./setup.sh && .venv/bin/python -m pytest" in (ROOT / ".ci" / "run").read_text()
+    for path in [*DOCS, *(ROOT / "tests").rglob("*.py"), *(ROOT / "profiles").rglob("*.yaml")]:
+        text = path.read_text()
+        if path == Path(__file__):
+            continue
+        for stale in (
+            "--profile profiles/",
+            "--workflow-profile none",
+            "--slurm-status-command",
+            "CURATE_SLURM_ACCOUNT",
+        ):
+            assert stale not in text, f"{path.relative_to(ROOT)}: {stale}"
+        # on a command line it would replace the workflow profile's whole set-resources
+        assert not re.search(r"^\s*[^#\n]*snakemake [^\n]*--set-resources", text, re.M), path
