@@ -320,7 +320,9 @@ def test_setup_sh_installs_the_profile(tmp_path):
         (checkout / name).symlink_to(ROOT / name)
     venv_bin = checkout / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
-    (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    # this interpreter, except that it refuses pip: the test must never install into a real venv
+    guard = '[ "$1 $2" = "-m pip" ] && { echo "setup.sh reached pip" >&2; exit 99; }'
+    (venv_bin / "python").write_text(f'#!/bin/sh\n{guard}\nexec "{sys.executable}" "$@"\n')
     (venv_bin / "python").chmod(0o755)
     wanted = subprocess.run(
         "cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1",
