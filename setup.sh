@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) the virtualenv .venv/ with the pinned dependencies and the curate
-# package. Idempotent: a second run with an unchanged requirements.lock does nothing.
+# package, then install the named Snakemake profile `slurm` (profiles/slurm/) where Snakemake looks
+# profile names up. Idempotent: a second run with an unchanged requirements.lock installs nothing,
+# and the profile is only written when absent or still as setup left it (cluster/README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,15 +12,18 @@ wanted=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && .venv/bin/python -c "import curate" 2>/dev/null; then
   echo "setup: .venv is up to date"
-  exit 0
+else
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  # Some pinned packages ship only as sdists whose setup.py imports pkg_resources, which
+  # setuptools >= 81 no longer has: keep their isolated build environments on an older one.
+  export PIP_CONSTRAINT="$PWD/build-constraints.txt"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  .venv/bin/python -m pip install --quiet --prefer-binary -r requirements.lock
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  echo "$wanted" > "$stamp"
+  echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, open_clip; print("torch", torch.__version__, "open_clip", open_clip.__version__)'))"
 fi
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# Some pinned packages ship only as sdists whose setup.py imports pkg_resources, which
-# setuptools >= 81 no longer has: keep their isolated build environments on an older one.
-export PIP_CONSTRAINT="$PWD/build-constraints.txt"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/python -m pip install --quiet --prefer-binary -r requirements.lock
-.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
-echo "$wanted" > "$stamp"
-echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, open_clip; print("torch", torch.__version__, "open_clip", open_clip.__version__)'))"
+# ${XDG_CONFIG_HOME:-~/.config}/snakemake/slurm/config.yaml: installed when absent, updated when
+# only its two site lines (partition, account) differ from what setup installed, else left alone.
+.venv/bin/python -m curate.workflow.slurm_profile

@@ -1,16 +1,20 @@
-"""profiles/slurm on a real single-node SLURM (cluster/slurm-up.sh, 2 fake GPUs, no accounting).
+"""`snakemake --profile slurm` on a real single-node SLURM (cluster/slurm-up.sh, 2 fake GPUs, no
+accounting), the profile installed as setup.sh installs it.
 
-One chain that holds a GPU rule, pool chunks -> train_scorer -> score_chunk x 4 -> select_subset,
-runs through sbatch in one temporary folder while the same target runs locally (--cores 2) in
-another; then: every job went through sbatch and left its SLURM log, the GPU rules were given a
-GPU (CUDA_VISIBLE_DEVICES inside the job) and the CPU rules none, the jobs ran this virtualenv,
-and the subset and the scores are the same as the local run's. The cluster has no slurmdbd, so
-the run adds `--slurm-status-command squeue` to the profile, as cluster/README.md says.
+setup.sh's installer (`python -m curate.workflow.slurm_profile`) puts the profile into a temporary
+XDG_CONFIG_HOME, and the partition line is edited as a user edits it. One chain that holds a GPU
+rule, pool chunks -> train_scorer -> score_chunk x 4 -> select_subset, then runs with
+`--profile slurm` in one temporary folder while the same target runs locally (--cores 2) in
+another; then: the profile chose squeue (no accounting here), every job went through sbatch with
+the partition, memory and runtime and left its SLURM log, the GPU rules were given a GPU
+(CUDA_VISIBLE_DEVICES inside the job) and the CPU rules none, the jobs ran this virtualenv, and the
+subset and the scores are the same as the local run's.
 """
 
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +32,8 @@ POOL, SCORER, SELECTION = "synthetic-tiny", "tiny-clip-weak", "clip_score_weak_3
 TARGET = f"data/subsets/{POOL}/{SELECTION}.npy"
 GPU_RULES = {"train_scorer", "score_chunk"}
 CHAIN = {"synthesize_pool_chunk", "synthesize_curated_set", "train_scorer", "score_chunk", "select_subset"}
-JOBNAME_PREFIX = "curatetest"
-TIMEOUT = 480  # seconds per run; a healthy pair of runs takes 3-5 minutes on 2 busy cores
+JOBNAME_PREFIX = "curate"  # the profile's
+TIMEOUT = 900  # seconds per run; the pair took 9.5 minutes on 2 cores shared at load 12, polls every 40 s
 
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
@@ -37,7 +41,6 @@ SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(l
 def job_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
     env.pop("CUDA_VISIBLE_DEVICES", None)  # inside a job it must come from SLURM, not from us
-    env.pop("CURATE_SLURM_ACCOUNT", None)
     env.update(HF_HUB_OFFLINE="1", WANDB_MODE="disabled", NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
     return env
 
@@ -88,34 +91,52 @@ def cancel_leftover_jobs(log):
 
 
 @pytest.fixture(scope="module")
-def runs(slurm_cluster, tmp_path_factory):
+def user_config(slurm_cluster, tmp_path_factory):
+    """A user's config dir with the profile installed by setup.sh's installer, then its partition
+    line set to this cluster's default partition, as cluster/README.md tells a user to."""
+    home = tmp_path_factory.mktemp("xdg_config")
+    env = dict(job_env(), XDG_CONFIG_HOME=str(home))
+    install = [sys.executable, "-m", "curate.workflow.slurm_profile"]
+    first = subprocess.run(install, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    profile = home / "snakemake" / "slurm" / "config.yaml"
+    assert f"installed the SLURM profile at {profile}" in first.stdout, first.stdout + first.stderr
+    text = profile.read_text()
+    assert text.count("\n  partition: null  #") == 1
+    profile.write_text(text.replace("\n  partition: null  #", f"\n  partition: {slurm_cluster['partition']}  #"))
+    again = subprocess.run(install, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert f"the SLURM profile at {profile} is up to date" in again.stdout, again.stdout + again.stderr
+    return {"env": env, "profile": profile}
+
+
+def test_the_profile_chooses_squeue_without_accounting(user_config):
+    """Snakemake's reading of `--profile slurm` on this cluster: sacct fails here (no slurmdbd),
+    so squeue, polled first after min(40, MinJobAge / 3) = 40 s."""
+    code = (
+        "from snakemake.cli import parse_args; "
+        f"_, a = parse_args(['--snakefile', {str(ROOT / 'Snakefile')!r}, '--profile', 'slurm', {TARGET!r}]); "
+        "print(a.slurm_status_command, a.slurm_init_seconds_before_status_checks, a.cores, a.executor)"
+    )
+    if shutil.which("sacct"):  # the premise: this cluster has no accounting
+        sacct = subprocess.run(["sacct", "--noheader", "--allocations", "--starttime", "now"], capture_output=True)
+        assert sacct.returncode != 0, sacct.stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=user_config["env"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["squeue", "40", "None", "slurm"], out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def runs(slurm_cluster, user_config, tmp_path_factory):
     slurm_dir = tmp_path_factory.mktemp("slurm_run")
     local_dir = tmp_path_factory.mktemp("local_run")
     slurm_log, local_log = slurm_dir / "snakemake.log", local_dir / "snakemake.log"
-    env = job_env()
+    env = user_config["env"]
     # The local reference runs beside the SLURM run: both are single-threaded torch jobs, and on
     # a shared 2-core machine running them side by side keeps the test within its time.
     local = start(local_dir, local_log, "--cores", "2", env=env)
-    slurm = start(
-        slurm_dir,
-        slurm_log,
-        "--profile",
-        str(ROOT / "profiles" / "slurm"),
-        # profiles/default's `cores: 2` would otherwise be passed to every job as --cores 2
-        "--workflow-profile",
-        "none",
-        # no slurmdbd here: sacct knows no jobs; MinJobAge=300 >= 3 x 5 s keeps squeue reliable
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "5",
-        "--slurm-jobname-prefix",
-        JOBNAME_PREFIX,
-        "--latency-wait",
-        "10",
-        "--verbose",  # the job step logs its environment: CUDA_VISIBLE_DEVICES
-        env=dict(env, CURATE_SLURM_PARTITION=slurm_cluster["partition"]),
-    )
+    # as a user types it; only --verbose added (the job step logs its environment, where the
+    # test reads CUDA_VISIBLE_DEVICES)
+    slurm = start(slurm_dir, slurm_log, "--profile", "slurm", "--verbose", env=env)
     try:
         slurm_text = finish(slurm, slurm_log, "the SLURM run")
     finally:
@@ -164,14 +185,16 @@ def test_every_job_went_through_sbatch(runs):
     assert submitted == stats
     assert len({job["slurm_id"] for job in jobs}) == len(jobs)
     for job in jobs:
-        # the profile's partition (from CURATE_SLURM_PARTITION) and per-rule memory and runtime
+        # the profile's partition (its site line) and the workflow profile's memory and runtime
         assert f" -p {runs['partition']} " in job["sbatch"], job["sbatch"]
         assert re.search(r" --mem \d+ ", job["sbatch"]) and re.search(r" -t \d+ ", job["sbatch"]), job["sbatch"]
         # slurm-keep-successful-logs: the job's own SLURM log stays, and says it ran its one step
         assert job["log"].is_file(), job["log"]
         assert job["log"].is_relative_to(runs["slurm_dir"] / ".snakemake" / "slurm_logs")
         assert "1 of 1 steps (100%) done" in job["log"].read_text(), job["log"].read_text()[-3000:]
+    # the profile's status command, kept by the plugin (--verbose logs each status query)
     assert "Falling back to 'sacct'" not in runs["slurm_log"]
+    assert "command=squeue" in runs["slurm_log"] and "command=sacct" not in runs["slurm_log"]
 
 
 def test_gpu_rules_get_a_gpu_and_cpu_rules_none(runs):
