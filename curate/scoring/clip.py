@@ -176,6 +176,130 @@ def export_local_dir(checkpoint_path, arch: str, out_dir) -> Path:
     return out_dir
 
 
+#: Entries of an OpenAI CLIP's state dict that are not weights (popped by OpenAI's and open_clip's loaders).
+OPENAI_NON_WEIGHTS = ("input_resolution", "context_length", "vocab_size")
+
+
+def is_torchscript(path) -> bool:
+    """Whether `path` is a TorchScript archive (a zip holding ``constants.pkl``), as OpenAI's CLIP
+    checkpoints are."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in archive.namelist())
+
+
+def openai_state_dict(path) -> dict:
+    """The weights of an OpenAI CLIP checkpoint: a TorchScript archive (OpenAI's files, read with
+    ``torch.jit.load`` as OpenAI's and open_clip's loaders do; ``torch.load(weights_only=True)``
+    refuses them) or a plain state dict (optionally ``{"state_dict": ...}`` with ``module.``
+    prefixes), without OpenAI's non-weight entries (`OPENAI_NON_WEIGHTS`)."""
+    path = Path(path)
+    if is_torchscript(path):
+        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{path}: not an OpenAI CLIP checkpoint")
+    if next(iter(state)).startswith("module."):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return {k: v for k, v in state.items() if k not in OPENAI_NON_WEIGHTS}
+
+
+def openai_model_cfg(state: dict) -> dict:
+    """The open_clip ``model_cfg`` of an OpenAI CLIP state dict, read off its tensors' shapes as
+    open_clip's ``build_model_from_openai_state_dict`` reads them (OpenAI's checkpoints carry no
+    config): ViT or ModifiedResNet vision tower, 64-wide attention heads, QuickGELU."""
+
+    def count(prefix: str, position: int) -> int:
+        return len({k.split(".")[position] for k in state if k.startswith(prefix)})
+
+    try:
+        if "visual.proj" in state:
+            patch = state["visual.conv1.weight"]
+            grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+            vision = {
+                "image_size": int(patch.shape[-1] * grid),
+                "layers": sum(1 for k in state if k.startswith("visual.") and k.endswith(".attn.in_proj_weight")),
+                "width": int(patch.shape[0]),
+                "patch_size": int(patch.shape[-1]),
+            }
+        else:
+            positions = state["visual.attnpool.positional_embedding"].shape[0]
+            grid = round((positions - 1) ** 0.5)
+            if grid * grid + 1 != positions:
+                raise ValueError(f"{positions} attention-pool positions are not a square grid plus one")
+            vision = {
+                "image_size": int(grid * 32),
+                "layers": [count(f"visual.layer{b}.", 2) for b in (1, 2, 3, 4)],
+                "width": int(state["visual.layer1.0.conv1.weight"].shape[0]),
+            }
+        width = int(state["ln_final.weight"].shape[0])
+        text = {
+            "context_length": int(state["positional_embedding"].shape[0]),
+            "vocab_size": int(state["token_embedding.weight"].shape[0]),
+            "width": width,
+            "heads": width // 64,
+            "layers": count("transformer.resblocks.", 2),
+        }
+        embed_dim = int(state["text_projection"].shape[1])
+    except KeyError as e:
+        raise ValueError(f"not an OpenAI CLIP state dict: no {e}") from e
+    return {"embed_dim": embed_dim, "quick_gelu": True, "vision_cfg": vision, "text_cfg": text}
+
+
+def same_architecture(found: dict, named: dict) -> bool:
+    """Whether every setting of the model config `found` (read off weights) has the same value in
+    `named` (an architecture's config); lists and tuples compare equal."""
+    for key, value in found.items():
+        other = named.get(key)
+        if isinstance(value, dict):
+            if not isinstance(other, dict) or not same_architecture(value, other):
+                return False
+        elif (list(value) if isinstance(value, tuple) else value) != (
+            list(other) if isinstance(other, tuple) else other
+        ):
+            return False
+    return True
+
+
+def export_with_config(checkpoint_path, config: dict, out_dir) -> Path:
+    """`export_local_dir` into the architecture ``config`` (``{"model_cfg", "preprocess_cfg"}``,
+    e.g. a Hub repo's ``open_clip_config.json``) instead of a named one; ``preprocess_cfg["size"]``
+    defaults to the vision tower's image size."""
+    import tempfile
+
+    from open_clip.transform import PreprocessCfg
+
+    preprocess = {**asdict(PreprocessCfg()), **config.get("preprocess_cfg", {})}
+    if "size" not in config.get("preprocess_cfg", {}) and config["model_cfg"]["vision_cfg"].get("image_size"):
+        preprocess["size"] = config["model_cfg"]["vision_cfg"]["image_size"]
+    with tempfile.TemporaryDirectory(prefix="arch-") as tmp_dir:
+        _write_json(Path(tmp_dir) / CONFIG_NAME, {"model_cfg": config["model_cfg"], "preprocess_cfg": preprocess})
+        return export_local_dir(checkpoint_path, f"local-dir:{tmp_dir}", out_dir)
+
+
+def export_openai_checkpoint(checkpoint_path, out_dir) -> dict:
+    """Turn an OpenAI CLIP checkpoint (`openai_state_dict`) into a model folder that `load_model`
+    reads, its architecture read off the weights (`openai_model_cfg`), as open_clip's own OpenAI
+    loader does; the weights go through `export_local_dir` (strict). Returns the model config."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    state = openai_state_dict(checkpoint_path)
+    model_cfg = openai_model_cfg(state)
+    with tempfile.TemporaryDirectory(prefix="openai-") as tmp_dir:
+        weights = Path(tmp_dir) / "weights.safetensors"
+        save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
+        export_with_config(weights, {"model_cfg": model_cfg}, out_dir)
+    return model_cfg
+
+
 @torch.inference_mode()
 def encode(model, preprocess, tokenizer, images: Sequence, texts: Sequence[str], batch_size: int = 256):
     """Encode PIL `images` and `texts` (either may be empty, lengths independent).

@@ -6,23 +6,32 @@ sha256 of every file). Nothing else downloads: the score, caption and evaluation
 folder.
 
 - ``open_clip``: ``arch`` + ``pretrained`` (an open_clip tag such as ``openai`` or
-  ``merged2b_s8b_b131k``, or a path to a weights file). open_clip downloads the tag's weights
-  (OpenAI's from OpenAI's URLs, whose path holds the file's sha256, which open_clip checks; the
-  others from the Hub); they go through open_clip's checkpoint loader into ``arch`` (strict) and
-  are saved as an open_clip ``local-dir`` folder (``open_clip_config.json`` +
-  ``open_clip_model.safetensors``, `curate.scoring.clip.export_local_dir`), the layout of the workflow's
-  own tiny models: `curate.scoring.clip.load_model("local-dir:<folder>")` loads both the same way. The
-  tag's preprocessing (mean, std, interpolation, resize mode) goes into the folder's config.
+  ``merged2b_s8b_b131k``, or a path to a weights file). The tag's weights come from where open_clip's
+  registry says: OpenAI's from OpenAI's URL, downloaded here through ``url_mirrors`` (open_clip's own
+  download would check the sha256 that OpenAI's URL paths hold, which the config's ``sha256`` of these
+  entries is, and cache by file name: neither works through a mirror that serves other bytes); the
+  others from the tag's Hub repo (``snapshot_download`` of its weights file, the safetensors one when
+  the repo has it, and its ``open_clip_config.json``). They go through open_clip's checkpoint loader
+  (strict) and are saved as an open_clip ``local-dir`` folder (``open_clip_config.json`` +
+  ``open_clip_model.safetensors``, `curate.scoring.clip.export_local_dir`), the layout of the
+  workflow's own tiny models: `curate.scoring.clip.load_model("local-dir:<folder>")` loads both the
+  same way. The architecture comes with the weights where they carry one, as open_clip's own loaders
+  take it: an OpenAI checkpoint (a TorchScript archive) is read off its tensors' shapes
+  (`curate.scoring.clip.export_openai_checkpoint`), a Hub repo's ``open_clip_config.json`` is used as
+  it is; otherwise (a plain weights file) it is ``arch``. ``fetch.json`` says which
+  (``arch_source``) and whether it is ``arch``'s (``matches_arch``). The tag's preprocessing (mean,
+  std, interpolation, resize mode) goes into the folder's config.
 - ``huggingface``: ``id`` (a Hub repo, at ``revision``) fetched with
   ``huggingface_hub.snapshot_download`` into the folder, loaded with ``from_pretrained(folder)``
   (transformers, sentence-transformers). An ``id`` that is a local folder is copied instead
   (clusters without internet).
-- ``url``: one checkpoint file (the original BLIP / LAVIS weights), downloaded into the folder.
+- ``url``: one file (the original BLIP / LAVIS weights, fastText's ``lid.176.bin``, nltk_data's
+  ``wordnet.zip``), downloaded into the folder.
 
-``sha256``: the hash of the downloaded weights file (open_clip, url) or of ``weights_file`` in the
-snapshot (huggingface). When given it is checked before anything is written and a mismatch raises;
-when null (no published hash), the hash found is recorded in ``fetch.json`` so later fetches can
-be pinned to it.
+``sha256``: the hash of the downloaded weights file (open_clip: OpenAI's ``.pt`` or the Hub file
+used; url) or of ``weights_file`` in the snapshot (huggingface). When given it is checked before
+anything is written and a mismatch raises; when null (no published hash), the hash found is
+recorded in ``fetch.json`` so later fetches can be pinned to it.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -41,6 +51,10 @@ log = logging.getLogger(__name__)
 
 LIBRARIES = ("open_clip", "huggingface", "url")
 FETCH_RECORD = "fetch.json"
+#: open_clip's file names in a Hub repo (open_clip.constants)
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+OPEN_CLIP_WEIGHTS = "open_clip_pytorch_model.bin"
+OPEN_CLIP_SAFE_WEIGHTS = "open_clip_model.safetensors"
 
 
 def file_sha256(path, chunk_size: int = 1 << 20) -> str:
@@ -74,7 +88,7 @@ def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_downlo
     out_dir.mkdir(parents=True)
     expected = entry.get("sha256")
     if library == "open_clip":
-        record = _fetch_open_clip(name, entry, out_dir, expected, cache_dir, mirrors)
+        record = _fetch_open_clip(name, entry, out_dir, expected, cache_dir, mirrors, snapshot_download)
     elif library == "huggingface":
         record = _fetch_huggingface(name, entry, out_dir, expected, cache_dir, snapshot_download)
     else:
@@ -96,30 +110,56 @@ def fetch_model(name: str, entry: dict, out_dir, cache_dir=None, snapshot_downlo
     return record
 
 
-def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=None) -> dict:
+def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=None, snapshot_download=None) -> dict:
     import open_clip
 
-    from curate.scoring.clip import CONFIG_NAME, export_local_dir
+    from curate.scoring.clip import (
+        CONFIG_NAME,
+        arch_open_clip_config,
+        export_local_dir,
+        export_openai_checkpoint,
+        export_with_config,
+        is_torchscript,
+        same_architecture,
+    )
 
     arch, pretrained = entry["arch"], str(entry["pretrained"])
     tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
-    if Path(pretrained).is_file():
-        weights, origin = Path(pretrained), str(Path(pretrained).resolve())
-    elif tag_cfg:
-        # OpenAI's weights from OpenAI's URL (open_clip checks the sha256 in its path); others from the Hub
-        from_url = "openaipublic" in (tag_cfg.get("url") or "")
-        fetched_cfg = dict(tag_cfg, url=mirrored(tag_cfg["url"], mirrors)) if tag_cfg.get("url") else tag_cfg
-        weights = Path(
-            open_clip.download_pretrained(
-                fetched_cfg, prefer_hf_hub=not from_url, cache_dir=None if cache_dir is None else str(cache_dir)
+    repo_config = None
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=out_dir.parent) as download_dir:
+        if Path(pretrained).is_file():
+            weights, origin = Path(pretrained), str(Path(pretrained).resolve())
+        elif tag_cfg and "openaipublic" in (tag_cfg.get("url") or ""):
+            # OpenAI's file from OpenAI's URL (through url_mirrors), checked against the config's sha256
+            # (the hash in the URL's path); open_clip's own download would check the path's hash, which
+            # no mirror serving other bytes could pass, and cache by file name
+            origin = tag_cfg["url"]
+            weights = _download(origin, Path(download_dir) / origin.rsplit("/", 1)[-1], mirrors)
+        elif tag_cfg and tag_cfg.get("hf_hub"):
+            origin = f"hf://{tag_cfg['hf_hub'].rstrip('/')}"
+            weights, repo_config = _hub_open_clip_files(
+                tag_cfg["hf_hub"], Path(download_dir), cache_dir, snapshot_download
             )
-        )
-        origin = tag_cfg["url"] if from_url else tag_cfg.get("hf_hub") or tag_cfg.get("url")
-    else:
-        known = open_clip.list_pretrained_tags_by_model(arch)
-        raise ValueError(f"models.{name}: open_clip knows no weights {pretrained!r} for {arch!r} (tags: {known})")
-    sha = check_sha256(weights, expected, f"models.{name}")
-    export_local_dir(weights, arch, out_dir)
+        elif tag_cfg and tag_cfg.get("url"):
+            origin = tag_cfg["url"]
+            weights = _download(origin, Path(download_dir) / origin.rstrip("/").rsplit("/", 1)[-1], mirrors)
+        else:
+            known = open_clip.list_pretrained_tags_by_model(arch)
+            raise ValueError(f"models.{name}: open_clip knows no weights {pretrained!r} for {arch!r} (tags: {known})")
+        sha = check_sha256(weights, expected, f"models.{name}")
+        # the architecture comes with the weights where they carry one (OpenAI's checkpoints, a Hub
+        # repo's open_clip_config.json), as open_clip's own loaders take it; else it is `arch` (strict)
+        if is_torchscript(weights) or "openaipublic" in origin:
+            model_cfg, arch_source = export_openai_checkpoint(weights, out_dir), "checkpoint"
+        elif repo_config is not None:
+            export_with_config(weights, repo_config, out_dir)
+            model_cfg, arch_source = repo_config["model_cfg"], "repo"
+        else:
+            export_local_dir(weights, arch, out_dir)
+            model_cfg, arch_source = None, "arch"
+    matches = None if model_cfg is None else same_architecture(model_cfg, arch_open_clip_config(arch)["model_cfg"])
+    if matches is False:
+        log.warning("models.%s: the weights' architecture (%s) is not %s: %s", name, arch_source, arch, model_cfg)
     if tag_cfg:
         config_path = out_dir / CONFIG_NAME
         config = json.loads(config_path.read_text())
@@ -127,7 +167,51 @@ def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=No
             if key in tag_cfg:
                 config["preprocess_cfg"][key] = list(tag_cfg[key]) if isinstance(tag_cfg[key], tuple) else tag_cfg[key]
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return {"arch": arch, "pretrained": pretrained, "origin": origin, "sha256": sha}
+    return {
+        "arch": arch,
+        "pretrained": pretrained,
+        "origin": origin,
+        "sha256": sha,
+        "arch_source": arch_source,
+        "matches_arch": matches,
+    }
+
+
+def _safe_alternative(filename: str) -> str | None:
+    """The safetensors file open_clip prefers to `filename` in a Hub repo (its ``_get_safe_alternatives``)."""
+    if filename == OPEN_CLIP_WEIGHTS:
+        return OPEN_CLIP_SAFE_WEIGHTS
+    if filename.endswith((".bin", ".pth")):
+        return filename[:-4] + ".safetensors"
+    return None
+
+
+def _hub_open_clip_files(hf_hub: str, local_dir: Path, cache_dir, snapshot_download=None):
+    """An open_clip tag's weights from its Hub repo (``org/name/`` or ``org/name/file``): the file
+    open_clip would pick (its safetensors alternative when the repo has one) and the repo's
+    ``open_clip_config.json`` (None if absent), fetched with one ``snapshot_download``."""
+    if snapshot_download is None:
+        from huggingface_hub import snapshot_download
+    repo_id, filename = hf_hub.rstrip("/"), OPEN_CLIP_WEIGHTS
+    if not hf_hub.endswith("/"):
+        repo_id, filename = hf_hub.rsplit("/", 1)
+    safe = _safe_alternative(filename)
+    patterns = [OPEN_CLIP_CONFIG, filename] + ([safe] if safe else [])
+    snapshot_download(
+        repo_id=repo_id,
+        revision=None,
+        local_dir=str(local_dir),
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        allow_patterns=patterns,
+    )
+    found = [local_dir / f for f in ([safe] if safe else []) + [filename] if (local_dir / f).is_file()]
+    if not found:
+        raise FileNotFoundError(f"hf://{repo_id}: none of {patterns[1:]}")
+    config_path = local_dir / OPEN_CLIP_CONFIG
+    config = json.loads(config_path.read_text()) if config_path.is_file() else None
+    if config is not None and "model_cfg" not in config:
+        raise ValueError(f"hf://{repo_id}/{OPEN_CLIP_CONFIG}: no 'model_cfg'")
+    return found[0], config
 
 
 def _fetch_huggingface(name, entry, out_dir: Path, expected, cache_dir, snapshot_download) -> dict:
@@ -165,19 +249,26 @@ def _fetch_huggingface(name, entry, out_dir: Path, expected, cache_dir, snapshot
     }
 
 
-def _fetch_url(name, entry, out_dir: Path, expected, mirrors=None) -> dict:
-    url = str(entry["url"])
-    target = out_dir / url.rstrip("/").rsplit("/", 1)[-1]
+def _download(url: str, target: Path, mirrors=None, expected=None, what=None) -> Path:
+    """Download `url` (through `mirrors`) to `target`, via a ``.part`` file removed on failure; with
+    `expected` the sha256 is checked before the file gets its name."""
     tmp = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(mirrored(url, mirrors), timeout=60) as response, open(tmp, "wb") as f:
-        shutil.copyfileobj(response, f, length=1 << 20)
     try:
-        sha = check_sha256(tmp, expected, f"models.{name}")
-    except ValueError:
-        tmp.unlink()
+        with urllib.request.urlopen(mirrored(url, mirrors), timeout=60) as response, open(tmp, "wb") as f:
+            shutil.copyfileobj(response, f, length=1 << 20)
+        if expected is not None:
+            check_sha256(tmp, expected, what or url)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, target)
-    return {"url": url, "origin": url, "file": target.name, "sha256": sha}
+    return target
+
+
+def _fetch_url(name, entry, out_dir: Path, expected, mirrors=None) -> dict:
+    url = str(entry["url"])
+    target = _download(url, out_dir / url.rstrip("/").rsplit("/", 1)[-1], mirrors, expected, f"models.{name}")
+    return {"url": url, "origin": url, "file": target.name, "sha256": file_sha256(target)}
 
 
 def model_source(folder) -> str:
