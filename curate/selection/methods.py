@@ -137,11 +137,24 @@ def _fused_labels(config: dict, entry: dict) -> dict:
     check=lambda config, where, entry: _check_sampler(config, where, entry),
     inputs=_score_inputs,
     labels=_fused_labels,
+    resolve=lambda config, entry: _resolve_sampler(config, entry),
 )
 def select_fused_score(params: dict, inputs: dict) -> list[str]:
     """A fusion's fused score and a sampler (top fraction, SCS; the subset then holds repeats)."""
     uids, scores = chunk_scores(params, inputs)
     return SAMPLERS.of(params, "selection").run(uids, scores, params)
+
+
+def _resolve_sampler(config: dict, entry: dict) -> dict:
+    resolve = SAMPLERS.of(entry).spec.get("resolve")
+    return resolve(config, entry) if resolve is not None else entry
+
+
+def resolve_selection(config: dict, entry: dict) -> dict:
+    """A selection entry with what only the run's config decides filled in (an SCS sampler's
+    ``n: samples_seen`` becomes the count of its recipe); the entry itself where nothing is."""
+    resolve = SELECTIONS.of(entry).spec.get("resolve")
+    return resolve(config, entry) if resolve is not None else entry
 
 
 def _check_sampler(config: dict, where: str, entry: dict) -> None:

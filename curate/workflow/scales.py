@@ -15,7 +15,8 @@ them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite 
 workflow prepares its config) replaces every scorer, captioner or language detector a selection
 names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
 the first occurrence), and moves an IN-weighted fusion's accuracy to the scale suite's ImageNet
-analogue when the scale moves rows. A paper row's needs are looked up through the same map.
+analogue when the scale moves rows; an SCS sampler that draws a named recipe's samples seen then
+draws the scale recipe's, in as many rounds (`curate.selection.sampling.move_scs`). A paper row's needs are looked up through the same map.
 """
 
 from __future__ import annotations
@@ -79,11 +80,16 @@ def apply_stand_ins(config: dict) -> dict:
     entry = scale_entry(config)
     moved = moves_rows(entry, config["scale"])
     from curate.selection.methods import SELECTIONS
+    from curate.selection.sampling import SAMPLERS
 
     for selection in resolved.get("selections", {}).values():
         for key, param, _ in SELECTIONS.references(selection):
             if param.ref in STAND_IN_SECTIONS and isinstance(selection[key], str):
                 selection[key] = mapping.get(selection[key], selection[key])
+        if moved and selection.get("sampler") is not None:
+            move = SAMPLERS.of(selection).spec.get("move")  # an SCS budget of a named recipe
+            if move is not None:
+                move(selection, config, entry)
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
         accuracy = fusion.get("accuracy")  # an IN-weighted fusion's

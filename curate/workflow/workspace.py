@@ -11,7 +11,7 @@ import re
 from curate.data.chunks import chunk_names, chunk_shard_ids
 from curate.scoring.kinds import SCORER_KINDS, score_column
 from curate.selection.fusion import FUSIONS
-from curate.selection.methods import SELECTIONS, score_column_of
+from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.training.trainers import TRAINERS, train_rule
 from curate.workflow.paths import Paths, chunk_input_template
@@ -173,9 +173,10 @@ class Workspace:
         return SELECTIONS.of(entry).inputs(self, pool, entry)
 
     def selection_params(self, selection: str) -> dict:
-        """A selection's entry and the column its score source writes (each scorer's files hold
-        the score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
-        entry = self.config["selections"][selection]
+        """A selection's entry, resolved for this run (an SCS sampler's ``n: samples_seen`` becomes
+        its recipe's count), and the column its score source writes (each scorer's files hold the
+        score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
+        entry = resolve_selection(self.config, self.config["selections"][selection])
         return entry | {"score_column": score_column_of(self.config, entry)}
 
     def strategy_scores(self, pool: str, selection: str) -> list[str]:
