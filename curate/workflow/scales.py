@@ -14,9 +14,13 @@ them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite 
 ``openai-clip-l14: tiny-clip-clean``. :func:`apply_stand_ins` (pure, applied once where the
 workflow prepares its config) replaces every scorer, captioner or language detector a selection
 names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
-the first occurrence), and moves an IN-weighted fusion's accuracy to the scale suite's ImageNet
-analogue when the scale moves rows; an SCS sampler that draws a named recipe's samples seen then
-draws the scale recipe's, in as many rounds (`curate.selection.sampling.move_scs`). A paper row's needs are looked up through the same map.
+the first occurrence). When the scale moves rows it also moves what a paper's selections name
+of the paper's setting: an IN-weighted fusion's accuracy goes to the scale suite's ImageNet
+analogue, and per-input filters that name another recipe (a paper's) are trained with the
+scale's recipe, a paper's named per-input selections giving way to each input's own top
+fraction; an SCS sampler that draws a named recipe's samples seen draws the scale recipe's, in
+as many rounds (`curate.selection.sampling.move_scs`). A paper row's needs are looked up through
+the same map.
 """
 
 from __future__ import annotations
@@ -93,8 +97,12 @@ def apply_stand_ins(config: dict) -> dict:
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
         accuracy = fusion.get("accuracy")  # an IN-weighted fusion's
-        if accuracy and moved and accuracy["suite"] != entry["suite"]:
+        if accuracy and moved:
+            recipe = accuracy.get("recipe")
+            if recipe in config.get("recipes", {}) and recipe != entry["recipe"]:
+                # a paper's per-input filters (its recipe, its selections) move with the rows
+                accuracy.update(recipe=None, selections=None)
             spec = paper_metric_spec(config["suites"][entry["suite"]], "imagenet_acc1")
-            if spec and "task" in spec:
-                fusion["accuracy"] = {"suite": entry["suite"], "task": spec["task"]}
+            if accuracy["suite"] != entry["suite"] and spec and "task" in spec:
+                accuracy.update(suite=entry["suite"], task=spec["task"])
     return resolved

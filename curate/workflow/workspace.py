@@ -128,6 +128,20 @@ class Workspace:
         extra = FUSIONS.of(entry).spec.get("stats_inputs")
         return inputs | (extra(self, pool, entry) if extra else {})
 
+    def input_filter_evaluations(self, pool: str, fusion: dict) -> list[str]:
+        """An IN-weighted fusion's inputs, one per scorer: the evaluation of the model trained on the
+        subset filtered by that scorer alone (`curate.selection.fusion.input_filter_selection`), on
+        the same pool, with the fusion's accuracy recipe and suite (shared runs: `runs_as`)."""
+        from curate.selection.fusion import accuracy_recipe, input_filter_selection
+        from curate.workflow.paper_rows import runs_as
+
+        recipe, suite = accuracy_recipe(self.config, fusion), fusion["accuracy"]["suite"]
+        paths = []
+        for scorer in fusion["scorers"]:
+            selection = runs_as(self.config, input_filter_selection(self.config, fusion, scorer))
+            paths.append(self.path("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite))
+        return paths
+
     def fuse_chunk_inputs(self, pool: str, fusion: str, chunk: str) -> dict:
         entry = self.config["fusions"][fusion]
         method = FUSIONS.of(entry)

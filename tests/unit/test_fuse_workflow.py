@@ -119,6 +119,56 @@ def test_fusions_follow_their_definitions(pool, tmp_path):
     assert np.all((fused >= mm.min(axis=1) - 1e-12) & (fused <= mm.max(axis=1) + 1e-12))
 
 
+def test_in_weights_are_the_imagenet_accuracies_of_filtering_with_each_input(tmp_path, pool):
+    """FLYT C.5 on Table 2's left panel: B/32 0.282, L/14 0.267, DFN-Base 0.297 (the ImageNet
+    accuracy of the model trained on each input's top 20 %). r = 8: w_hat = (0.5, 0, 1), plus
+    1/7: w = (9/14, 1/7, 8/7), max / min = 8."""
+    stats = fusion_statistics(pool, FUSIONS["in_weighted"], [0.282, 0.267, 0.297], tmp_path)
+    assert stats["accuracy"] == pytest.approx([0.282, 0.267, 0.297])
+    assert stats["weights"] == pytest.approx([9 / 14, 1 / 7, 8 / 7])
+
+
+def test_in_weighted_stats_read_the_evaluations_of_each_inputs_filtered_run(config):
+    """Not the scorers' own zero-shot accuracy: the model the scale's recipe trains on the subset
+    that keeps each input's top 20 % (the configured clip_score selection), on the same pool."""
+    from curate.workflow.workspace import Workspace
+
+    ws = Workspace(config)
+    inputs = ws.fusion_stats_inputs("synthetic-tiny", "in_weighted_r8")["accuracy"]
+    assert inputs == [
+        f"data/evals/synthetic-tiny/clip_score_{name}_20/tiny-clip/synthetic.jsonl"
+        for name in ("clean", "reader", "weak")
+    ]
+    # a named selection for an input (FLYT prints one number for HYPE's three inputs), another recipe
+    fusion = config["fusions"]["in_weighted_r8"]
+    fusion["accuracy"] |= {"selections": {"tiny-clip-reader": "sum_top20"}, "recipe": "tiny-scorer"}
+    assert ws.input_filter_evaluations("p", fusion) == [
+        f"data/evals/p/{selection}/tiny-scorer/synthetic.jsonl"
+        for selection in ("clip_score_clean_20", "sum_top20", "clip_score_weak_20")
+    ]
+
+
+@pytest.mark.parametrize(
+    "accuracy, message",
+    [
+        (
+            {"fraction": 0.25},
+            r"fusions\.in_weighted_r8\.accuracy: no selection keeps the top 0\.25 of 'tiny-clip-clean'",
+        ),
+        (
+            {"selections": {"tiny-clip-clean": "nope"}},
+            r"fusions\.in_weighted_r8\.accuracy\.selections\.tiny-clip-clean",
+        ),
+        ({"selections": {"zz": "sum_top20"}}, r"accuracy\.selections\.zz: not one of the fusion's scorers"),
+        ({"recipe": "nope"}, r"fusions\.in_weighted_r8\.accuracy\.recipe"),
+    ],
+)
+def test_in_weighted_per_input_filters_are_checked(user_config, accuracy, message):
+    user_config["fusions"]["in_weighted_r8"]["accuracy"] |= accuracy
+    with pytest.raises(ConfigError, match=message):
+        check_config(user_config)
+
+
 def test_a_fusion_of_the_wrong_number_of_scorers_is_refused(user_config):
     user_config["fusions"]["single_clean"]["scorers"] = ["tiny-clip-clean", "tiny-clip-weak"]
     with pytest.raises(ConfigError, match=r"fusions\.single_clean\.scorers: method 'none' takes exactly 1"):

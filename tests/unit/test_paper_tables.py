@@ -55,7 +55,12 @@ def small_config(scale="tiny"):
                     "method": "in_weighted",
                     "scorers": ["big-clip"],
                     "r": 2,
-                    "accuracy": {"suite": "real-suite", "task": "imagenet1k"},
+                    "accuracy": {
+                        "suite": "real-suite",
+                        "task": "imagenet1k",
+                        "recipe": "real-recipe",
+                        "selections": {"big-clip": "big_30"},
+                    },
                 },
             },
             "selections": {
@@ -111,7 +116,14 @@ def test_stand_ins_replace_scorers_dedupe_fusions_and_move_accuracy_to_the_analo
     assert config == original  # pure
     assert resolved["selections"]["big_30"]["scorer"] == "toy-clean"
     assert resolved["fusions"]["paper_sum"]["scorers"] == ["toy-clean", "toy-weak"]
-    assert resolved["fusions"]["paper_inw"]["accuracy"] == {"suite": "toy-suite", "task": "objects"}
+    # the IN weights' per-input filters move with the rows: the scale's suite, recipe and top fraction
+    assert resolved["fusions"]["paper_inw"]["accuracy"] == {
+        "suite": "toy-suite",
+        "task": "objects",
+        "recipe": None,
+        "fraction": 0.2,
+        "selections": None,
+    }
 
 
 def test_a_scale_without_stand_ins_keeping_paper_pools_changes_nothing():
