@@ -467,6 +467,15 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
                 assert resolved["built"] == (resolved["evaluation"] is not None)
 
 
+def test_flyt_table1_sclip_loss_plus_is_the_authors_published_uids(tiny, papers):
+    """FLYT's "+" rows evaluate published UIDs (0.333 / 0.352, as Table 15's reproduction row), not
+    FLYT's own replication of the two-stage filter (Tables 2 and 10: 0.331 / 0.363)."""
+    plus = status_of(tiny, papers, "flyt", "table1", "s-CLIPLoss ⁺ [49]")
+    assert plus["status"] == "published uids not available: sclip-loss-medium"
+    replication = next(r for r in papers["flyt"]["tables"]["table2"]["rows"] if r["label"] == "s-CLIPLoss")
+    assert plus["selection"] == "sclip_loss_published" != replication["selection"]
+
+
 def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     runs = {
         e
