@@ -20,7 +20,9 @@ analogue, and per-input filters that name another recipe (a paper's) are trained
 scale's recipe, a paper's named per-input selections giving way to each input's own top
 fraction; an SCS sampler that draws a named recipe's samples seen draws the scale recipe's, in
 as many rounds (`curate.selection.sampling.move_scs`). A paper row's needs are looked up through
-the same map.
+the same map, and so is its selection: a paper selection whose settings the scale cannot run
+(DataComp's basic filter with its 200 px minimum on the tiny pool) runs as the configured
+selection it maps to (`curate.workflow.paper_rows.resolve_row`).
 """
 
 from __future__ import annotations
