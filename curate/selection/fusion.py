@@ -595,6 +595,13 @@ _FLYT_PARAMS = {
         "FlytHParams overrides",
     ),
     "seed": optional(SEED, 0, "the mixer training's seed"),
+    "head_pool": optional(
+        NAME,
+        None,
+        "the pool whose trained head is applied (default: the pool fused); FLYT Table 4 applies the "
+        "head trained at medium to the small pool, not retrained",
+        ref="pools",
+    ),
 }
 
 

@@ -15,7 +15,8 @@ them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite 
 workflow prepares its config) replaces every scorer, captioner or language detector a selection
 names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
 the first occurrence). When the scale moves rows it also moves what a paper's selections name
-of the paper's setting: an IN-weighted fusion's accuracy goes to the scale suite's ImageNet
+of the paper's setting: a trained fusion's head is trained on the scale's pool, not on another
+paper pool (`head_pool`); an IN-weighted fusion's accuracy goes to the scale suite's ImageNet
 analogue, and per-input filters that name another recipe (a paper's) are trained with the
 scale's recipe, a paper's named per-input selections giving way to each input's own top
 fraction; an SCS sampler that draws a named recipe's samples seen draws the scale recipe's, in
@@ -98,6 +99,8 @@ def apply_stand_ins(config: dict) -> dict:
                 move(selection, config, entry)
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
+        if moved and fusion.get("head_pool") is not None:
+            fusion["head_pool"] = None  # a head trained on a paper pool: here, on the scale's pool
         accuracy = fusion.get("accuracy")  # an IN-weighted fusion's
         if accuracy and moved:
             recipe = accuracy.get("recipe")

@@ -149,8 +149,8 @@ class Workspace:
             "scores": self.fusion_score_files(pool, fusion, [chunk]),
             "stats": self.path("fusion_stats", pool=pool, fusion=fusion),
         }
-        if method.spec.get("head"):
-            inputs["mixer"] = self.path("mixer", pool=pool, fusion=fusion)
+        if method.spec.get("head"):  # trained on this pool, or on the one the fusion names
+            inputs["mixer"] = self.path("mixer", pool=entry.get("head_pool") or pool, fusion=fusion)
         extra = method.spec.get("chunk_inputs")
         return inputs | (extra(self, pool, entry, chunk) if extra else {})
 

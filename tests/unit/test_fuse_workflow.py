@@ -169,6 +169,28 @@ def test_in_weighted_per_input_filters_are_checked(user_config, accuracy, messag
         check_config(user_config)
 
 
+def test_flyt_table4_applies_the_medium_head_to_the_small_pool_and_scs_samples_its_logits(user_config):
+    """FLYT Sec. 4.4: at small scale the mixing model trained at medium is reused, not retrained,
+    and SCS (alpha 0.5, G = 10K) draws the small recipe's 12.8M samples from its raw outputs."""
+    from curate.selection.methods import resolve_selection
+    from curate.workflow.workspace import Workspace
+
+    config = check_config(user_config | {"scale": "paper"})
+    ws = Workspace(config)
+    inputs = ws.fuse_chunk_inputs("datacomp-small", "flyt_mflyt_medium_head", "00003")
+    assert inputs["mixer"] == "data/fused/datacomp-medium/flyt_mflyt_medium_head/mixer.pt"
+    assert inputs["stats"] == "data/fused/datacomp-small/flyt_mflyt_medium_head/stats.json"  # its own pool's
+    assert ws.mixer_inputs("datacomp-medium", "flyt_mflyt_medium_head")["reference"] == (
+        "data/models/datacomp-medium/no_filter/datacomp-medium"
+    )
+    own = ws.fuse_chunk_inputs("datacomp-small", "flyt_mflyt", "00003")["mixer"]
+    assert own == "data/fused/datacomp-small/flyt_mflyt/mixer.pt"  # without head_pool: trained where fused
+    scs = resolve_selection(config, config["selections"]["mflyt_medium_head_scs_a0p5_g10k"])
+    assert (scs["n"], scs["batch_size"], scs["alpha"], scs["standardise"]) == (12_800_000, 10_000, 0.5, False)
+    # where a scale moves the rows, the head is the scale pool's own
+    assert check_config(user_config)["fusions"]["flyt_mflyt_medium_head"]["head_pool"] is None
+
+
 def test_a_fusion_of_the_wrong_number_of_scorers_is_refused(user_config):
     user_config["fusions"]["single_clean"]["scorers"] = ["tiny-clip-clean", "tiny-clip-weak"]
     with pytest.raises(ConfigError, match=r"fusions\.single_clean\.scorers: method 'none' takes exactly 1"):
