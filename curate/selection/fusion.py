@@ -632,7 +632,12 @@ def _embeddings_input(ws, pool: str, fusion: dict, chunk: str) -> dict:
 
 @FUSIONS.register(
     "mflyt",
-    params={**_FLYT_PARAMS, "zero_init": optional({"type": "boolean"}, False, "start the mixing head at zero")},
+    params={
+        **_FLYT_PARAMS,
+        "zero_init": optional(
+            {"type": "boolean"}, False, "start the mixing head at zero (FLYT: nn.Linear's initialisation)"
+        ),
+    },
     check=_check_flyt,
     head="mixing",
     head_input="standardised_scores",

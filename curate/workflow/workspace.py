@@ -156,8 +156,9 @@ class Workspace:
 
     def mixer_inputs(self, pool: str, fusion: str) -> dict:
         """What a trained fusion's head learns from: every chunk's scores and shards, the pool
-        statistics, the reference CLIP (a selection's model on the same pool, or a scorer's) and
-        the labelled downstream set with its task's templates."""
+        statistics, the reference CLIP (a selection's model on the same pool, or a scorer's), the
+        labelled downstream set with its task's templates and, for E-FLYT, its frozen feature
+        extractor."""
         entry = self.config["fusions"][fusion]
         reference, downstream = entry["reference"], entry["downstream"]
         inputs = {
@@ -174,7 +175,10 @@ class Workspace:
                 "model", pool=pool, selection=reference["selection"], recipe=reference["recipe"]
             )
         if FUSIONS.of(entry).head_input == "embeddings":
+            # the scored uids; the head's features come from the frozen extractor (the scorer's
+            # CLIP) on each batch's augmented images, as the FLYT code computes them
             inputs["embeddings"] = self.per_chunk("embeddings", pool, scorer=entry["scorers"][0])
+            inputs["extractor"] = self.scorer_model(entry["scorers"][0])
         return inputs
 
     def trained_fusions(self) -> str:
