@@ -16,7 +16,7 @@ import pandas as pd
 
 from curate.data.scorefiles import load_chunk_scores
 from curate.data.subset import uids_to_u8u8
-from curate.registry import FRACTION, NAME, SEED, ConfigError, Registry, optional, required
+from curate.registry import FRACTION, NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, required
 from curate.selection import baselines, strategies
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.selection.sampling import SAMPLERS, threshold, top_fraction
@@ -185,6 +185,11 @@ _IMAGE_BASED = {
     "n_clusters": required({"type": "integer", "minimum": 1}, "k-means clusters (DataComp: 100 000)"),
     "n_iter": optional({"type": "integer", "minimum": 1}, 20, "k-means iterations"),
     "seed": optional(SEED, 0, "k-means seed"),
+    "max_points_per_centroid": optional(
+        POSITIVE_INT,
+        baselines.MAX_POINTS_PER_CENTROID,
+        "faiss trains k-means on at most this many points per centroid (DataComp: 10 000 000, i.e. all)",
+    ),
 }
 
 SELECTIONS.register(
