@@ -467,6 +467,32 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
                 assert resolved["built"] == (resolved["evaluation"] is not None)
 
 
+def test_property_columns_are_reported_only_and_flickr_retrieval_reads_its_main_metric(tmp_path):
+    """The captioning table's CIDEr, CLIP-S, cosine and trigram columns describe a captioner's
+    captions: reported, never reproduced; its Flickr retrieval is the Flickr task's main metric."""
+    from curate.reporting.paper_tables import build_paper_table
+
+    records = [
+        {"key": "imagenet1k", "metrics": {"main_metric": 0.25}},
+        {"key": "retrieval/flickr_1k_test_image_text_retrieval", "metrics": {"main_metric": 0.5}},
+    ]
+    table = {
+        "unit": "fraction",
+        "decimals": 3,
+        "columns": [
+            {"key": "trigrams", "label": "T", "metric": "caption_unique_trigrams", "kind": "property", "unit": "count"},
+            {"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
+            {"key": "flickr", "label": "F", "metric": "flickr30k_retrieval"},
+        ],
+        "rows": [{"label": "r", "reported": {"trigrams": 2820000, "imagenet": 0.2, "flickr": 0.498}}],
+    }
+    suites = {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}
+    frame = build_paper_table(table, [built("e.jsonl")], {"e.jsonl": records}, suites)
+    row = frame.iloc[0]
+    assert row["trigrams_reported"] == 2820000 and row["trigrams_reproduced"] is None
+    assert row["imagenet_reproduced"] == 0.25 and row["flickr_reproduced"] == 0.5
+
+
 def test_flyt_table1_sclip_loss_plus_is_the_authors_published_uids(tiny, papers):
     """FLYT's "+" rows evaluate published UIDs (0.333 / 0.352, as Table 15's reproduction row), not
     FLYT's own replication of the two-stage filter (Tables 2 and 10: 0.331 / 0.363)."""
