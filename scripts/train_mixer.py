@@ -34,6 +34,7 @@ with job(snakemake) as log:
         seed=fusion["seed"],
         head=method.head,
         **{key: fusion[key] for key in ("zero_init", "hidden") if key in fusion},
+        extractor=f"local-dir:{snakemake.input.extractor}" if "extractor" in snakemake.input.keys() else None,
         log=lambda step, info: log.info("step %d: %s", step, {k: v for k, v in info.items() if k != "step"}),
     )
     summary = {"tau_ds": result.tau_ds, "hparams": hparams.to_dict(), "history": result.history}

@@ -1,18 +1,26 @@
 """Write a subset of a pool as training shards (docs/algorithms.md §0, "Resharding a subset").
 
-Every pool sample whose uid occurs c times in the subset is written c times with keys
-"{uid}-{j}"; an optional seeded shuffle buffer spreads repeats apart. Shards are numbered
+As DataComp's resharder: the pool's tars are read as webdataset groups them (members sharing a
+key up to the first dot of their name; suffixes lower-cased), and every sample whose ``.json``
+``uid`` is one of the subset's (compared as a 128-bit number, so upper-case hex matches) is
+written once per time the subset lists it, with key "{uid}-{j}" (the uid as the sample spells
+it) and EVERY member copied as bytes, nothing decoded: a whitespace caption, an image that does
+not decode, a png, an extra member all go through, and skipping what cannot be trained on is the
+trainer's job. A sample without a ``.json``, or whose ``uid`` is not a 128-bit hex number, cannot
+be matched and is not written; like every pool sample the subset does not list, it is counted in
+``meta.json``. An optional seeded shuffle buffer spreads repeats apart. Shards are numbered
 contiguously from 0 and the tar members carry a fixed mtime, so reruns give the same bytes.
 
 MoS strategies reach training through the reshard: `weights` (uid -> loss weight, sample
 weighting) puts a ``weight`` field into every sample's ``.json`` (`WEIGHT_KEY`); `captions`
 (uid -> caption, re-captioning) replaces those samples' ``.txt`` and keeps the alt-text in the
-``.json`` under ``original_caption``.
+``.json`` under ``original_caption``. Only then is a member rewritten.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -20,17 +28,59 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from curate.data.shards import SkipReport, add_tar_member, iter_pool_samples
+from curate.data.shards import add_tar_member
 from curate.data.subset import u8u8_to_uids
 
 SAMPLES_PER_SHARD = 10_000
 #: The field of a reshard sample's .json that holds its loss weight (sample weighting).
 WEIGHT_KEY = "weight"
+#: Why a pool sample was not written, as meta.json counts them.
+NOT_WRITTEN = ("not_in_subset", "no_json", "bad_json", "bad_uid")
+
+_BASE_PLUS_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+_META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
 
 def repeat_counts(subset: np.ndarray) -> Counter:
     """uid -> how many times the subset lists it."""
     return Counter(u8u8_to_uids(subset))
+
+
+def uid_number(uid) -> int | None:
+    """The 128-bit number a sample's uid names, as DataComp's resharder reads it
+    (``int(uid, 16)``, whatever the case), or None when it names none."""
+    if not isinstance(uid, str):
+        return None
+    try:
+        value = int(uid, 16)
+    except ValueError:
+        return None
+    return value if 0 <= value < 1 << 128 else None
+
+
+def iter_raw_samples(tar_paths: Iterable) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {suffix: bytes})`` of every sample of the tars, grouped as webdataset groups them:
+    regular members only, metadata members (``__...__``) and names without a suffix skipped, the
+    key up to the first dot of the name, suffixes lower-cased, a repeated suffix starting a new
+    sample."""
+    for path in tar_paths:
+        key, group = None, {}
+        with tarfile.open(path, mode="r|*") as tar:
+            for info in tar:
+                if not info.isreg() or _META_MEMBER.match(info.name):
+                    continue
+                match = _BASE_PLUS_EXT.match(info.name)
+                if match is None:
+                    continue
+                prefix, suffix = match.group(1), match.group(2).lower()
+                data = tar.extractfile(info).read()
+                if prefix != key or suffix in group:
+                    if group:
+                        yield key, group
+                    key, group = prefix, {}
+                group[suffix] = data
+        if group:
+            yield key, group
 
 
 def _shuffled(records: Iterable, buffer_size: int, rng: np.random.Generator) -> Iterator:
@@ -70,45 +120,60 @@ def reshard(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = repeat_counts(subset)
+    by_number = {int(uid, 16): uid for uid in counts}
     if weights is not None:
         unweighted = [uid for uid in counts if uid not in weights]
         if unweighted:
             raise ValueError(f"{len(unweighted)} subset uids have no weight, e.g. {unweighted[:3]}")
     captions = captions or {}
     recaptioned: set[str] = set()
-    report = SkipReport()
     found: set[str] = set()
+    read = {"samples": 0, **{reason: 0 for reason in NOT_WRITTEN}}
 
     def records():
-        for sample in iter_pool_samples(pool_shards, report):
-            repeats = counts.get(sample.uid, 0)
-            if not repeats:
+        for _, members in iter_raw_samples(pool_shards):
+            read["samples"] += 1
+            if "json" not in members:
+                read["no_json"] += 1
                 continue
-            found.add(sample.uid)
-            fields = dict(sample.meta)
-            text = sample.text
-            if weights is not None:
-                fields[WEIGHT_KEY] = float(weights[sample.uid])
-            if sample.uid in captions:
-                fields["original_caption"] = text
-                text = str(captions[sample.uid])
-                recaptioned.add(sample.uid)
-            meta = json.dumps(fields, sort_keys=True).encode()
-            for j in range(repeats):
-                yield f"{sample.uid}-{j}", sample.jpg, text.encode(), meta
+            try:
+                fields = json.loads(members["json"])
+            except (UnicodeDecodeError, ValueError):
+                read["bad_json"] += 1
+                continue
+            spelled = fields.get("uid") if isinstance(fields, dict) else None
+            number = uid_number(spelled)
+            if number is None:
+                read["bad_uid"] += 1
+                continue
+            uid = by_number.get(number)
+            if uid is None:
+                read["not_in_subset"] += 1
+                continue
+            found.add(uid)
+            members = dict(members)
+            if weights is not None or uid in captions:
+                if weights is not None:
+                    fields[WEIGHT_KEY] = float(weights[uid])
+                if uid in captions:
+                    fields["original_caption"] = members.get("txt", b"").decode("utf-8", errors="replace")
+                    members["txt"] = str(captions[uid]).encode()
+                    recaptioned.add(uid)
+                members["json"] = json.dumps(fields, sort_keys=True).encode()
+            for j in range(counts[uid]):
+                yield f"{spelled}-{j}", members
 
     rng = np.random.default_rng(seed)
     shard_sizes: list[int] = []
     tar = None
-    for key, jpg, txt, meta in _shuffled(records(), shuffle_buffer, rng):
+    for key, members in _shuffled(records(), shuffle_buffer, rng):
         if tar is None or shard_sizes[-1] == samples_per_shard:
             if tar is not None:
                 tar.close()
             tar = tarfile.open(out_dir / f"{len(shard_sizes):08d}.tar", "w", format=tarfile.USTAR_FORMAT)
             shard_sizes.append(0)
-        add_tar_member(tar, f"{key}.jpg", jpg)
-        add_tar_member(tar, f"{key}.txt", txt)
-        add_tar_member(tar, f"{key}.json", meta)
+        for suffix in sorted(members):  # webdataset's TarWriter writes a sample's members sorted
+            add_tar_member(tar, f"{key}.{suffix}", members[suffix])
         shard_sizes[-1] += 1
     if tar is not None:
         tar.close()
@@ -128,7 +193,7 @@ def reshard(
         "seed": seed,
         "weighted": weights is not None,
         "recaptioned": len(recaptioned),
-        "pool_report": report.as_dict(),
+        "pool_read": read,
     }
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta

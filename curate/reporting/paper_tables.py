@@ -62,6 +62,7 @@ DATACOMP_PAPER_METRICS = {
         "task": "retrieval/mscoco_2014_5k_test_image_text_retrieval",
         "metric": "image_retrieval_recall@1",
     },
+    "flickr30k_retrieval": {"task": "retrieval/flickr_1k_test_image_text_retrieval"},
     "imagenet_r_acc1": {"task": "imagenet-r", "metric": "acc1"},
     "cifar100_acc1": {"task": "vtab/cifar100", "metric": "acc1"},
     "voc2007_acc1": {"task": "voc2007", "metric": "acc1"},
@@ -136,7 +137,8 @@ def build_paper_table(table: dict, rows: list[dict], records: dict, suites: dict
     ``rows`` are :func:`resolve_row` results in the paper's order, ``records`` the evaluation
     records by path, ``suites`` the config's suites (each row's ``suite`` gives its groups and
     ``paper_metrics``). ``eval`` columns read the records; ``param`` columns (a weight a method
-    learned) are reported only; ``drop`` columns are the decrease of column ``of`` from the
+    learned) and ``property`` columns (what a paper measured of a method's output, a captioner's
+    CIDEr say) are reported only; ``drop`` columns are the decrease of column ``of`` from the
     table's first row, computed from our numbers as the paper does from its own.
     """
     columns = column_formats(table)

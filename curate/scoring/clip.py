@@ -117,13 +117,14 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def load_model(source: str, device: str = "cpu", pretrained: str | None = None):
+def load_model(source: str, device: str = "cpu", pretrained: str | None = None, train_preprocess: bool = False):
     """Load a CLIP model through open_clip.
 
     `source`: ``local-dir:/folder``, a plain path to such a folder, ``hf-hub:org/repo``, or an
     architecture name (open_clip's or `curate/model_configs/`'s) together with `pretrained`
     (an open_clip tag or a weights file). Returns ``(model in eval mode, preprocess_val,
-    tokenizer)``.
+    tokenizer)``; with `train_preprocess`, open_clip's training preprocessing (a random resized
+    crop, drawn from torch's global generator) in place of ``preprocess_val``.
     """
     import open_clip
 
@@ -138,10 +139,12 @@ def load_model(source: str, device: str = "cpu", pretrained: str | None = None):
         raise ValueError(f"pretrained={pretrained!r} given with model source {source!r}, which names its own weights")
     if folder is None and not source.startswith("hf-hub:"):
         _register_archs()
-    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
+    model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
+        name, pretrained=pretrained, device=device
+    )
     tokenizer = open_clip.get_tokenizer(name)
     model.eval()
-    return model, preprocess, tokenizer
+    return model, preprocess_train if train_preprocess else preprocess, tokenizer
 
 
 def export_local_dir(checkpoint_path, arch: str, out_dir) -> Path:

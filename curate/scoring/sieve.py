@@ -52,11 +52,22 @@ def mask_medium_phrases(text: str) -> str:
 
 
 def is_empty_after_masking(text: str) -> bool:
-    """True when nothing but whitespace is left after :func:`mask_medium_phrases`."""
-    return mask_medium_phrases(text).strip() == ""
+    """True when masking (:func:`mask_medium_phrases`) leaves exactly nothing **(quirk)**: the
+    authors zero a best caption of length 0 only; one left as whitespace (``"an image of a
+    photo"`` -> ``" "``) is not empty and keeps its cosine."""
+    return mask_medium_phrases(text) == ""
 
 
-def sieve_scores(alt_emb, caption_embs, caption_empty=None):
+def _cosines(alt_emb, caption_embs) -> np.ndarray:
+    a = np.asarray(alt_emb)
+    c = np.asarray(caption_embs)
+    if a.ndim != 2 or c.ndim != 3 or c.shape[0] != a.shape[0] or c.shape[2] != a.shape[1]:
+        raise ValueError(f"expected alt N x D and captions N x K x D, got {a.shape} and {c.shape}")
+    dtype = np.result_type(a.dtype, c.dtype, np.float32)
+    return np.einsum("nkd,nd->nk", c.astype(dtype, copy=False), a.astype(dtype, copy=False))
+
+
+def sieve_scores(alt_emb, caption_embs, caption_empty=None, raw_alt_emb=None, raw_caption_embs=None):
     """Sieve score of each sample (§4) -> ``(max, mean, argmax)``.
 
     ``alt_emb``: ``N x D`` sentence embeddings of the masked alt-texts; ``caption_embs``:
@@ -64,20 +75,22 @@ def sieve_scores(alt_emb, caption_embs, caption_empty=None):
     (all-MiniLM-L6-v2 output is), so the dot product is the cosine similarity (no
     re-normalisation here). ``cos_ik = <caption_ik, alt_i>``.
 
-    Returns float arrays ``max_k cos_ik`` (the Sieve score), ``mean_k cos_ik``
-    (all K captions) and the int64 index of the best caption (first on ties).
-    ``caption_empty`` (``N x K`` bool): a caption that is empty after masking. If the
-    BEST caption is empty, the score is 0 (§4); the mean and argmax are unchanged.
+    Returns float arrays ``max_k cos_ik`` (the Sieve score), the mean over the K captions
+    and the int64 index of the best caption (first on ties). ``caption_empty`` (``N x K``
+    bool): a caption that is exactly empty after masking. If the BEST caption is empty, the
+    score is 0 (§4); the mean and argmax are unchanged. ``raw_alt_emb`` / ``raw_caption_embs``:
+    the embeddings of the UNMASKED texts; when given, the mean is over their cosines, as the
+    authors' captioning step writes it; else over the masked ones.
     """
-    a = np.asarray(alt_emb)
-    c = np.asarray(caption_embs)
-    if a.ndim != 2 or c.ndim != 3 or c.shape[0] != a.shape[0] or c.shape[2] != a.shape[1]:
-        raise ValueError(f"expected alt N x D and captions N x K x D, got {a.shape} and {c.shape}")
-    dtype = np.result_type(a.dtype, c.dtype, np.float32)
-    cos = np.einsum("nkd,nd->nk", c.astype(dtype, copy=False), a.astype(dtype, copy=False))
+    cos = _cosines(alt_emb, caption_embs)
     best = np.argmax(cos, axis=1).astype(np.int64)
     score = cos[np.arange(cos.shape[0]), best].copy()
-    mean = cos.mean(axis=1)
+    if (raw_alt_emb is None) != (raw_caption_embs is None):
+        raise ValueError("give both raw_alt_emb and raw_caption_embs, or neither")
+    raw = cos if raw_alt_emb is None else _cosines(raw_alt_emb, raw_caption_embs)
+    if raw.shape != cos.shape:
+        raise ValueError(f"unmasked cosines {raw.shape} do not match the masked ones {cos.shape}")
+    mean = raw.mean(axis=1)
     if caption_empty is not None:
         empty = np.asarray(caption_empty, dtype=bool)
         if empty.shape != cos.shape:
@@ -104,11 +117,25 @@ def sieve_scores_from_texts(
     if any(len(c) != K for c in captions):
         raise ValueError("every sample needs the same number of captions")
     masked_alt = [mask_medium_phrases(t) for t in alt_texts]
-    masked_caps = [mask_medium_phrases(t) for cs in captions for t in cs]
-    empty = np.array([m.strip() == "" for m in masked_caps], dtype=bool).reshape(N, K)
+    raw_caps = [t for cs in captions for t in cs]
+    masked_caps = [mask_medium_phrases(t) for t in raw_caps]
+    empty = np.array([len(m) == 0 for m in masked_caps], dtype=bool).reshape(N, K)
     alt_emb = np.asarray(encode(masked_alt))
-    cap_emb = np.asarray(encode(masked_caps)).reshape(N, K, -1)
-    return sieve_scores(alt_emb, cap_emb, empty)
+    cap_emb = np.asarray(encode(masked_caps))
+    raw_alt_emb = _unmasked(list(alt_texts), masked_alt, alt_emb, encode)
+    raw_cap_emb = _unmasked(raw_caps, masked_caps, cap_emb, encode)
+    return sieve_scores(alt_emb, cap_emb.reshape(N, K, -1), empty, raw_alt_emb, raw_cap_emb.reshape(N, K, -1))
+
+
+def _unmasked(raw: list[str], masked: list[str], masked_emb: np.ndarray, encode) -> np.ndarray:
+    """Embeddings of the unmasked texts: a text masking left unchanged reuses its embedding, the
+    others are encoded (the mean over captions is the authors' captioning step's, unmasked)."""
+    changed = [i for i, (r, m) in enumerate(zip(raw, masked)) if r != m]
+    if not changed:
+        return masked_emb
+    out = np.array(masked_emb, copy=True)
+    out[changed] = np.asarray(encode([raw[i] for i in changed]))
+    return out
 
 
 def sieve_alignment(
@@ -119,8 +146,8 @@ def sieve_alignment(
     Through `curate.scoring.sieve.sieve_scores_from_texts`: the alt-text and every caption are masked
     with ``mask_medium_phrases``, encoded with `encode_sentences` (L2-normalised, so dot =
     cosine) and scored with ``sieve_scores``:
-    ``max`` = max_k cos (0 when the best caption is empty after masking), ``mean`` over the K
-    captions, ``argmax`` the best caption's index (first on ties), ``best_caption`` that
+    ``max`` = max_k cos (0 when the best caption is exactly empty after masking), ``mean`` over
+    the K unmasked captions against the unmasked alt-text, ``argmax`` the best caption's index (first on ties), ``best_caption`` that
     caption as generated (unmasked). Every sample needs the same number K >= 1 of captions.
     """
     from curate.scoring.sentence import encode_sentences
@@ -154,8 +181,8 @@ def sieve_alignment(
 def sieve_score_frame(encoder, captions, batch_size: int = 256):
     """The Sieve score file of one chunk from its captions file (`curate.scoring.captioning.
     caption_pool_chunk`): ``DataFrame[uid, sieve_score, sieve_mean, best_caption]``, where
-    ``sieve_score`` is the max alignment (§4; 0 when the best caption is empty after masking),
-    ``sieve_mean`` the mean over the captions and ``best_caption`` the best caption as generated.
+    ``sieve_score`` is the max alignment (§4; 0 when the best caption is exactly empty after
+    masking), ``sieve_mean`` the mean over the unmasked captions and ``best_caption`` the best caption as generated.
     """
     import pandas as pd
 

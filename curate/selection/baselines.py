@@ -47,6 +47,7 @@ __all__ = [
     "synthetic_targets",
     "caption_filter_for_image_based",
     "kmeans_centroids",
+    "MAX_POINTS_PER_CENTROID",
     "assign_argmax_dot",
     "image_based_targets",
     "image_based_keep",
@@ -311,14 +312,27 @@ def caption_filter_for_image_based(
     return out
 
 
-def kmeans_centroids(features, n_clusters: int, n_iter: int = 20, seed: int = 0, **faiss_kwargs) -> np.ndarray:
+#: DataComp's image-based baseline raises faiss's ``max_points_per_centroid`` (256 by default,
+#: beyond which faiss trains on a seeded subsample) to 10 000 000, so k-means sees every point.
+MAX_POINTS_PER_CENTROID = 10_000_000
+
+
+def kmeans_centroids(
+    features,
+    n_clusters: int,
+    n_iter: int = 20,
+    seed: int = 0,
+    max_points_per_centroid: int = MAX_POINTS_PER_CENTROID,
+    **faiss_kwargs,
+) -> np.ndarray:
     """faiss k-means (docs/algorithms.md §2, image_based) -> ``(n_clusters, d)`` float32 centroids.
 
-    ``faiss.Kmeans(d, n_clusters, niter=n_iter, seed=seed, spherical=False)`` (L2 k-means;
-    DataComp: 100 000 clusters, 20 iterations, seed 0) trained on ``features`` as float32.
-    Other faiss ``ClusteringParameters`` (e.g. ``max_points_per_centroid``, default 256: faiss
-    subsamples, seeded, beyond 256 points per centroid) pass through ``faiss_kwargs``. The same
-    seed and features give the same centroids. Needs ``n >= n_clusters``.
+    ``faiss.Kmeans(d, n_clusters, niter=n_iter, seed=seed, spherical=False,
+    max_points_per_centroid=...)`` (L2 k-means; DataComp: 100 000 clusters, 20 iterations, seed 0,
+    and ``max_points_per_centroid`` 10 000 000, so every point is clustered: with faiss's default
+    of 256 it would train on a subsample of ``256 * n_clusters`` points) trained on ``features``
+    as float32. Other faiss ``ClusteringParameters`` pass through ``faiss_kwargs``. The same seed
+    and features give the same centroids. Needs ``n >= n_clusters``.
     """
     import faiss
 
@@ -329,7 +343,16 @@ def kmeans_centroids(features, n_clusters: int, n_iter: int = 20, seed: int = 0,
         raise ValueError(f"n_clusters must be >= 1, got {k}")
     if n < k:
         raise ValueError(f"k-means needs at least n_clusters={k} points, got {n}")
-    km = faiss.Kmeans(d, k, niter=int(n_iter), seed=int(seed), spherical=False, verbose=False, **faiss_kwargs)
+    km = faiss.Kmeans(
+        d,
+        k,
+        niter=int(n_iter),
+        seed=int(seed),
+        spherical=False,
+        verbose=False,
+        max_points_per_centroid=int(max_points_per_centroid),
+        **faiss_kwargs,
+    )
     km.train(x)
     return np.ascontiguousarray(km.centroids, dtype=np.float32).reshape(k, d)
 
@@ -361,6 +384,7 @@ def image_based_targets(
     n_clusters: int,
     n_iter: int = 20,
     seed: int = 0,
+    max_points_per_centroid: int = MAX_POINTS_PER_CENTROID,
 ) -> tuple[np.ndarray, np.ndarray]:
     """First half of the image-based baseline: ``(centroids, target_ids)``.
 
@@ -372,7 +396,9 @@ def image_based_targets(
     """
     x = _features(pool_image_features, "pool_image_features")
     m = _mask(caption_mask, x.shape[0], "caption_mask")
-    centroids = kmeans_centroids(x[m], n_clusters, n_iter=n_iter, seed=seed)
+    centroids = kmeans_centroids(
+        x[m], n_clusters, n_iter=n_iter, seed=seed, max_points_per_centroid=max_points_per_centroid
+    )
     hit = assign_argmax_dot(downstream_image_features, centroids)
     return centroids, np.unique(hit)
 
@@ -397,6 +423,7 @@ def image_based_filter(
     n_clusters: int,
     n_iter: int = 20,
     seed: int = 0,
+    max_points_per_centroid: int = MAX_POINTS_PER_CENTROID,
 ) -> np.ndarray:
     """DataComp ``image_based`` filter (docs/algorithms.md §2) -> boolean keep-mask over the pool.
 
@@ -407,7 +434,13 @@ def image_based_filter(
     ImageNet-1k train as the downstream set.
     """
     centroids, targets = image_based_targets(
-        pool_image_features, caption_mask, downstream_image_features, n_clusters, n_iter=n_iter, seed=seed
+        pool_image_features,
+        caption_mask,
+        downstream_image_features,
+        n_clusters,
+        n_iter=n_iter,
+        seed=seed,
+        max_points_per_centroid=max_points_per_centroid,
     )
     return image_based_keep(pool_image_features, caption_mask, centroids, targets)
 
@@ -484,13 +517,22 @@ def image_based_mask(
     n_clusters: int,
     seed: int = 0,
     n_iter: int = 20,
+    max_points_per_centroid: int = MAX_POINTS_PER_CENTROID,
 ) -> tuple[list[str], np.ndarray]:
     """``(uids, keep)`` of the image-based filter over the samples that have an embedding (a
     sample whose image did not decode has none and is never kept)."""
     uids, features = _load_embeddings(embedding_files)
     caption_ok = pd.Series(caption_filter_for_image_based(meta["text"].tolist(), english), index=meta["uid"])
     mask = caption_ok.reindex(uids, fill_value=False).to_numpy(bool)
-    keep = image_based_filter(features, mask, _target_embeddings(target_file), n_clusters, n_iter=n_iter, seed=seed)
+    keep = image_based_filter(
+        features,
+        mask,
+        _target_embeddings(target_file),
+        n_clusters,
+        n_iter=n_iter,
+        seed=seed,
+        max_points_per_centroid=max_points_per_centroid,
+    )
     return uids, keep
 
 
@@ -552,7 +594,14 @@ def select_image_based(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
     english = _english(meta, inputs["langid"], params["method"])
     uids, keep = image_based_mask(
-        meta, english, inputs["embeddings"], inputs["target"], params["n_clusters"], params["seed"], params["n_iter"]
+        meta,
+        english,
+        inputs["embeddings"],
+        inputs["target"],
+        params["n_clusters"],
+        params["seed"],
+        params["n_iter"],
+        params["max_points_per_centroid"],
     )
     if params["method"] == "image_based_clip_score":
         scores = _scores(inputs["scores"], params["score_column"])

@@ -68,6 +68,8 @@ __all__ = [
     "cosine_lr",
     "in_memory_loader",
     "load_downstream_npz",
+    "augmentation_seed",
+    "FrozenFeatures",
     "FlytResult",
     "train_flyt",
     "train_mflyt",
@@ -92,6 +94,8 @@ def clamp_logit_scale_(logit_scale: torch.Tensor) -> torch.Tensor:
 
 #: Initial downstream log-temperature tau_DS = ln(1 / 0.07) (§6; the CLIP-from-scratch default).
 TAU_DS_INIT = math.log(1 / 0.07)
+#: tau_DS's name in the reference optimizer's state (its moments beside the model's parameters').
+TAU_DS_NAME = "tau_ds"
 _LOGIT_SCALE = "logit_scale"
 
 
@@ -297,8 +301,10 @@ class FlytHParams:
 
     ``tau_ds_init``: initial downstream log-temperature (`TAU_DS_INIT`, learnable), or ``None``
     for plain CE (scale 1, not learned: the paper's M-FLYT-Base "CE", Tables 7/8).
-    ``tau_ds_lr``: peak lr of tau_DS (``None`` = ``ref_lr``: the FLYT code updates tau_DS with the
-    reference model's optimizer); it is stepped by the head optimizer, without weight decay.
+    ``tau_ds_lr``: peak lr of tau_DS (``None`` = ``ref_lr``). As in the FLYT code, tau_DS is stepped
+    by the reference model's AdamW: the same schedule, no weight decay, its own moments and the
+    SAME step counter, which therefore advances twice per iteration when tau_DS is learned
+    (`flyt_step`) **(quirk)**.
     ``weight_decay`` applies to the reference model's matrices, ``head_weight_decay`` to the
     head's (biases never decay).
     """
@@ -347,6 +353,7 @@ def flyt_step(
     state: dict,
     hparams: FlytHParams | None = None,
     ref_lr: float | None = None,
+    tau_lr: float | None = None,
 ) -> dict:
     """One FLYT step (§6, the paper's Algorithm 1); updates ``head``, ``tau_ds``, the model, ``state``.
 
@@ -358,7 +365,12 @@ def flyt_step(
        txt(theta'), tau_ds), labels)`` (mean over the downstream batch), ``class_texts_tokens``
        = the ``(K, context)`` tokens of one drawn template per class (`sample_class_prompts`).
     5. Back-propagate it through ``theta'`` and ``g`` to ``w``, the head and ``tau_ds`` only;
-       ``head_optimizer.step()`` (it must hold the head's parameters, and ``tau_ds`` if learned).
+       ``head_optimizer.step()`` (it holds the head's parameters only). A learned ``tau_ds`` is
+       stepped as the FLYT code steps it, by the reference model's optimizer: one more
+       `functional_adamw_step` on ``state`` (lr ``tau_lr``, default the reference lr; no weight
+       decay; its own moments under the name ``tau_ds``), so the shared step counter advances
+       again: the reference model's k-th update uses ``t = 2k - 1``, tau_DS's ``t = 2k``
+       **(quirk)**; without a learned tau_DS (plain CE) it advances once per step.
     6. ``theta <- theta'`` (detached, written into ``reference_model``) and clamp
        ``logit_scale`` to ``[2, ln 100]`` (quirk: lower bound 2).
 
@@ -372,6 +384,9 @@ def flyt_step(
     """
     hp = hparams or FlytHParams()
     lr = hp.ref_lr if ref_lr is None else float(ref_lr)
+    learned_tau = tau_ds is not None and tau_ds.requires_grad
+    if learned_tau and any(p is tau_ds for g in head_optimizer.param_groups for p in g["params"]):
+        raise ValueError("tau_ds is stepped with the reference model's optimizer state, not the head's")
     named = {n: p for n, p in reference_model.named_parameters() if p.requires_grad}
     if _LOGIT_SCALE not in named:
         raise ValueError(f"the reference model has no trainable parameter {_LOGIT_SCALE!r}")
@@ -404,11 +419,25 @@ def flyt_step(
         downstream_loss = F.cross_entropy(logits, torch.as_tensor(ds_labels, dtype=torch.long))
 
     trainable = [p for p in head.parameters() if p.requires_grad]
-    if tau_ds is not None and tau_ds.requires_grad:
+    if learned_tau:
         trainable.append(tau_ds)
+        tau_ds.grad = None
     head_optimizer.zero_grad(set_to_none=True)
     downstream_loss.backward(inputs=trainable)
     head_optimizer.step()
+    if learned_tau:  # the reference model's optimizer steps tau_DS too (its step counter advances)
+        stepped = functional_adamw_step(
+            {TAU_DS_NAME: tau_ds.detach()},
+            {TAU_DS_NAME: tau_ds.grad},
+            state,
+            lr if tau_lr is None else float(tau_lr),
+            betas=tuple(hp.betas),
+            eps=hp.eps,
+            weight_decay=0.0,
+        )
+        with torch.no_grad():
+            tau_ds.copy_(stepped[TAU_DS_NAME])
+        tau_ds.grad = None
 
     with torch.no_grad():
         for n, p in named.items():
@@ -519,14 +548,42 @@ class FlytResult:
 
 
 def _load_reference(reference):
+    """``(model, preprocess, tokenizer)``; a model source is loaded with open_clip's TRAINING
+    preprocessing (random resized crop), which the FLYT code gives its up- and downstream batches."""
     if isinstance(reference, str):
         from curate.scoring.clip import load_model
 
-        return load_model(reference)
+        return load_model(reference, train_preprocess=True)
     if isinstance(reference, nn.Module):
         return reference, None, None
     model, preprocess, tokenizer = reference
     return model, preprocess, tokenizer
+
+
+def augmentation_seed(seed: int, step: int) -> int:
+    """The torch seed of step ``step``'s image augmentation (open_clip's random resized crop draws
+    from torch's global generator; it runs in a forked generator seeded with this)."""
+    return int(np.random.SeedSequence([int(seed), int(step), 0xF1]).generate_state(1)[0])
+
+
+class FrozenFeatures:
+    """E-FLYT's head inputs computed during training, as the FLYT code does: `eflyt_features` of a
+    FROZEN CLIP's embeddings of the batch the reference model sees (the same augmented images and
+    tokens). ``model``: an open_clip CLIP (``encode_image``, ``encode_text``), or a model source
+    loaded with `curate.scoring.clip.load_model`."""
+
+    def __init__(self, model):
+        if isinstance(model, str):
+            from curate.scoring.clip import load_model
+
+            model = load_model(model)[0]
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return eflyt_features(self.model.encode_image(images), self.model.encode_text(tokens))
 
 
 def train_flyt(
@@ -539,35 +596,61 @@ def train_flyt(
     hparams: FlytHParams | None = None,
     seed: int = 0,
     log: Callable[[int, dict], None] | None = None,
+    features: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> FlytResult:
     """Train a FLYT scoring head for ``hparams.steps`` `flyt_step`s.
 
     ``reference``: a `curate.scoring.clip.load_model` source (``local-dir:...``, architecture name,
-    ``hf-hub:...``), an ``(model, preprocess, tokenizer)`` triple, or a bare module (then the
-    loaders must give tensors). It is trained in place (train mode) as FLYT's reference model.
+    ``hf-hub:...``), loaded with open_clip's training preprocessing (random resized crop), an
+    ``(model, preprocess, tokenizer)`` triple, or a bare module (then the loaders must give
+    tensors). It is trained in place (train mode) as FLYT's reference model.
     ``upstream`` / ``downstream``: loaders (module docstring) asked for
-    ``hparams.upstream_batch`` / ``hparams.downstream_batch``-sized batches. ``head``: a module,
-    or a factory ``k -> module`` called with the width of the first ``head_inputs`` batch.
+    ``hparams.upstream_batch`` / ``hparams.downstream_batch``-sized batches. Raw images of both go
+    through ``preprocess`` (the FLYT code uses the training preprocessing for both), seeded per
+    step (`augmentation_seed`). ``head``: a module, or a factory ``k -> module`` called with the
+    width of the first batch's head inputs. Upstream batches are ``(images, texts, head_inputs)``,
+    or ``(images, texts)`` with ``features(images, tokens)`` computing the head inputs from the
+    prepared batch (E-FLYT: `FrozenFeatures` of the augmented images, as the FLYT code).
     Each step draws one template per class (``templates`` with ``{c}``) from a generator
     seeded with ``seed``; the reference and head learning rates follow `cosine_lr` (peaks
     ``ref_lr``/``head_lr``, ``warmup`` steps); the head optimizer is ``torch.optim.AdamW``
-    (``betas``, ``eps``; ``head_weight_decay`` on matrices; tau_DS in its own group, no decay).
-    Loading the reference (a weightless architecture folder is initialised randomly) and building
-    the head run under ``torch.manual_seed(seed)`` in a forked RNG, so a run is reproducible. ``log(step, info)`` is called after every step.
+    (``betas``, ``eps``; ``head_weight_decay`` on matrices); tau_DS is stepped with the reference
+    model's AdamW state (`flyt_step`). Loading the reference (a weightless architecture folder is
+    initialised randomly) and building the head run under ``torch.manual_seed(seed)`` in forked
+    RNGs, so a run is reproducible. ``log(step, info)`` is called after every step.
     """
     hp = hparams or FlytHParams()
     if hp.steps < 1:
         raise ValueError("steps must be >= 1")
     up_stream = _stream(upstream, hp.upstream_batch)
     ds_stream = _stream(downstream, hp.downstream_batch)
-    first = next(up_stream)
-    k = int(_float_tensor(first[2]).shape[1])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model, preprocess, tokenizer = _load_reference(reference)  # a weightless arch folder inits here
-        if not isinstance(head, nn.Module):
-            head = head(k)
     model.train()
+
+    def prepared(step: int):
+        up_images, up_texts, *rest = next(up_stream)
+        ds_images, ds_labels = next(ds_stream)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(augmentation_seed(seed, step))
+            up_images = _prepare_images(up_images, preprocess)
+            ds_images = _prepare_images(ds_images, preprocess)
+        up_tokens = _prepare_texts(up_texts, tokenizer)
+        if rest and rest[0] is not None:
+            head_inputs = _float_tensor(rest[0])
+        elif features is not None:
+            head_inputs = features(up_images, up_tokens)
+        else:
+            raise ValueError("an upstream batch without head inputs needs `features`")
+        labels = torch.as_tensor(np.asarray(ds_labels), dtype=torch.long)
+        return (up_images, up_tokens), head_inputs, (ds_images, labels)
+
+    batch = prepared(0)
+    if not isinstance(head, nn.Module):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            head = head(int(batch[1].shape[1]))
     head.train()
     tau_ds = None if hp.tau_ds_init is None else nn.Parameter(torch.tensor(float(hp.tau_ds_init)))
     decay = [p for p in head.parameters() if p.ndim >= 2]
@@ -576,21 +659,16 @@ def train_flyt(
         {"params": decay, "weight_decay": hp.head_weight_decay, "base_lr": hp.head_lr},
         {"params": no_decay, "weight_decay": 0.0, "base_lr": hp.head_lr},
     ]
-    if tau_ds is not None:
-        groups.append(
-            {"params": [tau_ds], "weight_decay": 0.0, "base_lr": hp.ref_lr if hp.tau_ds_lr is None else hp.tau_ds_lr}
-        )
     groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=hp.head_lr, betas=tuple(hp.betas), eps=hp.eps)
+    tau_base_lr = hp.ref_lr if hp.tau_ds_lr is None else hp.tau_ds_lr
     template_gen = torch.Generator().manual_seed(int(seed))
     state = new_adamw_state()
     history: list[dict] = []
-    batch = first
     for step in range(hp.steps):
         if step > 0:
-            batch = next(up_stream)
-        up_images, up_texts, head_inputs = batch
-        ds_images, ds_labels = next(ds_stream)
+            batch = prepared(step)
+        upstream_batch, head_inputs, downstream_batch = batch
         for g in optimizer.param_groups:
             g["lr"] = cosine_lr(step, g["base_lr"], hp.warmup, hp.steps)
         prompts = sample_class_prompts(classnames, templates, template_gen)
@@ -598,14 +676,15 @@ def train_flyt(
             model,
             head,
             optimizer,
-            (_prepare_images(up_images, preprocess), _prepare_texts(up_texts, tokenizer)),
-            _float_tensor(head_inputs),
-            (_prepare_images(ds_images, preprocess), torch.as_tensor(np.asarray(ds_labels), dtype=torch.long)),
+            upstream_batch,
+            head_inputs,
+            downstream_batch,
             _prepare_texts(prompts, tokenizer),
             tau_ds,
             state,
             hp,
             ref_lr=cosine_lr(step, hp.ref_lr, hp.warmup, hp.steps),
+            tau_lr=cosine_lr(step, tau_base_lr, hp.warmup, hp.steps),
         )
         info = {"step": step, "head_lr": optimizer.param_groups[0]["lr"], **info}
         history.append(info)
@@ -659,10 +738,13 @@ def train_eflyt(
     seed: int = 0,
     hidden: int = 1024,
     log: Callable[[int, dict], None] | None = None,
+    extractor=None,
 ) -> FlytResult:
     """E-FLYT: `train_flyt` with a `GLUHead` (``hidden`` units) over `eflyt_features` of a FROZEN
-    feature extractor, which the upstream loader yields as ``head_inputs``. The reference model
-    is initialised from the same CLIP as the extractor (OpenAI B/32 in the paper, §6)."""
+    feature extractor. With ``extractor`` (a CLIP module or model source) the features are those
+    of the augmented images the reference model sees in each batch, as the FLYT code computes
+    them (`FrozenFeatures`); without it the upstream loader yields them as ``head_inputs``. The
+    reference model is initialised from the same CLIP as the extractor (OpenAI B/32, §6)."""
     return train_flyt(
         reference_source,
         upstream,
@@ -673,6 +755,7 @@ def train_eflyt(
         hparams=hparams,
         seed=seed,
         log=log,
+        features=None if extractor is None else FrozenFeatures(extractor),
     )
 
 
@@ -790,6 +873,7 @@ def train_pool_mixer(
     head: str = "mixing",
     hidden: int = 1024,
     log: Callable[[int, dict], None] | None = None,
+    extractor: str | None = None,
 ) -> FlytResult:
     """FLYT on a pool (§6): a scoring head over ``head_inputs`` (one row per uid of ``uids``),
     trained against the reference CLIP ``reference_source`` and the labelled downstream set
@@ -797,20 +881,33 @@ def train_pool_mixer(
     step). Upstream and downstream batches are drawn by seeded permutations.
 
     ``head="mixing"``: M-FLYT, a `MixingHead` over the pool-standardised scores (the reference is
-    a CLIP trained on the unfiltered pool); with ``zero_init`` it starts from zero weights
-    (uniform sampling), so its final weights are all learned. ``head="glu"``: E-FLYT, a `GLUHead`
-    of ``hidden`` units over `eflyt_features` of a frozen CLIP's embeddings (the reference starts
-    from that CLIP)."""
+    a CLIP trained on the unfiltered pool), from ``nn.Linear``'s initialisation (``zero_init``:
+    from zero weights, an option no configured fusion uses). ``head="glu"``: E-FLYT, a `GLUHead`
+    of ``hidden`` units over `eflyt_features` of the frozen CLIP ``extractor`` (a model source)
+    on the augmented images of each batch, as the FLYT code (the reference starts from that
+    CLIP); without ``extractor``, over ``head_inputs`` (precomputed embeddings' features)."""
     images, texts, X = pool_upstream_arrays(tar_paths, uids, head_inputs)
     if not images:
         raise ValueError("none of the scored uids is in the pool shards")
     ds_images, ds_labels, classnames = load_downstream_npz(downstream_npz)
-    upstream = in_memory_loader(images, texts, X, seed=seed)
     downstream = in_memory_loader(ds_images, ds_labels, seed=seed + 1)
     if head == "glu":
-        return train_eflyt(
-            reference_source, upstream, downstream, classnames, templates, hparams, seed=seed, hidden=hidden, log=log
+        upstream = (
+            in_memory_loader(images, texts, seed=seed) if extractor else in_memory_loader(images, texts, X, seed=seed)
         )
+        return train_eflyt(
+            reference_source,
+            upstream,
+            downstream,
+            classnames,
+            templates,
+            hparams,
+            seed=seed,
+            hidden=hidden,
+            log=log,
+            extractor=extractor,
+        )
+    upstream = in_memory_loader(images, texts, X, seed=seed)
     if head != "mixing":
         raise ValueError(f"unknown head {head!r}; known: mixing, glu")
     return train_mflyt(

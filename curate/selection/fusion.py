@@ -433,16 +433,57 @@ def fuse_standardised_sum(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarra
     return standardised_sum(S, column_arrays(stats))
 
 
+def input_filter_selection(config: dict, fusion: dict, scorer: str) -> str | None:
+    """The selection whose model's ImageNet accuracy weighs ``scorer`` in an IN-weighted fusion
+    (FLYT Table 2's left panel: the model trained on the subset filtered by that input alone).
+
+    The fusion's ``accuracy.selections`` names it where the paper's number is another method's
+    (FLYT prints one number for HYPE's three inputs, HYPE's own filter); otherwise it is the first
+    configured selection that keeps the top ``accuracy.fraction`` of ``scorer`` by DataComp's rule
+    (a ``clip_score`` selection of that scorer and fraction). None if there is none."""
+    accuracy = fusion["accuracy"]
+    named = (accuracy.get("selections") or {}).get(scorer)
+    if named is not None:
+        return named
+    for name, entry in config.get("selections", {}).items():
+        if (
+            entry.get("method") == "clip_score"
+            and entry.get("scorer") == scorer
+            and entry.get("threshold") is None
+            and entry.get("fraction") == accuracy["fraction"]
+        ):
+            return name
+    return None
+
+
+def accuracy_recipe(config: dict, fusion: dict) -> str:
+    """The recipe the IN-weighted fusion's per-input filters are trained with: its own, else the scale's."""
+    recipe = fusion["accuracy"].get("recipe")
+    return recipe if recipe is not None else config["scales"][config["scale"]]["recipe"]
+
+
 def _accuracy_inputs(ws, pool: str, fusion: dict) -> dict:
-    suite = fusion["accuracy"]["suite"]
-    return {"accuracy": [ws.path("scorer_evaluation", scorer=scorer, suite=suite) for scorer in fusion["scorers"]]}
+    return {"accuracy": ws.input_filter_evaluations(pool, fusion)}
 
 
 def _check_accuracy(config: dict, where: str, entry: dict) -> None:
-    suite, task = entry["accuracy"]["suite"], entry["accuracy"]["task"]
+    accuracy = entry["accuracy"]
+    suite, task = accuracy["suite"], accuracy["task"]
     require_entry(config, "suites", suite, f"{where}.accuracy.suite")
     if task not in config["suites"][suite]["tasks"]:
         raise ConfigError(f"{where}.accuracy.task: {task!r} is not in suites.{suite}.tasks")
+    if "scales" in config:
+        require_entry(config, "recipes", accuracy_recipe(config, entry), f"{where}.accuracy.recipe")
+    for scorer, selection in (accuracy.get("selections") or {}).items():
+        if scorer not in entry["scorers"]:
+            raise ConfigError(f"{where}.accuracy.selections.{scorer}: not one of the fusion's scorers")
+        require_entry(config, "selections", selection, f"{where}.accuracy.selections.{scorer}")
+    for scorer in entry["scorers"]:
+        if input_filter_selection(config, entry, scorer) is None:
+            raise ConfigError(
+                f"{where}.accuracy: no selection keeps the top {accuracy['fraction']} of {scorer!r} "
+                f"(its accuracy weighs the input: add one, a clip_score selection, or name it in accuracy.selections)"
+            )
 
 
 def _in_weighted_statistics(matrices, stats: dict, fusion: dict, inputs: dict) -> dict:
@@ -464,9 +505,20 @@ def _in_weighted_statistics(matrices, stats: dict, fusion: dict, inputs: dict) -
                 "type": "object",
                 "required": ["suite", "task"],
                 "additionalProperties": False,
-                "properties": {"suite": NAME, "task": {"type": "string"}},
+                "properties": {
+                    "suite": NAME,
+                    "task": {"type": "string"},
+                    "recipe": {"oneOf": [NAME, {"type": "null"}], "default": None},
+                    "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.2},
+                    "selections": {
+                        "oneOf": [{"type": "object", "additionalProperties": NAME}, {"type": "null"}],
+                        "default": None,
+                    },
+                },
             },
-            "where each scorer's ImageNet(-analogue) accuracy is read",
+            "each input's weight: the accuracy on `task` of `suite` of the model (`recipe`, default the "
+            "scale's) trained on the subset filtered by that input alone: its top `fraction`, or the "
+            "selection `selections` names for it",
         ),
     },
     check=_check_accuracy,
@@ -474,7 +526,7 @@ def _in_weighted_statistics(matrices, stats: dict, fusion: dict, inputs: dict) -
     stats_inputs=_accuracy_inputs,
 )
 def fuse_in_weighted(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
-    """IN-weighted standardised sum: weights from each input's ImageNet accuracy and ``r``."""
+    """IN-weighted standardised sum: weights from the ImageNet accuracy of filtering with each input, and ``r``."""
     return weighted_sum(zscore(S, column_arrays(stats)), np.asarray(stats["weights"], dtype=np.float64))
 
 
@@ -543,6 +595,13 @@ _FLYT_PARAMS = {
         "FlytHParams overrides",
     ),
     "seed": optional(SEED, 0, "the mixer training's seed"),
+    "head_pool": optional(
+        NAME,
+        None,
+        "the pool whose trained head is applied (default: the pool fused); FLYT Table 4 applies the "
+        "head trained at medium to the small pool, not retrained",
+        ref="pools",
+    ),
 }
 
 
@@ -573,7 +632,12 @@ def _embeddings_input(ws, pool: str, fusion: dict, chunk: str) -> dict:
 
 @FUSIONS.register(
     "mflyt",
-    params={**_FLYT_PARAMS, "zero_init": optional({"type": "boolean"}, False, "start the mixing head at zero")},
+    params={
+        **_FLYT_PARAMS,
+        "zero_init": optional(
+            {"type": "boolean"}, False, "start the mixing head at zero (FLYT: nn.Linear's initialisation)"
+        ),
+    },
     check=_check_flyt,
     head="mixing",
     head_input="standardised_scores",

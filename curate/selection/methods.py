@@ -16,7 +16,7 @@ import pandas as pd
 
 from curate.data.scorefiles import load_chunk_scores
 from curate.data.subset import uids_to_u8u8
-from curate.registry import FRACTION, NAME, SEED, ConfigError, Registry, optional, required
+from curate.registry import FRACTION, NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, required
 from curate.selection import baselines, strategies
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.selection.sampling import SAMPLERS, threshold, top_fraction
@@ -137,11 +137,24 @@ def _fused_labels(config: dict, entry: dict) -> dict:
     check=lambda config, where, entry: _check_sampler(config, where, entry),
     inputs=_score_inputs,
     labels=_fused_labels,
+    resolve=lambda config, entry: _resolve_sampler(config, entry),
 )
 def select_fused_score(params: dict, inputs: dict) -> list[str]:
     """A fusion's fused score and a sampler (top fraction, SCS; the subset then holds repeats)."""
     uids, scores = chunk_scores(params, inputs)
     return SAMPLERS.of(params, "selection").run(uids, scores, params)
+
+
+def _resolve_sampler(config: dict, entry: dict) -> dict:
+    resolve = SAMPLERS.of(entry).spec.get("resolve")
+    return resolve(config, entry) if resolve is not None else entry
+
+
+def resolve_selection(config: dict, entry: dict) -> dict:
+    """A selection entry with what only the run's config decides filled in (an SCS sampler's
+    ``n: samples_seen`` becomes the count of its recipe); the entry itself where nothing is."""
+    resolve = SELECTIONS.of(entry).spec.get("resolve")
+    return resolve(config, entry) if resolve is not None else entry
 
 
 def _check_sampler(config: dict, where: str, entry: dict) -> None:
@@ -165,13 +178,18 @@ def _baseline_inputs(ws, pool: str, entry: dict) -> dict:
     return inputs
 
 
-_LANGID = {"langid": required(NAME, "the fastText language detector", ref="langid_models")}
+_LANGID = {"langid": required(NAME, "the fastText language detector", ref="langid_models", paper=True)}
 _IMAGE_BASED = {
     "embeddings": required(NAME, "the CLIP scorer whose image embeddings are clustered", ref="scorers"),
     "target": required(NAME, "the suite whose downstream set's images pick the target clusters", ref="suites"),
     "n_clusters": required({"type": "integer", "minimum": 1}, "k-means clusters (DataComp: 100 000)"),
     "n_iter": optional({"type": "integer", "minimum": 1}, 20, "k-means iterations"),
     "seed": optional(SEED, 0, "k-means seed"),
+    "max_points_per_centroid": optional(
+        POSITIVE_INT,
+        baselines.MAX_POINTS_PER_CENTROID,
+        "faiss trains k-means on at most this many points per centroid (DataComp: 10 000 000, i.e. all)",
+    ),
 }
 
 SELECTIONS.register(

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from curate.registry import FRACTION, SEED, ConfigError, Registry, optional, required
+from curate.registry import FRACTION, NAME, SEED, ConfigError, Registry, optional, required
 
 __all__ = [
     "top_fraction",
@@ -495,9 +495,48 @@ def sample_top_fraction(uids: list[str], scores: np.ndarray, params: dict) -> li
     return [uids[i] for i in np.sort(top_fraction(scores, params["fraction"]))]
 
 
+#: ``n: samples_seen``: SCS draws the training budget of a recipe (docs/algorithms.md §7).
+SAMPLES_SEEN = "samples_seen"
+
+
+def _scs_recipe(config: dict, entry: dict) -> str:
+    """The recipe whose samples seen ``n: samples_seen`` draws: the entry's own, else the scale's."""
+    return entry["recipe"] if entry.get("recipe") is not None else config["scales"][config["scale"]]["recipe"]
+
+
 def _check_scs(config: dict, where: str, entry: dict) -> None:
-    if (entry["batch_size"] is None) == (entry["batch_fraction"] is None):
-        raise ConfigError(f"{where}: SCS takes exactly one of batch_size or batch_fraction")
+    if entry["n"] != SAMPLES_SEEN or "scales" not in config:
+        return
+    recipe = _scs_recipe(config, entry)
+    if recipe in config.get("recipes", {}) and not config["recipes"][recipe].get("samples_seen"):
+        raise ConfigError(
+            f"{where}.n: recipe {recipe!r} has no samples_seen to draw; name the recipe (`recipe`) or a count (`n`)"
+        )
+
+
+def resolve_scs(config: dict, entry: dict) -> dict:
+    """The entry with ``n: samples_seen`` replaced by the count: the ``samples_seen`` of its recipe
+    (the scale's when it names none). The workflow calls this when it hands a selection to its job:
+    a subset file is made for the pool, not for a recipe, so the recipe is the config's choice."""
+    if entry["n"] != SAMPLES_SEEN:
+        return entry
+    recipe = _scs_recipe(config, entry)
+    return entry | {"n": int(config["recipes"][recipe]["samples_seen"]), "recipe": recipe}
+
+
+def move_scs(selection: dict, config: dict, scale: dict) -> None:
+    """In place, when a scale moves the paper rows onto its own pool and recipe: a selection that
+    draws a named recipe's samples seen draws the scale recipe's instead, in as many rounds (``G``
+    scaled by the same ratio: FLYT's medium setting, 128M in rounds of 100K, and its small one,
+    12.8M in rounds of 10K, both take 1 280 rounds)."""
+    recipe = selection.get("recipe")
+    own = config["recipes"].get(recipe, {}).get("samples_seen") if recipe is not None else None
+    if not own:
+        return  # nothing named, or a name the config check will refuse
+    target = config["recipes"].get(scale["recipe"], {}).get("samples_seen")
+    if selection["n"] == SAMPLES_SEEN and target and recipe != scale["recipe"]:
+        selection["batch_size"] = max(1, int(selection["batch_size"] * target / own))
+    selection["recipe"] = None
 
 
 @SAMPLERS.register(
@@ -505,29 +544,38 @@ def _check_scs(config: dict, where: str, entry: dict) -> None:
     params={
         "alpha": required({"type": "number", "minimum": 0}, "the penalty subtracted from a drawn sample's score"),
         "seed": required(SEED),
-        "batch_size": optional({"type": "integer", "minimum": 1}, None, "G: distinct samples drawn per round"),
-        "batch_fraction": optional(FRACTION, None, "G as a fraction of the scored pool"),
-        "n_fraction": optional(
-            {"type": "number", "exclusiveMinimum": 0},
-            1.0,
-            "draws as a fraction of the scored pool (1.0: as many as it has samples)",
+        "batch_size": required({"type": "integer", "minimum": 1}, "G: distinct samples drawn per round (a count)"),
+        "n": optional(
+            {"oneOf": [{"type": "integer", "minimum": 1}, {"const": SAMPLES_SEEN}]},
+            SAMPLES_SEEN,
+            "how many samples are drawn: a count, or samples_seen: the training budget of `recipe`",
         ),
-        "standardise": optional({"type": "boolean"}, True, "z-score the fused scores over the pool first"),
+        "recipe": optional(
+            NAME, None, "whose samples_seen `n: samples_seen` draws (default: the scale's recipe)", ref="recipes"
+        ),
+        "standardise": optional(
+            {"type": "boolean"}, False, "z-score the fused scores over the pool first (FLYT samples them as given)"
+        ),
     },
     check=_check_scs,
+    resolve=resolve_scs,
+    move=move_scs,
 )
 def sample_scs(uids: list[str], scores: np.ndarray, params: dict) -> list[str]:
-    """Soft Cap Sampling (§7): ``int(N * n_fraction)`` draws in rounds of G distinct samples.
+    """Soft Cap Sampling (§7): ``n`` draws in rounds of ``G = batch_size`` distinct samples, from the
+    scores as given (logits: M-FLYT's head outputs, an IN-weighted sum), as FLYT samples them.
 
-    With ``standardise`` the fused scores are z-scored over the pool first: SCS's softmax depends
-    on the scores' scale (raw CLIP cosines of ~0.0-0.4 would be drawn almost uniformly), so this
-    puts every fusion on the same logit scale and ``alpha`` means the same for all."""
+    ``n`` is a count; ``samples_seen`` must have been resolved to one (`resolve_scs`). With
+    ``standardise`` the scores are z-scored over the pool first (an option for scores that are not
+    logits, raw cosines say, whose softmax is almost uniform; FLYT has no such step)."""
     from curate.selection.fusion import zscore
 
+    if params["n"] == SAMPLES_SEEN:
+        raise ValueError("scs: n is `samples_seen`; the workflow resolves it to a count (resolve_scs) first")
     scores = np.asarray(scores, dtype=np.float64)
-    N = scores.shape[0]
-    n = int(N * params["n_fraction"])
-    G = int(params["batch_size"]) if params["batch_size"] is not None else max(1, int(N * params["batch_fraction"]))
     if params["standardise"]:
         scores = zscore(scores)
-    return [uids[i] for i in scs(scores, n, alpha=params["alpha"], batch_size=G, seed=params["seed"])]
+    drawn = scs(
+        scores, int(params["n"]), alpha=params["alpha"], batch_size=int(params["batch_size"]), seed=params["seed"]
+    )
+    return [uids[i] for i in drawn]

@@ -40,7 +40,6 @@ through transformers' BLIP classes, and holds the loss weighting both share.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from pathlib import Path
@@ -342,10 +341,8 @@ def _param_groups(model, wd: float) -> list[dict]:
 def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, threads: int = 1) -> dict:
     """Pretrain a tiny BLIP from scratch on the reshard in `shard_dir` with the sample weights of
     its samples; saved to `out_dir` (`save_blip`). Returns a summary."""
-    from PIL import Image
-
     from curate.data.reshard import reshard_contents
-    from curate.training.loop import read_samples
+    from curate.training.loop import decode_rgb, read_samples
 
     recipe = complete_recipe(recipe)
     shards, meta = reshard_contents(shard_dir)
@@ -368,9 +365,7 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
         for group in opt.param_groups:
             group["lr"] = step_lr(epoch_step, epoch, recipe)
         step += 1
-        pix = processor.image_processor(
-            images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in batch], return_tensors="pt"
-        )["pixel_values"]
+        pix = processor.image_processor(images=[image for image, _, _ in batch], return_tensors="pt")["pixel_values"]
         ids, attn = tokenize(processor, [t for _, t, _ in batch])
         weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32)
         losses = blip_losses(model, pix, ids, attn, weights, generator)
@@ -394,10 +389,13 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
 
     for epoch in range(int(recipe["epochs"])):
         batch, epoch_step = [], 0
-        for sample in read_samples(
+        for data, text, weight in read_samples(
             shards, order_seed=seed * 100_003 + epoch, shuffle_buffer=int(recipe["shuffle_buffer"])
         ):
-            batch.append(sample)
+            image = decode_rgb(data)
+            if image is None:  # an image that does not decode is skipped, as open_clip's loader does
+                continue
+            batch.append((image, text, weight))
             if len(batch) == batch_size:
                 run(batch, epoch, epoch_step)
                 batch, epoch_step = [], epoch_step + 1

@@ -113,9 +113,12 @@ def torchrun_command(recipe: dict, cfg_path, rdzv_endpoint: str | None = None) -
 
 
 def reshard_index(shard_dir) -> list[dict]:
-    """Every sample of a reshard: ``{"shard", "offset", "size"}`` of its image member, its
-    ``caption`` (the ``.txt``) and ``weight`` (the ``.json``'s, 1 where absent)."""
+    """Every sample of a reshard that has an image that decodes and a caption (what open_clip's
+    loader would train on; a reshard copies every pool sample of the subset as it is):
+    ``{"shard", "offset", "size"}`` of its image member, its ``caption`` (the ``.txt``) and
+    ``weight`` (the ``.json``'s, 1 where absent)."""
     from curate.data.reshard import WEIGHT_KEY, reshard_contents
+    from curate.training.loop import decode_rgb
 
     shards, _ = reshard_contents(shard_dir)
     index = []
@@ -127,8 +130,9 @@ def reshard_index(shard_dir) -> list[dict]:
                     continue
                 key, ext = member.name.rsplit("/", 1)[-1].split(".", 1)
                 entry = pending.setdefault(key, {})
-                if ext.lower() in IMAGE_EXTS:
-                    entry["image"] = (member.offset_data, member.size)
+                if ext.lower() in IMAGE_EXTS and "image" not in entry:
+                    if decode_rgb(tar.extractfile(member).read()) is not None:
+                        entry["image"] = (member.offset_data, member.size)
                 elif ext == "txt":
                     entry["caption"] = tar.extractfile(member).read().decode("utf-8")
                 elif ext == "json":

@@ -24,7 +24,6 @@ One code path through transformers' LLaVA classes at both scales:
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curate.training.loop import lr_at, read_samples
+from curate.training.loop import decode_rgb, lr_at, read_samples
 from curate.training.trainers import complete_recipe
 
 log = logging.getLogger(__name__)
@@ -248,7 +247,6 @@ def weighted_caption_loss(
 def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threads: int = 1) -> dict:
     """LLaVA stage-1 pretraining of the projector of the LLaVA in `base_dir` on the reshard in
     `shard_dir`; the result is saved to `out_dir` (model + processor). Returns a summary."""
-    from PIL import Image
 
     from curate.data.reshard import reshard_contents
 
@@ -287,9 +285,9 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
         batch_loss = 0.0
         for start in range(0, len(batch), micro):
             part = batch[start : start + micro]
-            pix = processor.image_processor(
-                images=[Image.open(io.BytesIO(j)).convert("RGB") for j, _, _ in part], return_tensors="pt"
-            )["pixel_values"].to(device)
+            pix = processor.image_processor(images=[image for image, _, _ in part], return_tensors="pt")[
+                "pixel_values"
+            ].to(device)
             seqs = [prefix + caption_ids(tokenizer, t)[:max_text] + [tokenizer.eos_token_id] for _, t, _ in part]
             ids, attn, labels = _pad(seqs, tokenizer.pad_token_id, [len(prefix)] * len(seqs))
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "amp_bf16"):
@@ -309,10 +307,13 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
         raise ValueError(f"llava precision must be fp32 or amp_bf16, got {precision!r}")
     for epoch in range(int(recipe["epochs"])):
         batch = []
-        for sample in read_samples(
+        for data, text, weight in read_samples(
             shards, order_seed=seed * 100_003 + epoch, shuffle_buffer=int(recipe["shuffle_buffer"])
         ):
-            batch.append(sample)
+            image = decode_rgb(data)
+            if image is None:  # an image that does not decode is skipped, as open_clip's loader does
+                continue
+            batch.append((image, text, weight))
             if len(batch) == batch_size:
                 run(batch)
                 batch = []

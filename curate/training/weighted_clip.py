@@ -25,7 +25,6 @@ open_clip's own model, transforms and tokenizer and `curate.selection.flyt.weigh
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curate.training.loop import lr_at, read_samples
+from curate.training.loop import decode_rgb, lr_at, read_samples
 from curate.training.losses import weighted_clip_loss
 from curate.training.trainers import complete_recipe
 
@@ -84,20 +83,21 @@ class ReshardBatches(torch.utils.data.IterableDataset):
         self.shuffle_buffer = int(shuffle_buffer)
 
     def __iter__(self):
-        from PIL import Image
-
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         order = list(self.shards)
         random.Random(f"weighted-clip-shards-{self.seed}-{self.epoch}").shuffle(order)
         mine = order[worker::workers]
         batch = []
-        for jpg, text, weight in read_samples(
+        for data, text, weight in read_samples(
             mine, order_seed=(self.seed * 100_003 + self.epoch) * 1009 + worker, shuffle_buffer=self.shuffle_buffer
         ):
-            batch.append((jpg, text, weight))
+            image = decode_rgb(data)
+            if image is None:  # an image that does not decode is skipped, as open_clip's loader does
+                continue
+            batch.append((image, text, weight))
             if len(batch) == self.batch_size:
-                images = torch.stack([self.preprocess(Image.open(io.BytesIO(j)).convert("RGB")) for j, _, _ in batch])
+                images = torch.stack([self.preprocess(im) for im, _, _ in batch])
                 tokens = self.tokenizer([t for _, t, _ in batch])
                 weights = torch.tensor([w for _, _, w in batch], dtype=torch.float32)
                 yield images, tokens, weights

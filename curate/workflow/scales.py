@@ -14,8 +14,16 @@ them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite 
 ``openai-clip-l14: tiny-clip-clean``. :func:`apply_stand_ins` (pure, applied once where the
 workflow prepares its config) replaces every scorer, captioner or language detector a selection
 names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
-the first occurrence), and moves an IN-weighted fusion's accuracy to the scale suite's ImageNet
-analogue when the scale moves rows. A paper row's needs are looked up through the same map.
+the first occurrence). When the scale moves rows it also moves what a paper's selections name
+of the paper's setting: a trained fusion's head is trained on the scale's pool, not on another
+paper pool (`head_pool`); an IN-weighted fusion's accuracy goes to the scale suite's ImageNet
+analogue, and per-input filters that name another recipe (a paper's) are trained with the
+scale's recipe, a paper's named per-input selections giving way to each input's own top
+fraction; an SCS sampler that draws a named recipe's samples seen draws the scale recipe's, in
+as many rounds (`curate.selection.sampling.move_scs`). A paper row's needs are looked up through
+the same map, and so is its selection: a paper selection whose settings the scale cannot run
+(DataComp's basic filter with its 200 px minimum on the tiny pool) runs as the configured
+selection it maps to (`curate.workflow.paper_rows.resolve_row`).
 """
 
 from __future__ import annotations
@@ -79,16 +87,27 @@ def apply_stand_ins(config: dict) -> dict:
     entry = scale_entry(config)
     moved = moves_rows(entry, config["scale"])
     from curate.selection.methods import SELECTIONS
+    from curate.selection.sampling import SAMPLERS
 
     for selection in resolved.get("selections", {}).values():
         for key, param, _ in SELECTIONS.references(selection):
             if param.ref in STAND_IN_SECTIONS and isinstance(selection[key], str):
                 selection[key] = mapping.get(selection[key], selection[key])
+        if moved and selection.get("sampler") is not None:
+            move = SAMPLERS.of(selection).spec.get("move")  # an SCS budget of a named recipe
+            if move is not None:
+                move(selection, config, entry)
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
+        if moved and fusion.get("head_pool") is not None:
+            fusion["head_pool"] = None  # a head trained on a paper pool: here, on the scale's pool
         accuracy = fusion.get("accuracy")  # an IN-weighted fusion's
-        if accuracy and moved and accuracy["suite"] != entry["suite"]:
+        if accuracy and moved:
+            recipe = accuracy.get("recipe")
+            if recipe in config.get("recipes", {}) and recipe != entry["recipe"]:
+                # a paper's per-input filters (its recipe, its selections) move with the rows
+                accuracy.update(recipe=None, selections=None)
             spec = paper_metric_spec(config["suites"][entry["suite"]], "imagenet_acc1")
-            if spec and "task" in spec:
-                fusion["accuracy"] = {"suite": entry["suite"], "task": spec["task"]}
+            if accuracy["suite"] != entry["suite"] and spec and "task" in spec:
+                accuracy.update(suite=entry["suite"], task=spec["task"])
     return resolved

@@ -11,7 +11,7 @@ import re
 from curate.data.chunks import chunk_names, chunk_shard_ids
 from curate.scoring.kinds import SCORER_KINDS, score_column
 from curate.selection.fusion import FUSIONS
-from curate.selection.methods import SELECTIONS, score_column_of
+from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.training.trainers import TRAINERS, train_rule
 from curate.workflow.paths import Paths, chunk_input_template
@@ -128,6 +128,20 @@ class Workspace:
         extra = FUSIONS.of(entry).spec.get("stats_inputs")
         return inputs | (extra(self, pool, entry) if extra else {})
 
+    def input_filter_evaluations(self, pool: str, fusion: dict) -> list[str]:
+        """An IN-weighted fusion's inputs, one per scorer: the evaluation of the model trained on the
+        subset filtered by that scorer alone (`curate.selection.fusion.input_filter_selection`), on
+        the same pool, with the fusion's accuracy recipe and suite (shared runs: `runs_as`)."""
+        from curate.selection.fusion import accuracy_recipe, input_filter_selection
+        from curate.workflow.paper_rows import runs_as
+
+        recipe, suite = accuracy_recipe(self.config, fusion), fusion["accuracy"]["suite"]
+        paths = []
+        for scorer in fusion["scorers"]:
+            selection = runs_as(self.config, input_filter_selection(self.config, fusion, scorer))
+            paths.append(self.path("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite))
+        return paths
+
     def fuse_chunk_inputs(self, pool: str, fusion: str, chunk: str) -> dict:
         entry = self.config["fusions"][fusion]
         method = FUSIONS.of(entry)
@@ -135,15 +149,16 @@ class Workspace:
             "scores": self.fusion_score_files(pool, fusion, [chunk]),
             "stats": self.path("fusion_stats", pool=pool, fusion=fusion),
         }
-        if method.spec.get("head"):
-            inputs["mixer"] = self.path("mixer", pool=pool, fusion=fusion)
+        if method.spec.get("head"):  # trained on this pool, or on the one the fusion names
+            inputs["mixer"] = self.path("mixer", pool=entry.get("head_pool") or pool, fusion=fusion)
         extra = method.spec.get("chunk_inputs")
         return inputs | (extra(self, pool, entry, chunk) if extra else {})
 
     def mixer_inputs(self, pool: str, fusion: str) -> dict:
         """What a trained fusion's head learns from: every chunk's scores and shards, the pool
-        statistics, the reference CLIP (a selection's model on the same pool, or a scorer's) and
-        the labelled downstream set with its task's templates."""
+        statistics, the reference CLIP (a selection's model on the same pool, or a scorer's), the
+        labelled downstream set with its task's templates and, for E-FLYT, its frozen feature
+        extractor."""
         entry = self.config["fusions"][fusion]
         reference, downstream = entry["reference"], entry["downstream"]
         inputs = {
@@ -160,7 +175,10 @@ class Workspace:
                 "model", pool=pool, selection=reference["selection"], recipe=reference["recipe"]
             )
         if FUSIONS.of(entry).head_input == "embeddings":
+            # the scored uids; the head's features come from the frozen extractor (the scorer's
+            # CLIP) on each batch's augmented images, as the FLYT code computes them
             inputs["embeddings"] = self.per_chunk("embeddings", pool, scorer=entry["scorers"][0])
+            inputs["extractor"] = self.scorer_model(entry["scorers"][0])
         return inputs
 
     def trained_fusions(self) -> str:
@@ -173,9 +191,10 @@ class Workspace:
         return SELECTIONS.of(entry).inputs(self, pool, entry)
 
     def selection_params(self, selection: str) -> dict:
-        """A selection's entry and the column its score source writes (each scorer's files hold
-        the score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
-        entry = self.config["selections"][selection]
+        """A selection's entry, resolved for this run (an SCS sampler's ``n: samples_seen`` becomes
+        its recipe's count), and the column its score source writes (each scorer's files hold the
+        score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
+        entry = resolve_selection(self.config, self.config["selections"][selection])
         return entry | {"score_column": score_column_of(self.config, entry)}
 
     def strategy_scores(self, pool: str, selection: str) -> list[str]:

@@ -199,6 +199,17 @@ def test_kmeans_same_seed_same_centroids():
         kmeans_centroids(x[:1], 2)
 
 
+def test_kmeans_clusters_every_point_as_datacomp_raises_max_points_per_centroid():
+    """DataComp sets faiss's max_points_per_centroid to 10 000 000. With one centroid k-means
+    converges to the mean: x_i = (i, 0) for i = 0..299 gives (149.5, 0). faiss's default (256
+    points per centroid) would train on a seeded subsample of 256 of the 300 points instead."""
+    x = np.stack([np.arange(300, dtype=np.float32), np.zeros(300, np.float32)], axis=1)
+    c = kmeans_centroids(x, 1, seed=0)
+    assert c.tolist() == [[149.5, 0.0]]
+    sub = kmeans_centroids(x, 1, seed=0, max_points_per_centroid=256)
+    assert sub[0, 0] != 149.5  # the mean of a subsample
+
+
 def test_image_based_two_cluster_toy():
     x = _two_blobs(40)  # samples 0-39 near e1, 40-79 near e2
     caption = np.ones(80, bool)

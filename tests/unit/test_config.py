@@ -124,7 +124,10 @@ def test_an_unknown_scale_names_the_scale_and_the_valid_ones(user_config):
 
 def test_defaults_are_filled_once_from_their_registry(config):
     """Every entry holds every parameter its registry declares, so no code guesses a default."""
-    assert config["selections"]["sum_scs"]["standardise"] is True  # a sampler's default
+    assert config["selections"]["mflyt_scs"]["standardise"] is False  # a sampler's default
+    assert (
+        config["selections"]["mflyt_scs"]["n"] == "samples_seen" and config["selections"]["mflyt_scs"]["recipe"] is None
+    )
     assert config["fusions"]["mos"]["tmin"] == 0.5 and config["fusions"]["sum"]["method"] == "sum"
     assert config["recipes"]["tiny-clip"]["trainer"] == "open_clip" and config["recipes"]["tiny-clip"]["seed"] == 0
     assert config["recipes"]["tiny-mos-clip"]["workers"] == 0 and config["recipes"]["mos-blip"]["workers"] == 4

@@ -279,8 +279,6 @@ def test_flyt_step_updates_the_reference_model_like_torch_adamw():
     twin = copy.deepcopy(model)
     head = MixingHead(1)
     opt = torch.optim.AdamW(head.parameters(), lr=0.05)
-    tau = nn.Parameter(torch.tensor(TAU_DS_INIT))
-    opt.add_param_group({"params": [tau], "lr": 0.01, "weight_decay": 0.0})
     hp = FlytHParams(ref_lr=0.01)  # weight decay 0.2 on matrices, betas (.9, .98), eps 1e-6
     twin_opt = torch.optim.AdamW(
         [
@@ -300,15 +298,42 @@ def test_flyt_step_updates_the_reference_model_like_torch_adamw():
         weighted_clip_loss(i, t, twin.logit_scale, w).backward()
         twin_opt.step()
         head_before = head.linear.weight.detach().clone()
-        tau_before = tau.detach().clone()
-        info = flyt_step(model, head, opt, (up_img, up_txt), feature, (ds_img, ds_cls), cls_tokens, tau, state, hp)
+        # plain CE (no learned tau_DS): the reference optimizer steps once per iteration
+        info = flyt_step(model, head, opt, (up_img, up_txt), feature, (ds_img, ds_cls), cls_tokens, None, state, hp)
         for (n, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
             torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6, msg=n)
         assert not torch.equal(head.linear.weight, head_before)  # the head stepped
-        assert tau.item() != tau_before.item() and info["tau_ds"] == pytest.approx(tau.item())
         assert LOGIT_SCALE_MIN <= info["logit_scale"] == info["logit_scale_unclamped"]
         assert math.isfinite(info["upstream_loss"]) and math.isfinite(info["downstream_loss"])
     assert state["step"] == 2
+
+
+def test_tau_ds_is_stepped_by_the_reference_optimizer_sharing_its_step_counter():
+    """The FLYT code steps tau_DS with the reference model's differentiable AdamW: the reference
+    lr, no weight decay, its own moments, and the same step counter, which each call advances.
+    So the counter reaches 2 after one iteration and tau_DS's first update is AdamW's at t = 2:
+    m_hat = 0.1 g / (1 - 0.9^2) = g / 1.9, sqrt(v_hat) = |g| sqrt(0.02 / (1 - 0.98^2)) =
+    |g| sqrt(0.02 / 0.0396), so |delta| = lr * (1 / 1.9) / sqrt(0.02 / 0.0396) = 0.740592 lr
+    (at t = 1 it would be lr: 1.0 lr)."""
+    up_img, up_txt, good, ds_img, ds_cls, cls_tokens = _toy_data()
+    feature = torch.where(good, 1.0, -1.0)[:, None]
+    model, head = ToyCLIP(), MixingHead(1)
+    opt = torch.optim.AdamW(head.parameters(), lr=0.05)
+    tau = nn.Parameter(torch.tensor(TAU_DS_INIT, dtype=torch.float64))
+    state, hp = new_adamw_state(), FlytHParams(ref_lr=0.01, eps=1e-12)
+    info = flyt_step(
+        model, head, opt, (up_img, up_txt), feature, (ds_img, ds_cls), cls_tokens, tau, state, hp, tau_lr=0.02
+    )
+    assert state["step"] == 2 and "tau_ds" in state["exp_avg"] and tau.grad is None
+    assert abs(tau.item() - TAU_DS_INIT) == pytest.approx(0.02 / 1.9 / math.sqrt(0.02 / 0.0396), rel=1e-6)
+    assert 0.02 / 1.9 / math.sqrt(0.02 / 0.0396) == pytest.approx(0.740592 * 0.02, rel=1e-5)
+    assert info["tau_ds"] == pytest.approx(tau.item())
+    flyt_step(model, head, opt, (up_img, up_txt), feature, (ds_img, ds_cls), cls_tokens, tau, state, hp)
+    assert state["step"] == 4  # the reference model's 2nd update ran at t = 3, tau_DS's at t = 4
+    # tau_DS in the head's optimizer would be stepped twice: refused
+    opt.add_param_group({"params": [tau], "lr": 0.01, "weight_decay": 0.0})
+    with pytest.raises(ValueError, match="reference model's optimizer"):
+        flyt_step(model, head, opt, (up_img, up_txt), feature, (ds_img, ds_cls), cls_tokens, tau, state, hp)
 
 
 def test_logit_scale_is_clamped_to_two_after_a_step_that_pushes_it_lower():
@@ -372,7 +397,7 @@ def test_in_memory_loader_is_seeded_per_pass():
 def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
     from curate.data.synthetic.curated import write_downstream_set
     from curate.data.synthetic.tasks import TEMPLATES
-    from curate.scoring.clip import load_model, write_arch_dir
+    from curate.scoring.clip import write_arch_dir
 
     write_downstream_set(tmp_path / "ds.npz", n_per_class=1, seed=0, image_size=32)
     ds_images, ds_labels, classnames = load_downstream_npz(tmp_path / "ds.npz")
@@ -397,18 +422,18 @@ def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
     head = result.head
     assert isinstance(head, MixingHead) and head.k == 3 and not head.training
     assert logs == [0, 1, 2] and len(result.history) == 3
-    assert result.adam_state["step"] == 3
+    assert result.adam_state["step"] == 6  # the reference model's and tau_DS's steps, one counter
     assert result.tau_ds != pytest.approx(TAU_DS_INIT)
     for info in result.history:
         assert math.isfinite(info["downstream_loss"]) and math.isfinite(info["upstream_loss"])
         assert 2.0 <= info["logit_scale"] <= math.log(100) + 1e-6
     assert [h["ref_lr"] for h in result.history] == pytest.approx([cosine_lr(s, 1e-3, 1, 3) for s in range(3)])
-    # the head moved away from its seeded initialisation
+    # the head moved away from its seeded initialisation: nn.Linear's, as FLYT's (not zero)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        load_model(f"local-dir:{arch}")  # the driver builds the head right after loading the model
         init = MixingHead(3)
     assert not torch.allclose(init.linear.weight, head.linear.weight)
+    assert init.linear.weight.abs().min() > 0
     logits = apply_mixer(head, scores, chunk_size=5)
     assert logits.shape == (12,) and np.isfinite(logits).all()
     # deterministic for a seed
@@ -422,3 +447,73 @@ def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
         seed=0,
     )
     torch.testing.assert_close(again.head.linear.weight, head.linear.weight)
+
+
+def test_the_reference_batches_get_open_clips_training_preprocessing_seeded_and_eflyt_reads_them(tmp_path):
+    """The FLYT code feeds the reference model open_clip's training preprocessing (a random resized
+    crop), up- and downstream, and E-FLYT's frozen extractor embeds the same augmented images."""
+    from torchvision import transforms
+
+    from curate.data.synthetic.curated import write_downstream_set
+    from curate.data.synthetic.tasks import TEMPLATES
+    from curate.scoring.clip import load_model, write_arch_dir
+    from curate.selection.flyt import FrozenFeatures, augmentation_seed, train_eflyt
+
+    arch = f"local-dir:{write_arch_dir('tiny-vit-narrow', tmp_path / 'ref')}"
+    _, preprocess_train, _ = load_model(arch, train_preprocess=True)
+    crop = [t for t in preprocess_train.transforms if isinstance(t, transforms.RandomResizedCrop)]
+    assert crop and crop[0].scale == (0.9, 1.0)  # open_clip's default
+    assert not any(isinstance(t, transforms.RandomResizedCrop) for t in load_model(arch)[1].transforms)
+
+    write_downstream_set(tmp_path / "ds.npz", n_per_class=1, seed=0, image_size=32)
+    ds_images, ds_labels, classnames = load_downstream_npz(tmp_path / "ds.npz")
+    rng = np.random.default_rng(0)
+    pool_images = rng.integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    pool_texts = [f"a {c}" for c in classnames[:6]]
+    torch.manual_seed(7)  # the weightless test architecture initialises randomly
+    extractor = FrozenFeatures(arch)
+    seen = []
+
+    def features(images, tokens):
+        seen.append(images.clone())
+        return extractor(images, tokens)
+
+    from curate.selection.flyt import train_flyt
+
+    hp = FlytHParams(steps=2, warmup=1, upstream_batch=6, downstream_batch=4, ref_lr=1e-3, head_lr=0.01)
+    result = train_flyt(
+        arch,
+        in_memory_loader(pool_images, pool_texts, seed=0),
+        in_memory_loader(ds_images, ds_labels, seed=1),
+        classnames,
+        TEMPLATES["objects"],
+        head=lambda k: GLUHead(k, hidden=8),
+        hparams=hp,
+        seed=3,
+        features=features,
+    )
+    assert result.head.in_dim == 2 * extractor.model.encode_image(seen[0][:1]).shape[1]
+    # step 0's upstream images: the first pass's permutation, augmented under step 0's seed
+    order = np.random.default_rng([0, 0]).permutation(6)
+    from PIL import Image
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(augmentation_seed(3, 0))
+        expected = torch.stack([preprocess_train(Image.fromarray(pool_images[i])) for i in order])
+    torch.testing.assert_close(seen[0], expected)
+    unaugmented = torch.stack([load_model(arch)[1](Image.fromarray(pool_images[i])) for i in order])
+    assert not torch.allclose(seen[0], unaugmented)
+    # E-FLYT through its driver: the extractor's features of each batch
+    torch.manual_seed(7)
+    again = train_eflyt(
+        arch,
+        in_memory_loader(pool_images, pool_texts, seed=0),
+        in_memory_loader(ds_images, ds_labels, seed=1),
+        classnames,
+        TEMPLATES["objects"],
+        hparams=hp,
+        seed=3,
+        hidden=8,
+        extractor=arch,
+    )
+    torch.testing.assert_close(again.head.w2.weight, result.head.w2.weight)  # same seeds, same run

@@ -119,6 +119,78 @@ def test_fusions_follow_their_definitions(pool, tmp_path):
     assert np.all((fused >= mm.min(axis=1) - 1e-12) & (fused <= mm.max(axis=1) + 1e-12))
 
 
+def test_in_weights_are_the_imagenet_accuracies_of_filtering_with_each_input(tmp_path, pool):
+    """FLYT C.5 on Table 2's left panel: B/32 0.282, L/14 0.267, DFN-Base 0.297 (the ImageNet
+    accuracy of the model trained on each input's top 20 %). r = 8: w_hat = (0.5, 0, 1), plus
+    1/7: w = (9/14, 1/7, 8/7), max / min = 8."""
+    stats = fusion_statistics(pool, FUSIONS["in_weighted"], [0.282, 0.267, 0.297], tmp_path)
+    assert stats["accuracy"] == pytest.approx([0.282, 0.267, 0.297])
+    assert stats["weights"] == pytest.approx([9 / 14, 1 / 7, 8 / 7])
+
+
+def test_in_weighted_stats_read_the_evaluations_of_each_inputs_filtered_run(config):
+    """Not the scorers' own zero-shot accuracy: the model the scale's recipe trains on the subset
+    that keeps each input's top 20 % (the configured clip_score selection), on the same pool."""
+    from curate.workflow.workspace import Workspace
+
+    ws = Workspace(config)
+    inputs = ws.fusion_stats_inputs("synthetic-tiny", "in_weighted_r8")["accuracy"]
+    assert inputs == [
+        f"data/evals/synthetic-tiny/clip_score_{name}_20/tiny-clip/synthetic.jsonl"
+        for name in ("clean", "reader", "weak")
+    ]
+    # a named selection for an input (FLYT prints one number for HYPE's three inputs), another recipe
+    fusion = config["fusions"]["in_weighted_r8"]
+    fusion["accuracy"] |= {"selections": {"tiny-clip-reader": "sum_top20"}, "recipe": "tiny-scorer"}
+    assert ws.input_filter_evaluations("p", fusion) == [
+        f"data/evals/p/{selection}/tiny-scorer/synthetic.jsonl"
+        for selection in ("clip_score_clean_20", "sum_top20", "clip_score_weak_20")
+    ]
+
+
+@pytest.mark.parametrize(
+    "accuracy, message",
+    [
+        (
+            {"fraction": 0.25},
+            r"fusions\.in_weighted_r8\.accuracy: no selection keeps the top 0\.25 of 'tiny-clip-clean'",
+        ),
+        (
+            {"selections": {"tiny-clip-clean": "nope"}},
+            r"fusions\.in_weighted_r8\.accuracy\.selections\.tiny-clip-clean",
+        ),
+        ({"selections": {"zz": "sum_top20"}}, r"accuracy\.selections\.zz: not one of the fusion's scorers"),
+        ({"recipe": "nope"}, r"fusions\.in_weighted_r8\.accuracy\.recipe"),
+    ],
+)
+def test_in_weighted_per_input_filters_are_checked(user_config, accuracy, message):
+    user_config["fusions"]["in_weighted_r8"]["accuracy"] |= accuracy
+    with pytest.raises(ConfigError, match=message):
+        check_config(user_config)
+
+
+def test_flyt_table4_applies_the_medium_head_to_the_small_pool_and_scs_samples_its_logits(user_config):
+    """FLYT Sec. 4.4: at small scale the mixing model trained at medium is reused, not retrained,
+    and SCS (alpha 0.5, G = 10K) draws the small recipe's 12.8M samples from its raw outputs."""
+    from curate.selection.methods import resolve_selection
+    from curate.workflow.workspace import Workspace
+
+    config = check_config(user_config | {"scale": "paper"})
+    ws = Workspace(config)
+    inputs = ws.fuse_chunk_inputs("datacomp-small", "flyt_mflyt_medium_head", "00003")
+    assert inputs["mixer"] == "data/fused/datacomp-medium/flyt_mflyt_medium_head/mixer.pt"
+    assert inputs["stats"] == "data/fused/datacomp-small/flyt_mflyt_medium_head/stats.json"  # its own pool's
+    assert ws.mixer_inputs("datacomp-medium", "flyt_mflyt_medium_head")["reference"] == (
+        "data/models/datacomp-medium/no_filter/datacomp-medium"
+    )
+    own = ws.fuse_chunk_inputs("datacomp-small", "flyt_mflyt", "00003")["mixer"]
+    assert own == "data/fused/datacomp-small/flyt_mflyt/mixer.pt"  # without head_pool: trained where fused
+    scs = resolve_selection(config, config["selections"]["mflyt_medium_head_scs_a0p5_g10k"])
+    assert (scs["n"], scs["batch_size"], scs["alpha"], scs["standardise"]) == (12_800_000, 10_000, 0.5, False)
+    # where a scale moves the rows, the head is the scale pool's own
+    assert check_config(user_config)["fusions"]["flyt_mflyt_medium_head"]["head_pool"] is None
+
+
 def test_a_fusion_of_the_wrong_number_of_scorers_is_refused(user_config):
     user_config["fusions"]["single_clean"]["scorers"] = ["tiny-clip-clean", "tiny-clip-weak"]
     with pytest.raises(ConfigError, match=r"fusions\.single_clean\.scorers: method 'none' takes exactly 1"):
@@ -163,32 +235,65 @@ def test_fused_score_top_fraction_keeps_by_the_datacomp_rule(tmp_path):
     assert sorted(u8u8_to_uids(subset)) == [uid(7), uid(8), uid(9)]
 
 
-def test_fused_score_scs_draws_exactly_n_with_repeats(tmp_path):
+def test_fused_score_scs_draws_exactly_n_in_rounds_of_g_with_repeats(tmp_path):
     rng = np.random.default_rng(1)
     paths = write_fused(tmp_path, [[(i, rng.normal()) for i in range(c * 50, c * 50 + 50)] for c in range(2)])
-    params = selection("fused_score", FUSED_COLUMN, fusion="f", sampler="scs", alpha=0.5, batch_fraction=0.1, seed=3)
+    params = selection("fused_score", FUSED_COLUMN, fusion="f", sampler="scs", alpha=0.5, batch_size=10, n=250, seed=3)
     subset = select(params, {"scores": paths})
     uids = u8u8_to_uids(subset)
-    assert len(uids) == 100  # n_fraction 1.0: as many draws as the pool has samples
-    assert len(set(uids)) < 100  # repeats across rounds
+    assert len(uids) == 250  # n is a count, not the pool's size (100 here)
     counts = pd.Series(uids).value_counts()
-    assert counts.max() <= 10  # distinct within each of the 10 rounds of G = 10
+    assert counts.max() <= 25  # distinct within each of the 25 rounds of G = 10
     again = select(params, {"scores": paths})
     assert np.array_equal(np.sort(subset), np.sort(again))  # seeded
-    half = select(params | {"n_fraction": 0.5, "batch_size": 7, "batch_fraction": None}, {"scores": paths})
-    assert len(half) == 50
+    with pytest.raises(ValueError, match="samples_seen"):  # unresolved: the workflow resolves it first
+        select(params | {"n": "samples_seen"}, {"scores": paths})
 
 
-def test_scs_standardises_the_scores_unless_told_not_to():
-    uids = [uid(i) for i in range(200)]
-    scores = np.linspace(0.0, 0.02, 200)  # raw cosines with a tiny spread: almost uniform softmax
-    params = selection("fused_score", fusion="f", sampler="scs", alpha=0.0, batch_size=20, n_fraction=0.1, seed=0)
-    raw = SAMPLERS["scs"].run(uids, scores, params | {"standardise": False})
-    std = SAMPLERS["scs"].run(uids, scores, params)
-    top_half = set(uids[100:])
-    assert sum(u in top_half for u in std) > sum(u in top_half for u in raw)
+def test_scs_samples_the_scores_as_given_unless_told_to_standardise():
+    """FLYT reads the scores as logits: with scores (0, ln 3), G = 1 and alpha = 0 every draw is
+    item 1 with probability e^ln3 / (1 + e^ln3) = 3/4. Z-scored first (mean ln3/2, unbiased std
+    ln3/sqrt(2)) the scores become (-1/sqrt2, 1/sqrt2): item 1 with e^sqrt2 / (1 + e^sqrt2) = 0.8044."""
+    uids = [uid(0), uid(1)]
+    scores = np.array([0.0, np.log(3.0)])
+    params = selection("fused_score", fusion="f", sampler="scs", alpha=0.0, batch_size=1, n=40_000, seed=0)
+    assert params["standardise"] is False
+    raw = SAMPLERS["scs"].run(uids, scores, params)
+    std = SAMPLERS["scs"].run(uids, scores, params | {"standardise": True})
+    share = {name: sum(u == uid(1) for u in drawn) / 40_000 for name, drawn in (("raw", raw), ("std", std))}
+    assert abs(share["raw"] - 0.75) < 0.01  # 4.6 standard errors
+    assert abs(share["std"] - np.exp(np.sqrt(2)) / (1 + np.exp(np.sqrt(2)))) < 0.01
     with pytest.raises(KeyError, match="unknown sampler 'magic'"):
         SAMPLERS["magic"]
+
+
+def test_scs_draws_its_recipes_samples_seen(config):
+    """``n: samples_seen`` is the training budget of the selection's recipe, else the scale's: at
+    tiny, tiny-clip's 16 000 draws from the 4 000-sample pool (FLYT: 128M at medium, 12.8M at
+    small, with G = 100K and 10K: 1 280 rounds each)."""
+    from curate.selection.methods import resolve_selection
+
+    entry = config["selections"]["mflyt_scs"]
+    assert resolve_selection(config, entry)["n"] == 16_000 == config["recipes"]["tiny-clip"]["samples_seen"]
+    assert resolve_selection(config, entry | {"recipe": "datacomp-small"})["n"] == 12_800_000
+    assert resolve_selection(config, entry | {"n": 500})["n"] == 500  # a count stays a count
+    assert resolve_selection(config, config["selections"]["sum_top20"]) == config["selections"]["sum_top20"]
+
+
+def test_a_moved_scs_selection_draws_the_scale_recipes_budget_in_as_many_rounds(user_config):
+    """A paper selection naming FLYT's medium setting (G = 100K of 128M) draws, where a scale moves
+    the rows, the scale recipe's budget with G scaled alike: 100 000 x 16 000 / 128M = 12.5 -> 12 at
+    tiny, 10 000 at small (FLYT's small setting); kept as named at the paper scale."""
+    from curate.selection.methods import resolve_selection
+
+    def resolved(scale):
+        config = check_config(user_config | {"scale": scale})
+        return resolve_selection(config, config["selections"]["in_weighted_r8_scs_a0p15_g100k"])
+
+    tiny, small, paper = resolved("tiny"), resolved("small"), resolved("paper")
+    assert (tiny["n"], tiny["batch_size"], tiny["recipe"]) == (16_000, 12, "tiny-clip")
+    assert (small["n"], small["batch_size"], small["recipe"]) == (12_800_000, 10_000, "datacomp-small")
+    assert (paper["n"], paper["batch_size"], paper["recipe"]) == (128_000_000, 100_000, "datacomp-medium")
 
 
 @pytest.mark.parametrize(
@@ -198,7 +303,10 @@ def test_scs_standardises_the_scores_unless_told_not_to():
         (lambda c: c["fusions"]["in_weighted_r8"]["accuracy"].update(task="imagenet"), r"fusions\.in_weighted_r8"),
         (lambda c: c["selections"]["sum_top20"].update(fusion="nope"), r"selections\.sum_top20\.fusion"),
         (lambda c: c["tables"]["table2"].update(pending={"sum_top20": {"status": "?"}}), r"tables\.table2\.pending"),
-        (lambda c: c["selections"]["sum_scs"].update(batch_size=10), r"selections\.sum_scs: SCS takes exactly one"),
+        (lambda c: c["selections"]["sum_scs"].pop("batch_size"), r"selections\.sum_scs\.batch_size: required"),
+        (lambda c: c["selections"]["sum_scs"].update(batch_fraction=0.1), r"selections\.sum_scs\.batch_fraction"),
+        (lambda c: c["selections"]["sum_scs"].update(recipe="nope"), r"selections\.sum_scs\.recipe"),
+        (lambda c: c["selections"]["sum_scs"].update(recipe="tiny-mos-clip"), r"sum_scs\.n: recipe 'tiny-mos-clip'"),
     ],
 )
 def test_config_references_of_fusions_are_checked(user_config, mutate, key):

@@ -55,7 +55,12 @@ def small_config(scale="tiny"):
                     "method": "in_weighted",
                     "scorers": ["big-clip"],
                     "r": 2,
-                    "accuracy": {"suite": "real-suite", "task": "imagenet1k"},
+                    "accuracy": {
+                        "suite": "real-suite",
+                        "task": "imagenet1k",
+                        "recipe": "real-recipe",
+                        "selections": {"big-clip": "big_30"},
+                    },
                 },
             },
             "selections": {
@@ -111,7 +116,14 @@ def test_stand_ins_replace_scorers_dedupe_fusions_and_move_accuracy_to_the_analo
     assert config == original  # pure
     assert resolved["selections"]["big_30"]["scorer"] == "toy-clean"
     assert resolved["fusions"]["paper_sum"]["scorers"] == ["toy-clean", "toy-weak"]
-    assert resolved["fusions"]["paper_inw"]["accuracy"] == {"suite": "toy-suite", "task": "objects"}
+    # the IN weights' per-input filters move with the rows: the scale's suite, recipe and top fraction
+    assert resolved["fusions"]["paper_inw"]["accuracy"] == {
+        "suite": "toy-suite",
+        "task": "objects",
+        "recipe": None,
+        "fraction": 0.2,
+        "selections": None,
+    }
 
 
 def test_a_scale_without_stand_ins_keeping_paper_pools_changes_nothing():
@@ -453,6 +465,55 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
                 assert resolved["status"]
                 assert not resolved["comparable"]  # every tiny run is a stand-in
                 assert resolved["built"] == (resolved["evaluation"] is not None)
+
+
+def test_property_columns_are_reported_only_and_flickr_retrieval_reads_its_main_metric(tmp_path):
+    """The captioning table's CIDEr, CLIP-S, cosine and trigram columns describe a captioner's
+    captions: reported, never reproduced; its Flickr retrieval is the Flickr task's main metric."""
+    from curate.reporting.paper_tables import build_paper_table
+
+    records = [
+        {"key": "imagenet1k", "metrics": {"main_metric": 0.25}},
+        {"key": "retrieval/flickr_1k_test_image_text_retrieval", "metrics": {"main_metric": 0.5}},
+    ]
+    table = {
+        "unit": "fraction",
+        "decimals": 3,
+        "columns": [
+            {"key": "trigrams", "label": "T", "metric": "caption_unique_trigrams", "kind": "property", "unit": "count"},
+            {"key": "imagenet", "label": "IN", "metric": "imagenet_acc1"},
+            {"key": "flickr", "label": "F", "metric": "flickr30k_retrieval"},
+        ],
+        "rows": [{"label": "r", "reported": {"trigrams": 2820000, "imagenet": 0.2, "flickr": 0.498}}],
+    }
+    suites = {"real-suite": {"groups": {"ImageNet": ["imagenet1k"]}}}
+    frame = build_paper_table(table, [built("e.jsonl")], {"e.jsonl": records}, suites)
+    row = frame.iloc[0]
+    assert row["trigrams_reported"] == 2820000 and row["trigrams_reproduced"] is None
+    assert row["imagenet_reproduced"] == 0.25 and row["flickr_reproduced"] == 0.5
+
+
+def test_flyt_table1_sclip_loss_plus_is_the_authors_published_uids(tiny, papers):
+    """FLYT's "+" rows evaluate published UIDs (0.333 / 0.352, as Table 15's reproduction row), not
+    FLYT's own replication of the two-stage filter (Tables 2 and 10: 0.331 / 0.363)."""
+    plus = status_of(tiny, papers, "flyt", "table1", "s-CLIPLoss ⁺ [49]")
+    assert plus["status"] == "published uids not available: sclip-loss-medium"
+    replication = next(r for r in papers["flyt"]["tables"]["table2"]["rows"] if r["label"] == "s-CLIPLoss")
+    assert plus["selection"] == "sclip_loss_published" != replication["selection"]
+
+
+def test_sieve_basic_filtering_is_datacomps_basic_filter_at_paper_scale_with_a_tiny_stand_in(tiny, papers):
+    """Sieve Table 1's "Basic Filtering" is DataComp's basic filter (fastText lid.176, min side 200 px),
+    not the tiny pool's settings (min side 32); at tiny the tiny basic filter stands in for it."""
+    row = status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Basic Filtering")
+    assert row["selection"] == "basic_filter_datacomp" and row["runs_as"] == "basic_filter"
+    assert row["stand_ins"] == "basic_filter_datacomp -> basic_filter; fasttext-lid176 -> synthetic-lid"
+    paper = load_config(ROOT, {"scale": "paper"})
+    entry = paper["selections"]["basic_filter_datacomp"]
+    assert (entry["langid"], entry["min_side"], entry["max_aspect"]) == ("fasttext-lid176", 200, 3.0)
+    assert paper["selections"]["basic_filter"]["min_side"] == 32
+    row = status_of(paper, papers, "sieve", "table1", "Large (1.28 Billion) | Basic Filtering")
+    assert (row["built"], row["status"]) == (False, "model not available: fasttext-lid176")
 
 
 def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):

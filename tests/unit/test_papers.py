@@ -42,7 +42,7 @@ def test_the_four_papers_are_declared(papers):
 
 @pytest.mark.parametrize(
     "paper, numbers",
-    [("mos", [1, 2, 3, 4, 5]), ("sieve", [1, 2, 3, 4, 5]), ("flyt", [1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14])],
+    [("mos", [1, 2, 3, 4, 5]), ("sieve", [1, 2, 3, 4, 5]), ("flyt", [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15])],
 )
 def test_numbered_tables_are_those_the_issue_lists(papers, paper, numbers):
     tables = papers[paper]["tables"]
@@ -50,20 +50,36 @@ def test_numbered_tables_are_those_the_issue_lists(papers, paper, numbers):
     assert sorted(tables) == sorted(f"table{n}" for n in numbers)
 
 
-def test_datacomp_has_a_leaderboard_per_scale_and_the_dfn_table(papers):
+def test_datacomp_has_both_tracks_leaderboards_per_scale_the_dfn_and_the_captioning_tables(papers):
     tables = papers["datacomp"]["tables"]
-    assert list(tables) == ["leaderboard_medium", "leaderboard_large", "leaderboard_xlarge", "dfn_table1"]
-    for scale in ("medium", "large", "xlarge"):
-        rows = tables[f"leaderboard_{scale}"]["rows"]
-        assert {row["pool"] for row in rows} == {f"datacomp-{scale}"}
-        assert {row["recipe"] for row in rows} == {f"datacomp-{scale}"}
+    assert list(tables) == [
+        "leaderboard_medium",
+        "leaderboard_large",
+        "leaderboard_xlarge",
+        "dfn_table1",
+        "byod_medium",
+        "byod_large",
+        "byod_xlarge",
+        "captioning",
+    ]
+    for track in ("leaderboard", "byod"):
+        for scale in ("medium", "large", "xlarge"):
+            rows = tables[f"{track}_{scale}"]["rows"]
+            assert {row["pool"] for row in rows} == {f"datacomp-{scale}"}
+            assert {row["recipe"] for row in rows} == {f"datacomp-{scale}"}
+    # a row that is not a selection of the pool says what it needs: external data, a method
+    external = {row["label"]: row["needs"] for row in tables["byod_medium"]["rows"]}
+    assert external["Baseline: CC12M"] == ["data:cc12m"]
+    captioning = tables["captioning"]
+    assert [c["kind"] for c in captioning["columns"] if "kind" in c] == ["property"] * 4
+    assert all("method:synthetic-captions" in row["needs"] for row in captioning["rows"])
 
 
 def test_table_ids_lists_every_table_in_order(papers):
     ids = table_ids(papers)
     assert ids[0] == ("datacomp", "leaderboard_medium")
     assert ("mos", "table4") in ids and ("flyt", "table14") in ids and ("sieve", "table5") in ids
-    assert len(ids) == len(set(ids)) == sum(len(doc["tables"]) for doc in papers.values()) == 4 + 5 + 5 + 11
+    assert len(ids) == len(set(ids)) == sum(len(doc["tables"]) for doc in papers.values()) == 8 + 5 + 5 + 14
 
 
 def test_rows_get_pool_recipe_suite_and_needs_from_defaults(papers):

@@ -125,6 +125,20 @@ def test_eflyt_trains_a_glu_head_over_embeddings(tmp_path, pool):
         f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream, ["a {c}."], hp, head="glu", hidden=5
     )
     assert isinstance(result.head, GLUHead) and result.head.config()["hidden"] == 5
+    # as the FLYT code: the frozen extractor embeds each batch's augmented images (not X)
+    with_extractor = train_pool_mixer(
+        f"local-dir:{model_dir}",
+        pool,
+        [uid(i) for i in range(10)],
+        X,
+        downstream,
+        ["a {c}."],
+        hp,
+        head="glu",
+        hidden=5,
+        extractor=f"local-dir:{model_dir}",
+    )
+    assert with_extractor.head.in_dim == 2 * with_extractor.reference_model.text_projection.shape[1] != X.shape[1]
     with pytest.raises(ValueError, match="unknown head"):
         train_pool_mixer(
             f"local-dir:{model_dir}", pool, [uid(i) for i in range(10)], X, downstream, ["a {c}."], hp, head="mlp"
