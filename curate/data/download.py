@@ -370,7 +370,8 @@ def damaged_shard(chunk_dir, shard_id: int) -> str | None:
     except (IntegrityError, UnreadableFileError, OSError) as err:
         return str(err)
     if check.changes:
-        return f"changed since it was downloaded ({'; '.join(check.changes)})"
+        damage = f"; {check.damage()}" if check.unread else ""
+        return f"changed since it was downloaded ({'; '.join(check.changes)}){damage}"
     if check.unread:
         return check.damage()
     return None

@@ -151,9 +151,9 @@ def writing(path, what: str):
     try:
         yield
     except OSError as err:
-        code = err.errno if err.errno is not None else errno_module.EIO
-        reason = os.strerror(code) if err.errno is not None else "write failed"
-        raise OSError(code, f"{path}: could not write the {what}: {reason} ({err})") from err
+        if err.errno is None:  # numpy's short write says only "<n> requested and <m> written"
+            raise OSError(f"{path}: could not write the {what}: {err}") from err
+        raise OSError(err.errno, f"could not write the {what}: {err.strerror or err}", str(path)) from err
 
 
 def read_json(path, what: str = "json file"):

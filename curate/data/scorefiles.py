@@ -78,7 +78,7 @@ def check_score_file(path, contract: dict) -> None:
         raise ScoreContractError(
             f"score file {path}: columns {_describe(found)}, but its writer's contract is exactly "
             f"{_describe(expected)}; a renamed, retyped, missing or extra column stops here. Rebuild the file "
-            "with the rule that writes it (`snakemake --forcerun <the file>`)"
+            "with the rule that writes it (`snakemake --forcerun <the file> -- <your targets>`)"
         )
 
 

@@ -412,11 +412,11 @@ def rebuild_hint(tar_path) -> str:
     report = chunk_dir.with_name(chunk_dir.name + DOWNLOAD_REPORT_SUFFIX)
     if report.exists():
         return (
-            f"download it again: `snakemake --forcerun {report}` then your targets (the download rule "
+            f"download it again: `snakemake --forcerun {report} -- <your targets>` (the download rule "
             "fetches a damaged or changed shard again, and what read it is rebuilt)"
         )
     return (
-        f"make it again: `snakemake --forcerun {chunk_dir}` then your targets (the chunk is regenerated, "
+        f"make it again: `snakemake --forcerun {chunk_dir} -- <your targets>` (the chunk is regenerated, "
         "and what read it is rebuilt)"
     )
 
@@ -606,14 +606,13 @@ def _iter_tar_groups(path: Path, check: ShardCheck | None = None) -> Iterator[tu
                     key, ext = _split_member(info.name)
                     if key.rsplit("/", 1)[-1].startswith("__") or not ext:
                         continue
-                    fobj = tar.extractfile(info)
-                    data = fobj.read() if fobj is not None else b""
-                    if key != current_key:
+                    if key != current_key:  # the previous sample is whole: hand it on first
                         if current_key is not None:
                             complete_exts = frozenset(group)
                             yield current_key, group
                         current_key, group = key, {}
-                    group[ext] = data
+                    fobj = tar.extractfile(info)
+                    group[ext] = fobj.read() if fobj is not None else b""
                 check.end = tar.offset
             except (tarfile.TarError, EOFError) as err:  # a member's data could not be read whole
                 ends_inside = info is not None and info.offset_data + info.size > check.size
