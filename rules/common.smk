@@ -63,6 +63,18 @@ def get_scorer_batch_size(wildcards):
     return WS.batch_size(wildcards.scorer)
 
 
+def get_scorer_contract(wildcards):
+    return WS.score_contract(wildcards.scorer)
+
+
+def get_selection_score_contract(wildcards):
+    return WS.selection_score_contract(wildcards.selection)
+
+
+def get_fusion_contracts(wildcards):
+    return WS.fusion_contracts(wildcards.fusion)
+
+
 def get_conversion_inputs(wildcards):
     return WS.conversion_inputs(wildcards.model)
 

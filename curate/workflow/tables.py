@@ -34,6 +34,7 @@ def table_rows(ws, table: str, labels: bool = False) -> list[dict]:
             "recipe": recipe,
             "suite": suite,
             "subset": ws.path("subset", pool=pool, selection=selection),
+            "reshard": ws.path("reshard", pool=pool, selection=selection),
             "evaluation": ws.path("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite),
         }
         for selection in table_selections(ws.config, table)
@@ -48,7 +49,11 @@ def pending_rows(config: dict, table: str) -> list[dict]:
 
 def table_inputs(ws, table: str) -> dict:
     rows = table_rows(ws, table)
-    inputs = {"subsets": [row["subset"] for row in rows], "evaluations": [row["evaluation"] for row in rows]}
+    inputs = {
+        "subsets": [row["subset"] for row in rows],
+        "reshards": [row["reshard"] for row in rows],
+        "evaluations": [row["evaluation"] for row in rows],
+    }
     pool = ws.scale["pool"]
     if ws.config["pools"][pool]["source"] == "synthetic":
         inputs["ground_truth"] = ws.per_chunk("ground_truth", pool)

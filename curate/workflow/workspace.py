@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 
 from curate.data.chunks import chunk_names, chunk_shard_ids
-from curate.scoring.kinds import SCORER_KINDS, score_column
+from curate.data.scorefiles import score_contract as _contract
+from curate.scoring.kinds import SCORER_KINDS, score_column, score_contract
 from curate.selection.fusion import FUSIONS
-from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of
+from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of, score_source
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.training.trainers import TRAINERS, train_rule
 from curate.workflow.paths import Paths, chunk_input_template
@@ -111,10 +112,30 @@ class Workspace:
     def batch_size(self, scorer: str) -> int:
         return self.config["scorers"][scorer]["batch_size"] or self.config["score_batch_size"]
 
+    def score_contract(self, scorer: str) -> dict:
+        """The exact columns and dtypes of a scorer's chunk files, from its kind's registry entry."""
+        return score_contract(self.config["scorers"][scorer])
+
+    def fused_contract(self) -> dict:
+        """The exact columns and dtypes of a fusion's fused chunk files."""
+        return _contract([FUSED_COLUMN])
+
+    def selection_score_contract(self, selection: str) -> dict | None:
+        """The contract of the score files a selection reads (its ``scores`` input), None if it reads none."""
+        source = score_source(self.config["selections"][selection])
+        if source is None:
+            return None
+        kind, name = source
+        return self.score_contract(name) if kind == "scorer" else self.fused_contract()
+
     # ---- fusions -----------------------------------------------------------------------------
     def fusion_columns(self, fusion: str) -> list[str]:
         """Each scorer's score column, in the fusion's scorer order."""
         return [score_column(self.config["scorers"][s]) for s in self.config["fusions"][fusion]["scorers"]]
+
+    def fusion_contracts(self, fusion: str) -> list[dict]:
+        """Each scorer's score-file contract, in the fusion's scorer order (as its files come)."""
+        return [self.score_contract(s) for s in self.config["fusions"][fusion]["scorers"]]
 
     def fusion_score_files(self, pool: str, fusion: str, chunks: list[str] | None = None) -> list[str]:
         """Score files of a fusion, chunk-major: for each chunk, one file per scorer in order."""
