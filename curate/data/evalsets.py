@@ -7,6 +7,27 @@ names a local copy (``root``; e.g. the folder DataComp's ``download_evalsets.py`
 ``djghosh/wds_<task>_test`` webdatasets). A webdataset task must hold ``test/nshards.txt``.
 WinoGAViL is not a webdataset: its local copy is the test split of ``nlphuji/winogavil`` saved
 with ``datasets``' save_to_disk (what ``load_dataset`` gives DataComp's evaluation).
+
+Layouts of the tasks MoS's BLIP and LLaVA suites evaluate, each a folder with
+``dataset_type.txt`` (its type), ``test/nshards.txt`` and ``test/0.tar`` ... ``test/<n-1>.tar``,
+whose samples are the members sharing a key (webdataset's grouping: the key is the name up to
+the first dot, the extension the rest):
+
+- ``captioning`` (NoCaps; COCO Caption reads clip_benchmark's retrieval folder of COCO, which has
+  the same members): ``<key>.jpg`` (or ``.webp``/``.png``) and ``<key>.txt``, the reference
+  captions one a line (NoCaps: ten; COCO: five); NoCaps adds ``<key>.json``
+  ``{"image_id": int, "domain": "in-domain" | "near-domain" | "out-domain"}``.
+- ``vqa`` (VQA v2): ``<key>.jpg`` and ``<key>.json`` ``{"question_id": int, "question": str,
+  "answers": [ten human answers, str], "answer_type": "yes/no" | "number" | "other"}``; VQA
+  accuracy of a prediction is ``vqa_accuracy(prediction, answers)`` (curate.data.synthetic.vqa).
+- ``nlvr`` (NLVR2): ``<key>.left.jpg``, ``<key>.right.jpg`` and ``<key>.json`` ``{"sentence": str,
+  "label": bool}`` (whether the sentence is true of the pair).
+- ``refcoco`` (RefCOCO+): ``<key>.jpg`` and ``<key>.json`` ``{"expression": str, "boxes": [[x0, y0,
+  x1, y1], ...], "target": int}``: the candidate objects' boxes in pixels of the image, and the
+  index of the one the expression refers to (accuracy: the chosen box is the target, or, for a
+  predicted box, its IoU with the target's is at least 0.5).
+
+`task_samples` reads every one of them (``{ext: bytes}`` per sample, e.g. ``parts["left.jpg"]``).
 """
 
 from __future__ import annotations
