@@ -189,14 +189,22 @@ def _jpg(img) -> bytes:
     return encode_jpeg(img, 95)
 
 
-def _write_split(folder: Path, samples: list[tuple[str, dict]]) -> int:
-    """``test/<n>.tar`` shards and ``test/nshards.txt``."""
+def _write_split(folder: Path, samples: list[tuple[str, dict]], split: str = "test") -> int:
+    """``<split>/<n>.tar`` shards and ``<split>/nshards.txt``."""
     n = min(N_SHARDS, len(samples))
     per = -(-len(samples) // n)
     for i in range(n):
-        write_tar(folder / "test" / f"{i}.tar", samples[i * per : (i + 1) * per])
-    write_text(folder / "test" / "nshards.txt", f"{n}\n")
+        write_tar(folder / split / f"{i}.tar", samples[i * per : (i + 1) * per])
+    write_text(folder / split / "nshards.txt", f"{n}\n")
     return n
+
+
+def _write_finetuned(folder: Path, samples: list[tuple[str, dict]]) -> int:
+    """A task fine-tuned before it is scored (curate.data.evalsets): its first half is the
+    ``train/`` split, the rest ``test/``."""
+    half = len(samples) // 2
+    _write_split(folder, samples[:half], "train")
+    return _write_split(folder, samples[half:], "test")
 
 
 def _analogue_classes(attribute: str, k: int, rng) -> tuple[list[int], list[str], list[str]]:
@@ -339,7 +347,10 @@ def build_vqa(folder: Path, source: str, key: str) -> dict:
     rng = _rng(source)
     write_text(folder / "dataset_type.txt", "vqa\n")
     samples = []
-    for i in range(N_VQA):
+    candidates = sorted(
+        {"yes", "no"} | {str(n) for n in ATTRIBUTES["count"]} | set(ATTRIBUTES["colour"]) | set(ATTRIBUTES["shape"])
+    )
+    for i in range(2 * N_VQA):
         scene = random_scene(rng)
         image = render_scene(scene, IMAGE_SIZE, IMAGE_SIZE, rng)
         question, answer, answer_type = _vqa_question(scene, rng)
@@ -347,9 +358,15 @@ def build_vqa(folder: Path, source: str, key: str) -> dict:
             answer_type, list(ATTRIBUTES["colour"]) + list(ATTRIBUTES["shape"])
         )
         answers = [answer if rng.random() < 0.85 else str(rng.choice(wrong)) for _ in range(VQA_ANSWERS)]
-        meta = {"question_id": i, "question": question, "answers": answers, "answer_type": answer_type}
+        meta = {
+            "question_id": i,
+            "question": question,
+            "answers": answers,
+            "answer_type": answer_type,
+            "candidates": candidates,
+        }
         samples.append((f"s{i:07d}", {"jpg": _jpg(image), "json": json.dumps(meta).encode()}))
-    n_shards = _write_split(folder, samples)
+    n_shards = _write_finetuned(folder, samples)
     return {"questions": len(samples), "answers_per_question": VQA_ANSWERS, "shards": n_shards}
 
 
@@ -377,7 +394,7 @@ def build_nlvr(folder: Path, source: str, key: str) -> dict:
     rng = _rng(source)
     write_text(folder / "dataset_type.txt", "nlvr\n")
     samples, n_true = [], 0
-    for i in range(N_NLVR):
+    for i in range(2 * N_NLVR):
         left = random_scene(rng)
         right = random_scene(rng, colour=left.colour) if rng.random() < 0.4 else random_scene(rng)
         sentence, label = _nlvr_claim(left, right, rng)
@@ -388,7 +405,7 @@ def build_nlvr(folder: Path, source: str, key: str) -> dict:
             "json": json.dumps({"sentence": sentence, "label": bool(label)}).encode(),
         }
         samples.append((f"s{i:07d}", members))
-    n_shards = _write_split(folder, samples)
+    n_shards = _write_finetuned(folder, samples)
     return {"pairs": len(samples), "true": n_true, "shards": n_shards}
 
 
@@ -404,7 +421,7 @@ def build_refcoco(folder: Path, source: str, key: str) -> dict:
     write_text(folder / "dataset_type.txt", "refcoco\n")
     side = 2 * IMAGE_SIZE
     samples = []
-    for i in range(N_REFCOCO):
+    for i in range(2 * N_REFCOCO):
         n = int(rng.integers(3, 6))
         pairs = set()
         while len(pairs) < n:
@@ -427,7 +444,7 @@ def build_refcoco(folder: Path, source: str, key: str) -> dict:
         expression = f"the {colour} {shape}" if rng.random() < 0.5 else f"{colour} {shape}"
         meta = {"expression": expression, "boxes": boxes, "target": target}
         samples.append((f"s{i:07d}", {"jpg": _jpg(image), "json": json.dumps(meta).encode()}))
-    n_shards = _write_split(folder, samples)
+    n_shards = _write_finetuned(folder, samples)
     return {"expressions": len(samples), "shards": n_shards}
 
 
