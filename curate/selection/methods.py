@@ -165,7 +165,7 @@ def _baseline_inputs(ws, pool: str, entry: dict) -> dict:
     return inputs
 
 
-_LANGID = {"langid": required(NAME, "the fastText language detector", ref="langid_models")}
+_LANGID = {"langid": required(NAME, "the fastText language detector", ref="langid_models", paper=True)}
 _IMAGE_BASED = {
     "embeddings": required(NAME, "the CLIP scorer whose image embeddings are clustered", ref="scorers"),
     "target": required(NAME, "the suite whose downstream set's images pick the target clusters", ref="suites"),

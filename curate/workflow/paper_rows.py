@@ -129,6 +129,8 @@ def selection_references_missing(config: dict, selection: str) -> dict:
         missing["scorer"] = absent
     if entry.get("captioner") is not None and entry["captioner"] not in config.get("captioners", {}):
         missing["captioner"] = [entry["captioner"]]
+    if entry.get("langid") is not None and entry["langid"] not in config.get("langid_models", {}):
+        missing["model"] = [entry["langid"]]
     return missing
 
 
@@ -143,8 +145,9 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
     """Where and whether one paper row runs at the current scale (``config`` with stand-ins applied).
 
     Returns the row's ``label``, ``selection`` (the paper's id), ``runs_as`` (the config
-    selection whose files it uses, "" when not built), ``pool``/``recipe``/``suite`` it runs on,
-    ``stand_ins`` (the paper names replaced, "a -> b; ..."), ``built``, ``comparable`` (delta
+    selection whose files it uses, "" when not built; a scale's stand-in for the paper's selection
+    where it names one), ``pool``/``recipe``/``suite`` it runs on, ``stand_ins`` (the paper names
+    replaced, "a -> b; ..."), ``built``, ``comparable`` (delta
     computed: the row ran on the paper's own pool, recipe and suite with no stand-in), ``status``
     and ``evaluation`` (the jsonl path, or None).
     """
@@ -153,7 +156,11 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
     moved = moves_rows(entry, config["scale"])
     pool = entry["pool"] if moved else row["pool"]
     recipe, suite = row_setting(config, row, "recipe"), row_setting(config, row, "suite")
-    used = [
+    # a paper selection whose settings do not fit the scale (DataComp's basic filter at paper
+    # scale, say) may itself have a stand-in: a configured selection the scale runs instead
+    selection = mapping.get(row["selection"], row["selection"])
+    used = [(row["selection"], selection)] if selection != row["selection"] else []
+    used += [
         (name, mapping[name]) for name in _dedupe(_split_need(n)[1] for n in row.get("needs", [])) if name in mapping
     ]
     resolved = {
@@ -176,7 +183,6 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
 
     if not row.get("reproduce", True):
         return unbuilt("reported only: the method is not disclosed")
-    selection = row["selection"]
     if selection not in config["selections"]:
         unimplemented = [
             name

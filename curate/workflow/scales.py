@@ -15,7 +15,10 @@ them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite 
 workflow prepares its config) replaces every scorer, captioner or language detector a selection
 names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
 the first occurrence), and moves an IN-weighted fusion's accuracy to the scale suite's ImageNet
-analogue when the scale moves rows. A paper row's needs are looked up through the same map.
+analogue when the scale moves rows. A paper row's needs are looked up through the same map,
+and so is its selection: a paper selection whose settings the scale cannot run (DataComp's basic
+filter with its 200 px minimum on the tiny pool) runs as the configured selection it maps to
+(`curate.workflow.paper_rows.resolve_row`).
 """
 
 from __future__ import annotations

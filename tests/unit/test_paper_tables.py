@@ -455,6 +455,20 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
                 assert resolved["built"] == (resolved["evaluation"] is not None)
 
 
+def test_sieve_basic_filtering_is_datacomps_basic_filter_at_paper_scale_with_a_tiny_stand_in(tiny, papers):
+    """Sieve Table 1's "Basic Filtering" is DataComp's basic filter (fastText lid.176, min side 200 px),
+    not the tiny pool's settings (min side 32); at tiny the tiny basic filter stands in for it."""
+    row = status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Basic Filtering")
+    assert row["selection"] == "basic_filter_datacomp" and row["runs_as"] == "basic_filter"
+    assert row["stand_ins"] == "basic_filter_datacomp -> basic_filter; fasttext-lid176 -> synthetic-lid"
+    paper = load_config(ROOT, {"scale": "paper"})
+    entry = paper["selections"]["basic_filter_datacomp"]
+    assert (entry["langid"], entry["min_side"], entry["max_aspect"]) == ("fasttext-lid176", 200, 3.0)
+    assert paper["selections"]["basic_filter"]["min_side"] == 32
+    row = status_of(paper, papers, "sieve", "table1", "Large (1.28 Billion) | Basic Filtering")
+    assert (row["built"], row["status"]) == (False, "model not available: fasttext-lid176")
+
+
 def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     runs = {
         e
