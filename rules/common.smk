@@ -63,6 +63,10 @@ def get_scorer_batch_size(wildcards):
     return WS.batch_size(wildcards.scorer)
 
 
+def get_captioner_model(wildcards):
+    return WS.captioner_model(wildcards.captioner)
+
+
 def get_conversion_inputs(wildcards):
     return WS.conversion_inputs(wildcards.model)
 

@@ -58,6 +58,10 @@ rule sieve_score_chunk:
     threads: config["threads"]
     params:
         batch_size=get_scorer_batch_size,
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        sentence_encoder=lambda wildcards: config["sentence_encoders"][
+            config["scorers"][wildcards.scorer]["sentence_encoder"]
+        ],
     script:
         "../scripts/sieve_score_chunk.py"
 
