@@ -279,7 +279,6 @@ GCLD3 = LANGID_MODELS.complete({"library": "gcld3"}, "langid_models.gcld3")
 
 
 def test_gcld3_english_decision_as_datacomps_laion_filter_asks_it():
-    pytest.importorskip("gcld3")
     texts = [
         "a photo of a dog running on the beach at sunset",
         "ein Hund läuft bei Sonnenuntergang am Strand entlang",
@@ -291,7 +290,6 @@ def test_gcld3_english_decision_as_datacomps_laion_filter_asks_it():
 
 
 def test_laion2b_selection_with_gcld3_reads_no_detector_file(tmp_path):
-    pytest.importorskip("gcld3")
     texts = [
         "a photo of a dog running on the beach at sunset",
         "ein Hund läuft bei Sonnenuntergang am Strand entlang",
@@ -387,7 +385,6 @@ def test_fetched_wordnet_gives_each_words_first_synset(wordnet):
 
 
 def test_text_based_with_wordnet_on_a_pool(wordnet, tmp_path):
-    pytest.importorskip("gcld3")
     texts = [
         "a brown dog sleeping on the grass",  # dog: a target
         "a ripe orange on a wooden table",  # orange: the fruit, a target
