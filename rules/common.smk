@@ -75,6 +75,10 @@ def get_fusion_contracts(wildcards):
     return WS.fusion_contracts(wildcards.fusion)
 
 
+def get_captioner_model(wildcards):
+    return WS.captioner_model(wildcards.captioner)
+
+
 def get_conversion_inputs(wildcards):
     return WS.conversion_inputs(wildcards.model)
 

@@ -10,6 +10,7 @@ import re
 
 from curate.data.chunks import chunk_names, chunk_shard_ids
 from curate.data.scorefiles import score_contract as _contract
+from curate.scoring.components import LANGID_MODELS, is_trained
 from curate.scoring.kinds import SCORER_KINDS, score_column, score_contract
 from curate.selection.fusion import FUSIONS
 from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of, score_source
@@ -77,6 +78,35 @@ class Workspace:
         if entry.get("source") == "pretrained":
             return self.model_folder(entry["model"])
         return self.path("trained_scorer", scorer=scorer)
+
+    def captioner_model(self, captioner: str) -> str:
+        """A captioner's folder: trained here, or its ``models`` entry's fetched (converted) one."""
+        entry = self.config["captioners"][captioner]
+        if is_trained(entry):
+            return self.path("captioner_model", captioner=captioner)
+        return self.model_folder(entry["model"])
+
+    def sentence_encoder_model(self, encoder: str) -> str:
+        """A sentence encoder's folder: trained here, or its ``models`` entry's."""
+        entry = self.config["sentence_encoders"][encoder]
+        if is_trained(entry):
+            return self.path("sentence_encoder_model", sentence_encoder=encoder)
+        return self.model_folder(entry["model"])
+
+    def langid_model(self, langid: str) -> str | None:
+        """A language detector's file (trained here) or fetched folder; None for one whose model
+        ships inside its package (gcld3)."""
+        entry = self.config["langid_models"][langid]
+        if LANGID_MODELS.of(entry).spec.get("packaged"):
+            return None
+        if is_trained(entry):
+            return self.path("langid_model", langid=langid)
+        return self.model_folder(entry["model"])
+
+    def trained(self, section: str) -> str:
+        """A wildcard pattern of the entries of ``captioners``, ``sentence_encoders`` or
+        ``langid_models`` that are built here (``source: train``)."""
+        return names_pattern(n for n, e in self.config[section].items() if is_trained(e))
 
     def scorer_inputs(self, scorer: str, pool: str, chunk: str) -> dict:
         entry = self.config["scorers"][scorer]
@@ -213,10 +243,14 @@ class Workspace:
 
     def selection_params(self, selection: str) -> dict:
         """A selection's entry, resolved for this run (an SCS sampler's ``n: samples_seen`` becomes
-        its recipe's count), and the column its score source writes (each scorer's files hold the
-        score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
+        its recipe's count), the column its score source writes (each scorer's files hold the
+        score under its own name: clip_score, sieve_score, ...; fused files ``score``), and what
+        its method reads of other entries (a baseline's language detector)."""
         entry = resolve_selection(self.config, self.config["selections"][selection])
-        return entry | {"score_column": score_column_of(self.config, entry)}
+        extra = SELECTIONS.of(entry).spec.get("config_params")
+        return (
+            entry | {"score_column": score_column_of(self.config, entry)} | (extra(self.config, entry) if extra else {})
+        )
 
     def strategy_scores(self, pool: str, selection: str) -> list[str]:
         return self.selection_inputs(pool, selection)["scores"]
