@@ -360,8 +360,15 @@ def test_paper_tables_read_the_tiny_suites_records():
 
 def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
     recipe = load_config(ROOT)["recipes"]["mos-blip"]
-    cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", seed=0)
+    cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", 0, tmp_path / "deit.pth", tmp_path / "bert")
     run, model = cfg["run"], cfg["model"]
+    assert model["vision_init"] == str((tmp_path / "deit.pth").resolve())
+    assert model["text_init"] == str((tmp_path / "bert").resolve())
+    assert run["dist_backend"] == "nccl" and run["device"] == "cuda"
+    cpu = run_config(
+        dict(recipe, device="cpu", world_size=2, nodes=1, batch_size=8, queue_size=16), "r", "o", 0, "v", "t"
+    )
+    assert cpu["run"]["dist_backend"] == "gloo" and cpu["run"]["batch_size_train"] == 4
     assert model["arch"] == "weighted_blip_pretrain" and model["model_type"] == "base"
     assert model["load_pretrained"] is False and model["image_size"] == 224
     assert run["task"] == "image_text_pretrain" and run["lr_sched"] == "linear_warmup_step_lr"
@@ -373,9 +380,16 @@ def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
     with pytest.raises(ValueError, match="split over"):
         per_gpu_batch(dict(recipe, world_size=16))
     with pytest.raises(ValueError, match="queue_size"):
-        run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, seed=0)
-    one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml")
-    assert one_node[:4] == ["torchrun", "--nnodes=1", "--nproc_per_node=14", "--standalone"]
+        run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, 0, "v", "t")
+    one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml", python="/venv/bin/python")
+    assert one_node[:6] == [
+        "/venv/bin/python",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=14",
+        "--standalone",
+    ]
     assert one_node[-4:] == ["-m", "curate.training.lavis_blip", "--cfg-path", "run.yaml"]
     two = torchrun_command(recipe, "run.yaml", rdzv_endpoint="node1:29500")
     assert "--nproc_per_node=7" in two and "--rdzv-endpoint=node1:29500" in two
