@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) the virtualenv .venv/ with the pinned dependencies and the curate
 # package. Idempotent: a second run with an unchanged requirements.lock does nothing.
+#
+#   ./setup.sh           the project's env
+#   ./setup.sh --lavis   also LAVIS's own env, .venv-lavis (setup-lavis.sh: 6 GB, minutes). Without
+#                        it, the first LAVIS job (recipe mos-blip) builds that env itself.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+if [ "${1:-}" = "--lavis" ]; then
+  "$0"
+  exec ./setup-lavis.sh
+fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.requirements.sha256

@@ -237,6 +237,7 @@ def _blip_params(recipe: dict, where: str) -> dict:
 
 def _check_blip(config: dict, where: str, recipe: dict) -> None:
     if recipe["library"] == "transformers":
+        _check_one_process(where, recipe)
         curated_set = recipe["tokenizer"]["curated_set"]
         if curated_set not in config.get("curated_sets", {}):
             raise ConfigError(f"{where}.tokenizer.curated_set: {curated_set!r} is not an entry of `curated_sets`")

@@ -439,6 +439,16 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
             lambda c: c["recipes"]["tiny-mos-blip"]["tokenizer"].update(curated_set="nope"),
             r"recipes\.tiny-mos-blip\.tokenizer\.curated_set",
         ),
+        (lambda c: c["recipes"]["mos-blip"].update(vision_init="nope"), r"recipes\.mos-blip\.vision_init"),
+        (lambda c: c["recipes"]["mos-blip"].pop("text_init"), "text_init"),
+        (lambda c: c["recipes"]["mos-blip"].update(backend="mpi"), "backend"),
+        # curate's own loops run one process: only torchrun launchers take a world size
+        (
+            lambda c: c["recipes"]["tiny-mos-blip"].update(world_size=2),
+            r"recipes\.tiny-mos-blip\.world_size.*one process",
+        ),
+        (lambda c: c["recipes"]["mos-clip"].update(world_size=8), r"recipes\.mos-clip\.world_size.*one process"),
+        (lambda c: c["recipes"]["mos-llava"].update(nodes=2), r"recipes\.mos-llava\.world_size.*one process"),
     ],
 )
 def test_blip_config_errors_name_the_key(user_config, mutate, key):
@@ -448,6 +458,15 @@ def test_blip_config_errors_name_the_key(user_config, mutate, key):
     mutate(user_config)
     with pytest.raises(ConfigError, match=key):
         check_config(user_config)
+
+
+def test_distributed_backend_follows_the_device(config):
+    from curate.training.trainers import dist_backend
+
+    blip = config["recipes"]["mos-blip"]
+    assert dist_backend(blip) == "nccl"
+    assert dist_backend(dict(blip, device="cpu")) == "gloo"
+    assert dist_backend(dict(blip, device="cpu", backend="nccl")) == "nccl"
 
 
 def test_blip_entries(config):
