@@ -11,7 +11,8 @@
 # venv installs it with --no-deps, so every run builds the same set; `pip check` then confirms it
 # is consistent. The `curate` package is not installed: jobs put the checkout on PYTHONPATH.
 # Several jobs may call this at once: a lock file serialises them.
-# Cost (2 cores, warm pip cache / cold): ~1.5 / ~3.5 min, 6.1 GB (torch 2.1.2's CUDA wheels: 4.3 GB).
+# Cost here (2 shared cores): 3.5-8 min (6 min measured from the lock with a warm pip cache), 6.1 GB
+# (torch 2.1.2 and its CUDA libraries: 4.3 GB), so setup.sh builds it only with --lavis.
 set -euo pipefail
 cd "$(dirname "$0")"
 
