@@ -329,20 +329,21 @@ def select_density_based_pruning(params: dict, inputs: dict) -> list[str]:
     from curate.data.scorefiles import load_embeddings
     from curate.selection.dbp import density_based_pruning
 
-    uids, images = [], []
-    for path in inputs["embeddings"]:
-        chunk_uids, image, _ = load_embeddings(path)
-        uids += chunk_uids
-        images.append(image)
-    features = np.concatenate(images) if images else np.zeros((0, 1), np.float32)
-    candidates = np.ones(len(uids), dtype=bool)
+    top = None
     if params["scorer"] is not None:
         score_uids, scores = chunk_scores(params, inputs)
         top = set(score_uids[i] for i in top_fraction(scores, params["prefilter_fraction"]))
-        candidates = np.array([u in top for u in uids], dtype=bool)
-    idx = np.flatnonzero(candidates)
+    # only the candidates' embeddings are held (a chunk at a time): the prefilter's 30 % of a pool
+    uids, images, embedded = [], [], 0
+    for path in inputs["embeddings"]:
+        chunk_uids, image, _ = load_embeddings(path)
+        embedded += len(chunk_uids)
+        rows = np.arange(len(chunk_uids)) if top is None else [i for i, u in enumerate(chunk_uids) if u in top]
+        uids += [chunk_uids[i] for i in rows]
+        images.append(image[rows])
+    features = np.concatenate(images) if images else np.zeros((0, 1), np.float32)
     keep, summary = density_based_pruning(
-        features[idx],
+        features,
         params["fraction"],
         params["n_clusters"],
         temperature=params["temperature"],
@@ -353,8 +354,8 @@ def select_density_based_pruning(params: dict, inputs: dict) -> list[str]:
         n_iter=params["n_iter"],
         seed=params["seed"],
     )
-    log.info("density_based_pruning: %s (of %d embedded samples)", summary, len(uids))
-    return [uids[i] for i in idx[keep]]
+    log.info("density_based_pruning: %s (of %d embedded samples)", summary, embedded)
+    return [uids[i] for i in np.flatnonzero(keep)]
 
 
 # ---------------------------------------------------------------------------------------------

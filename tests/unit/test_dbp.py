@@ -123,3 +123,15 @@ def test_prefilter_needs_both_keys():
     )
     with pytest.raises(ConfigError, match="prefilter"):
         SELECTIONS.of(entry).check({}, "selections.x", entry)
+
+
+def test_selection_without_prefilter_keeps_the_farthest_from_one_centroid(tmp_path):
+    # five unit vectors at 0, 10, 20, 30 and 40 deg: one cluster's centroid is the 20 deg direction,
+    # so keeping 40 % (quota int(0.4 * 5) = 2) keeps the two farthest, 0 and 40 deg
+    x = unit(0, 10, 20, 30, 40)
+    uids = [uid(i) for i in range(5)]
+    save_embeddings(tmp_path / "0.npz", uids[:2], x[:2], x[:2, :0])
+    save_embeddings(tmp_path / "1.npz", uids[2:], x[2:], x[2:, :0])
+    params = selection("density_based_pruning", fraction=0.4, n_clusters=1)
+    kept = u8u8_to_uids(select(params, {"embeddings": [tmp_path / "0.npz", tmp_path / "1.npz"]}))
+    assert sorted(kept) == sorted([uids[0], uids[4]])
