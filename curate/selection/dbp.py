@@ -114,7 +114,8 @@ def allocate(probabilities, sizes, total: int, balance: float = 0.5) -> np.ndarr
 
     ``min_x 1/2 |x|^2 - (p * total) . x``  s.t.  ``sum x = total``, ``lb_j <= x_j <= n_j``,
 
-    i.e. the box-constrained least-squares fit to ``p * total``, then rounded. ``lb_j =
+    i.e. the box-constrained least-squares fit to ``p * total``, then rounded by largest
+    remainder so that the quotas sum to ``total`` exactly. ``lb_j =
     min(m, n_j - 1)`` with ``m = int(total / k * balance)`` (``balance`` 0: m = 1), so every
     cluster keeps a share before the complexity is heard. The minimiser is ``clip(p_j total +
     lam, lb_j, n_j)`` with the one ``lam`` that meets the sum (found by bisection). Empty clusters
@@ -147,7 +148,19 @@ def allocate(probabilities, sizes, total: int, balance: float = 0.5) -> np.ndarr
             lo = mid
         else:
             hi = mid
-    return np.rint(filled(hi)).astype(np.int64)
+    return largest_remainder(filled(hi), total, ub)
+
+
+def largest_remainder(x, total: int, upper) -> np.ndarray:
+    """Integers near ``x`` that sum to ``total``: every ``floor(x_j)``, plus one for the largest
+    fractional parts (first index on ties) while the sum is short, never above ``upper``."""
+    x = np.asarray(x, np.float64)
+    out = np.floor(x + 1e-9).astype(np.int64)  # a bisection's 2.9999999999 is 3
+    room = out < np.asarray(upper, np.int64)
+    short = max(int(total) - int(out.sum()), 0)
+    order = [j for j in np.argsort(-(x - out), kind="stable") if room[j]]
+    out[order[:short]] += 1
+    return out
 
 
 def dbp_keep(labels, distances, quotas) -> np.ndarray:

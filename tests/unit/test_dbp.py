@@ -23,14 +23,26 @@ def test_allocate_is_the_box_constrained_fit_of_the_softmax_shares():
     # p * total = [8.4, 2.4, 1.2]; floor m = int(12 / 3 * 0.5) = 2 lifts the third to 2, and the
     # shift lam = -0.4 brings the sum back to 12: [8.0, 2.0, 2.0]
     assert dbp.allocate(np.array([0.7, 0.2, 0.1]), [10, 10, 10], 12, balance=0.5).tolist() == [8, 2, 2]
-    # no balance: floor 1, lam = 0 fits exactly: [8.4, 2.4, 1.2] rounded
-    assert dbp.allocate(np.array([0.7, 0.2, 0.1]), [10, 10, 10], 12, balance=0.0).tolist() == [8, 2, 1]
+    # no balance: floor 1, lam = 0 fits exactly: [6.6, 3.3, 1.1], whose floors [6, 3, 1] are one
+    # short: the largest fractional part (0.6) gets it
+    assert dbp.allocate(np.array([0.6, 0.3, 0.1]), [10, 10, 10], 11, balance=0.0).tolist() == [7, 3, 1]
+    # equal shares of 10 over 3 clusters: 3.33 each; rounding each would keep 9, the largest
+    # remainder keeps exactly 10 (the tie to the first)
+    assert dbp.allocate(np.full(3, 1 / 3), [10, 10, 10], 10, balance=0.0).tolist() == [4, 3, 3]
     # a cluster cannot give more than it has: [10.4, 1.3, 1.3] caps the first at 5 and lam = 2.7
     # shares the excess: [5, 4, 4]
     assert dbp.allocate(np.array([0.8, 0.1, 0.1]), [5, 10, 10], 13, balance=0.0).tolist() == [5, 4, 4]
     # an empty cluster gets nothing; a budget above the pool keeps everything
     assert dbp.allocate(np.array([0.5, 0.5]), [0, 4], 2).tolist() == [0, 2]
     assert dbp.allocate(np.array([0.5, 0.5]), [3, 4], 10).tolist() == [3, 4]
+
+
+def test_largest_remainder_meets_the_total_below_the_caps():
+    assert dbp.largest_remainder([1.5, 1.5, 1.0], 4, [9, 9, 9]).tolist() == [2, 1, 1]
+    # the largest fraction's cluster is full: the next one takes the unit
+    assert dbp.largest_remainder([1.9, 1.5, 0.6], 4, [1, 9, 9]).tolist() == [1, 2, 1]
+    # a value a hair under an integer is that integer
+    assert dbp.largest_remainder([2.9999999999, 1.0], 4, [9, 9]).tolist() == [3, 1]
 
 
 def test_complexity_is_d_inter_times_d_intra():
