@@ -131,8 +131,9 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
-    # (FLYT Table 2, left) and that no paper row at tiny trains
-    assert jobs["train_clip"] == "28"
+    # (FLYT Table 2, left) and that no paper row at tiny trains; the DataComp leaderboard's
+    # Density-Based Pruning one more (its own subset)
+    assert jobs["train_clip"] == "29"
     # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
     assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
@@ -189,6 +190,7 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
         "openai-clip-b32",  # the LAION filter's CLIP (its gcld3 has no file)
         "wordnet",  # the text-based filter's WordNet and ImageNet-21k ids
         "imagenet21k-wordnet-ids",
+        "dinov2-l14",  # the leaderboard's Density-Based Pruning clusters DINOv2-L/14 embeddings
     }
     assert {job["model"] for job in jobs["convert_model"]} == {"blip-b16-14m", "blip-b16-129m", "blip-itm-b16-14m"}
     captioned = {(job["pool"], job["captioner"]) for job in jobs["caption_chunk"]}
