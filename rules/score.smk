@@ -151,7 +151,7 @@ rule hype_score_chunk:
     log:
         P.log("hype_score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=WS.scorers_of_kind("hype"),
+        scorer=WS.scorers_of_kind("hyperbolic_clip"),
     conda:
         "../envs/score.yaml"
     threads: config["threads"]

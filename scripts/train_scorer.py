@@ -4,7 +4,7 @@ from curate.workflow.job import job
 
 with job(snakemake) as log:
     scorer = snakemake.params.scorer
-    if scorer["library"] == "hype":  # a hyperbolic CLIP (MERU's loss), saved in HYPE's release files
+    if scorer["library"] == "hyperbolic_clip":  # a hyperbolic CLIP (MERU's loss), saved in HYPE's release files
         from curate.training.hyperbolic_clip import train_hyperbolic_clip
 
         summary = train_hyperbolic_clip(

@@ -210,7 +210,7 @@ SCORER_KINDS.register(
 
 
 # ---- HYPE (docs/algorithms.md §6.7; curate.scoring.hype) ------------------------------------
-#: HYPE's three scores of a pair: the columns of a ``hype`` scorer's chunk files.
+#: HYPE's three scores of a pair: the columns of a ``hyperbolic_clip`` scorer's chunk files.
 HYPE_COLUMNS = ("neg_lorentzian_distance", "image_specificity", "text_specificity")
 
 _HYPE_TRAINED = {
@@ -250,7 +250,7 @@ def _hype_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
 
 
 SCORER_KINDS.register(
-    "hype",
+    "hyperbolic_clip",
     doc="HYPE: a hyperbolic (MERU) CLIP's -d_L, image and text specificity of each pair",
     params={
         "source": required(
