@@ -2,6 +2,7 @@
 the scores of pool chunks, and the tiny hyperbolic CLIP trained with MERU's loss
 (curate.scoring.hype, curate.training.hyperbolic_clip; docs/algorithms.md §6.7)."""
 
+import copy
 import json
 import math
 
@@ -96,7 +97,7 @@ def test_score_chunk_is_hype_scores_of_the_encodings(release, tmp_path):
     want = hype_scores(img, txt, ref_img, ref_txt, 0.5)
     for name in HYPE_COLUMNS:
         assert np.allclose(frame[name].to_numpy(), want[name].numpy(), atol=1e-4), name
-    assert list(score_contract({"library": "hype", "source": "train"})) == ["uid", *HYPE_COLUMNS]
+    assert list(score_contract({"library": "hyperbolic_clip", "source": "train"})) == ["uid", *HYPE_COLUMNS]
 
 
 def test_meru_training_writes_a_release_the_scorer_reads(tmp_path, monkeypatch):
@@ -130,3 +131,35 @@ def test_meru_loss_terms():
     assert meru_loss(model, images, tokens)[1]["contrastive"] == pytest.approx(math.log(3), abs=1e-4)
     loss0, parts0 = meru_loss(model, images, tokens, entail_weight=0.0)
     assert float(loss0.detach()) == pytest.approx(parts0["contrastive"], rel=1e-6)
+
+
+def test_hype_scorers_in_the_config(config, user_config):
+    from curate.registry import ConfigError
+    from curate.workflow.config import check_config
+
+    # each of the three columns is a scorer of its own; HYPE's sum is the plain sum fusion of them
+    assert score_contract(config["scorers"]["tiny-hype-image-specificity"]) == {
+        "uid": "string",
+        "image_specificity": "float32",
+    }
+    assert config["scorers"]["hype-vit-l14"]["reference"] == "hype-reference"
+    # (at tiny, the default scale: the tiny hyperbolic CLIP's three columns stand in)
+    assert config["scale"] == "tiny"
+    assert config["fusions"]["hype_sum"]["method"] == "sum"
+    assert config["fusions"]["hype_sum"]["scorers"] == [
+        "tiny-hype-neg-lorentzian-distance",
+        "tiny-hype-image-specificity",
+        "tiny-hype-text-specificity",
+    ]
+    bad = copy.deepcopy(user_config)
+    bad["scorers"]["x"] = {"library": "column", "scorer": "tiny-hype", "column": "clip_score"}
+    with pytest.raises(ConfigError, match="not a column of scorers.tiny-hype"):
+        check_config(bad)
+    bad = copy.deepcopy(user_config)
+    bad["scorers"]["x"] = {"library": "column", "scorer": "tiny-hype-image-specificity", "column": "image_specificity"}
+    with pytest.raises(ConfigError, match="itself a column"):
+        check_config(bad)
+    bad = copy.deepcopy(user_config)
+    bad["scorers"]["hype-vit-l14"]["model"] = "openai-clip-b32"
+    with pytest.raises(ConfigError, match="plain downloads"):
+        check_config(bad)
