@@ -160,3 +160,48 @@ rule embed_chunk:
         batch_size=config["caption_batch_size"],
     script:
         "../scripts/embed_chunk.py"
+
+
+# HYPE (curate.scoring.hype): a hyperbolic CLIP's -d_L and image and text specificity, three
+# columns of one file; the released weights (`source: pretrained`) or a tiny one trained here.
+rule hype_score_chunk:
+    input:
+        unpack(get_scorer_inputs),
+    output:
+        scores=P("scores"),
+        report=P("score_report"),
+    log:
+        P.log("hype_score_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.scorers_of_kind("hyperbolic_clip"),
+    conda:
+        "../envs/score.yaml"
+    threads: config["threads"]
+    params:
+        batch_size=get_scorer_batch_size,
+        contract=get_scorer_contract,
+    script:
+        "../scripts/hype_score_chunk.py"
+
+
+# One column of another scorer's chunk files as a scorer of its own (HYPE's three scores as
+# FLYT's three inputs).
+rule column_score_chunk:
+    input:
+        unpack(get_scorer_inputs),
+    output:
+        scores=P("scores"),
+    log:
+        P.log("column_score_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.scorers_of_kind("column"),
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        column=lambda wildcards: config["scorers"][wildcards.scorer]["column"],
+        contract=get_scorer_contract,
+        parent_contract=lambda wildcards: WS.score_contract(
+            config["scorers"][wildcards.scorer]["scorer"]
+        ),
+    script:
+        "../scripts/column_score_chunk.py"

@@ -43,7 +43,12 @@ NEED_WORDS = {
 
 
 #: Paper method names whose workflow name differs (the papers' spelling -> config's).
-METHOD_ALIASES = {"standardized-sum": "standardised_sum", "in-weighted-sum": "in_weighted"}
+METHOD_ALIASES = {
+    "standardized-sum": "standardised_sum",
+    "in-weighted-sum": "in_weighted",
+    # HYPE's own mixing is the plain sum of its three raw scores (FLYT Table 10)
+    "hype-sum": "sum",
+}
 
 
 OK = "ok"

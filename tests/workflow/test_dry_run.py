@@ -131,9 +131,15 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
-    # (FLYT Table 2, left) and that no paper row at tiny trains; the DataComp leaderboard's
-    # Density-Based Pruning one more (its own subset)
-    assert jobs["train_clip"] == "29"
+    # (FLYT Table 2, left) and that no paper row at tiny trains; HYPE's sum (FLYT Tables 2 and 10) and
+    # the IN weights of HYPE's three scores (the tiny hyperbolic CLIP's, each one's top 20 %) four
+    # more. FLYT's Sum, Standardized Sum and IN-weighted r = 8 hold HYPE's scores and no longer
+    # share table2's runs, which the paper tables no longer need: no change. The DataComp
+    # leaderboard's Density-Based Pruning one more (its own subset)
+    assert jobs["train_clip"] == "33"
+    # the tiny hyperbolic CLIP: trained once, scores every chunk, each of its columns a scorer
+    assert jobs["train_scorer"] == "4" and jobs["hype_score_chunk"] == "4"
+    assert jobs["column_score_chunk"] == "12"
     # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
     assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
