@@ -127,6 +127,10 @@ def get_training_gpus(wildcards):
     return WS.training_gpus(wildcards.recipe)
 
 
+def get_scorer_training_gpus(wildcards):
+    return WS.training_gpus(config["scorers"][wildcards.scorer]["recipe"])
+
+
 def get_task_dirs(wildcards):
     return WS.task_dirs(wildcards.suite)
 

@@ -4,6 +4,7 @@ import torch
 
 from curate.data.scorefiles import contract_columns, finite_scores, save_scores
 from curate.data.shards import shard_paths
+from curate.devices import job_device
 from curate.scoring.clip_score import score_chunk
 from curate.workflow.job import job
 
@@ -14,7 +15,7 @@ with job(snakemake) as log:
         shard_paths(snakemake.input.shards),
         batch_size=snakemake.params.batch_size,
         embeddings_path=snakemake.output.embeddings,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=job_device(snakemake),
     )
     scores, skipped = finite_scores(scores, contract_columns(snakemake.params.contract)[0], snakemake.output.scores)
     for reason, n in skipped.items():  # NaN ones are already dropped (and counted) by score_chunk
