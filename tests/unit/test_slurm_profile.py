@@ -40,6 +40,8 @@ GPU_RULES = {
     "embed_downstream_set",
     "train_mixer",
     "itm_score_chunk",
+    "score_group_chunk",
+    "itm_score_group_chunk",
     "evaluate_blip",
 }
 TRAINING_RULES = {"train_scorer", "train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}
