@@ -4,6 +4,7 @@ import torch
 
 from curate.data.scorefiles import contract_columns, finite_scores, save_scores
 from curate.data.shards import shard_paths
+from curate.devices import job_device
 from curate.scoring.hype import model_files, score_chunk
 from curate.scoring.pretrained import fetched_file
 from curate.workflow.job import job
@@ -19,7 +20,7 @@ with job(snakemake) as log:
         reference,
         shard_paths(snakemake.input.shards),
         batch_size=snakemake.params.batch_size,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=job_device(snakemake),
     )
     scores, skipped = finite_scores(scores, contract_columns(snakemake.params.contract)[0], snakemake.output.scores)
     for reason, n in skipped.items():

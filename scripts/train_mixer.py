@@ -5,6 +5,7 @@ import torch
 from curate.data.integrity import read_json
 from curate.data.scorefiles import check_score_files
 from curate.data.shards import shard_paths
+from curate.devices import job_device
 from curate.selection.flyt import FlytHParams, mixing_weights, read_templates, save_head, train_pool_mixer
 from curate.selection.fusion import FUSIONS
 from curate.selection.pool_fusion import head_inputs, split_chunk_files
@@ -37,6 +38,7 @@ with job(snakemake) as log:
         head=method.head,
         **{key: fusion[key] for key in ("zero_init", "hidden") if key in fusion},
         extractor=f"local-dir:{snakemake.input.extractor}" if "extractor" in snakemake.input.keys() else None,
+        device=job_device(snakemake),
         log=lambda step, info: log.info("step %d: %s", step, {k: v for k, v in info.items() if k != "step"}),
     )
     summary = {"tau_ds": result.tau_ds, "hparams": hparams.to_dict(), "history": result.history}

@@ -287,26 +287,33 @@ def embedding_score_frame(
     return pd.DataFrame({"uid": pd.Series(list(uids), dtype=object), method: scores.astype(np.float32)})
 
 
-def embed_pairs(model_source: str, pairs, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def embed_pairs(
+    model_source: str, pairs, batch_size: int = 256, device: str = "cpu", precision: str = "bf16"
+) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised ``(image, text)`` embeddings (float32) of (PIL image, caption) pairs, e.g. a
-    curated set's (`curate.scoring.captioning.iter_webdataset_pairs`): the CC2M-Classifier's positives."""
+    curated set's (`curate.scoring.captioning.iter_webdataset_pairs`): the CC2M-Classifier's
+    positives; on ``device`` (autocast to ``precision`` on CUDA, `curate.devices.inference_autocast`)."""
+    from curate.devices import inference_autocast
     from curate.scoring.clip import encode, load_model
 
-    model, preprocess, tokenizer = load_model(model_source)
+    model, preprocess, tokenizer = load_model(model_source, device=device)
     pairs = list(pairs)
-    with torch.no_grad():
+    with torch.no_grad(), inference_autocast(device, precision):
         return encode(model, preprocess, tokenizer, [im for im, _ in pairs], [t for _, t in pairs], batch_size)
 
 
-def embed_downstream_images(model_source: str, images, batch_size: int = 256) -> np.ndarray:
+def embed_downstream_images(
+    model_source: str, images, batch_size: int = 256, device: str = "cpu", precision: str = "bf16"
+) -> np.ndarray:
     """L2-normalised image embeddings (float32) of a labelled set's uint8 images (N, H, W, 3)
     by the CLIP ``model_source`` (`curate.scoring.clip.load_model`): NormSim's and the image-based
-    baseline's target set."""
+    baseline's target set; on ``device`` as `embed_pairs`."""
     from PIL import Image
 
+    from curate.devices import inference_autocast
     from curate.scoring.clip import encode, load_model
 
-    model, preprocess, tokenizer = load_model(model_source)
+    model, preprocess, tokenizer = load_model(model_source, device=device)
     pil = [Image.fromarray(np.asarray(im, dtype=np.uint8)) for im in images]
-    with torch.no_grad():
+    with torch.no_grad(), inference_autocast(device, precision):
         return encode(model, preprocess, tokenizer, pil, [], batch_size)[0]

@@ -572,12 +572,12 @@ class FrozenFeatures:
     tokens). ``model``: an open_clip CLIP (``encode_image``, ``encode_text``), or a model source
     loaded with `curate.scoring.clip.load_model`."""
 
-    def __init__(self, model):
+    def __init__(self, model, device="cpu"):
         if isinstance(model, str):
             from curate.scoring.clip import load_model
 
-            model = load_model(model)[0]
-        self.model = model.eval()
+            model = load_model(model, device=device)[0]
+        self.model = model.to(device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -597,6 +597,7 @@ def train_flyt(
     seed: int = 0,
     log: Callable[[int, dict], None] | None = None,
     features: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    device="cpu",
 ) -> FlytResult:
     """Train a FLYT scoring head for ``hparams.steps`` `flyt_step`s.
 
@@ -617,7 +618,9 @@ def train_flyt(
     (``betas``, ``eps``; ``head_weight_decay`` on matrices); tau_DS is stepped with the reference
     model's AdamW state (`flyt_step`). Loading the reference (a weightless architecture folder is
     initialised randomly) and building the head run under ``torch.manual_seed(seed)`` in forked
-    RNGs, so a run is reproducible. ``log(step, info)`` is called after every step.
+    RNGs, so a run is reproducible. ``log(step, info)`` is called after every step. ``device``:
+    where the reference model, the head and every prepared batch live (the images are drawn and
+    augmented on the CPU, as ever, then moved).
     """
     hp = hparams or FlytHParams()
     if hp.steps < 1:
@@ -627,7 +630,8 @@ def train_flyt(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model, preprocess, tokenizer = _load_reference(reference)  # a weightless arch folder inits here
-    model.train()
+    device = torch.device(device)
+    model.to(device).train()
 
     def prepared(step: int):
         up_images, up_texts, *rest = next(up_stream)
@@ -636,14 +640,15 @@ def train_flyt(
             torch.manual_seed(augmentation_seed(seed, step))
             up_images = _prepare_images(up_images, preprocess)
             ds_images = _prepare_images(ds_images, preprocess)
-        up_tokens = _prepare_texts(up_texts, tokenizer)
+        up_images, ds_images = up_images.to(device), ds_images.to(device)
+        up_tokens = _prepare_texts(up_texts, tokenizer).to(device)
         if rest and rest[0] is not None:
-            head_inputs = _float_tensor(rest[0])
+            head_inputs = _float_tensor(rest[0]).to(device)
         elif features is not None:
             head_inputs = features(up_images, up_tokens)
         else:
             raise ValueError("an upstream batch without head inputs needs `features`")
-        labels = torch.as_tensor(np.asarray(ds_labels), dtype=torch.long)
+        labels = torch.as_tensor(np.asarray(ds_labels), dtype=torch.long).to(device)
         return (up_images, up_tokens), head_inputs, (ds_images, labels)
 
     batch = prepared(0)
@@ -651,8 +656,8 @@ def train_flyt(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             head = head(int(batch[1].shape[1]))
-    head.train()
-    tau_ds = None if hp.tau_ds_init is None else nn.Parameter(torch.tensor(float(hp.tau_ds_init)))
+    head.to(device).train()
+    tau_ds = None if hp.tau_ds_init is None else nn.Parameter(torch.tensor(float(hp.tau_ds_init), device=device))
     decay = [p for p in head.parameters() if p.ndim >= 2]
     no_decay = [p for p in head.parameters() if p.ndim < 2]
     groups = [
@@ -679,7 +684,7 @@ def train_flyt(
             upstream_batch,
             head_inputs,
             downstream_batch,
-            _prepare_texts(prompts, tokenizer),
+            _prepare_texts(prompts, tokenizer).to(device),
             tau_ds,
             state,
             hp,
@@ -690,7 +695,7 @@ def train_flyt(
         history.append(info)
         if log is not None:
             log(step, info)
-    head.eval()
+    head.to("cpu").eval()  # saved and applied on the CPU (`save_head`, `apply_mixer`)
     return FlytResult(
         head=head,
         tau_ds=None if tau_ds is None else float(tau_ds.detach()),
@@ -710,6 +715,7 @@ def train_mflyt(
     seed: int = 0,
     zero_init: bool = False,
     log: Callable[[int, dict], None] | None = None,
+    device="cpu",
 ) -> FlytResult:
     """M-FLYT: `train_flyt` with a `MixingHead` over the k standardised scores that the upstream
     loader yields as ``head_inputs`` (k taken from the first batch). The reference model should
@@ -725,6 +731,7 @@ def train_mflyt(
         hparams=hparams,
         seed=seed,
         log=log,
+        device=device,
     )
 
 
@@ -739,6 +746,7 @@ def train_eflyt(
     hidden: int = 1024,
     log: Callable[[int, dict], None] | None = None,
     extractor=None,
+    device="cpu",
 ) -> FlytResult:
     """E-FLYT: `train_flyt` with a `GLUHead` (``hidden`` units) over `eflyt_features` of a FROZEN
     feature extractor. With ``extractor`` (a CLIP module or model source) the features are those
@@ -755,7 +763,8 @@ def train_eflyt(
         hparams=hparams,
         seed=seed,
         log=log,
-        features=None if extractor is None else FrozenFeatures(extractor),
+        features=None if extractor is None else FrozenFeatures(extractor, device=device),
+        device=device,
     )
 
 
@@ -874,6 +883,7 @@ def train_pool_mixer(
     hidden: int = 1024,
     log: Callable[[int, dict], None] | None = None,
     extractor: str | None = None,
+    device="cpu",
 ) -> FlytResult:
     """FLYT on a pool (§6): a scoring head over ``head_inputs`` (one row per uid of ``uids``),
     trained against the reference CLIP ``reference_source`` and the labelled downstream set
@@ -885,7 +895,8 @@ def train_pool_mixer(
     from zero weights, an option no configured fusion uses). ``head="glu"``: E-FLYT, a `GLUHead`
     of ``hidden`` units over `eflyt_features` of the frozen CLIP ``extractor`` (a model source)
     on the augmented images of each batch, as the FLYT code (the reference starts from that
-    CLIP); without ``extractor``, over ``head_inputs`` (precomputed embeddings' features)."""
+    CLIP); without ``extractor``, over ``head_inputs`` (precomputed embeddings' features).
+    ``device``: where the reference, the head and the batches live (`train_flyt`)."""
     images, texts, X = pool_upstream_arrays(tar_paths, uids, head_inputs)
     if not images:
         raise ValueError("none of the scored uids is in the pool shards")
@@ -906,10 +917,20 @@ def train_pool_mixer(
             hidden=hidden,
             log=log,
             extractor=extractor,
+            device=device,
         )
     upstream = in_memory_loader(images, texts, X, seed=seed)
     if head != "mixing":
         raise ValueError(f"unknown head {head!r}; known: mixing, glu")
     return train_mflyt(
-        reference_source, upstream, downstream, classnames, templates, hparams, seed=seed, zero_init=zero_init, log=log
+        reference_source,
+        upstream,
+        downstream,
+        classnames,
+        templates,
+        hparams,
+        seed=seed,
+        zero_init=zero_init,
+        log=log,
+        device=device,
     )

@@ -228,3 +228,16 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
     assert not {"basic_filter", "laion2b", "text_based", "sieve_top20"} & selections  # the tiny pool's settings
     built_here = ("train_captioner", "train_sentence_encoder", "train_langid", "train_scorer", "synthesize_")
     assert not [rule for rule in jobs if rule.startswith(built_here)]
+
+
+def test_dry_run_score_group_scores_each_chunk_once(tmp_path, snakemake_run):
+    """config score_group: the two CLIP-score filters of table1 in ONE job per chunk (each image
+    decoded once), no job of their own; nothing else changes."""
+    mine = tmp_path / "group.yaml"
+    mine.write_text("score_group: [openai-clip-l14, openai-clip-b32]\n")
+    args = ("-n", "--quiet", "rules", "--cores", "2", "--config", "scale=small", "--", "results/table1.csv")
+    result = snakemake_run(tmp_path, *args, timeout=600, configfiles=[mine])
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
+    assert jobs["score_group_chunk"] == REAL_CHUNKS["small"] and "score_chunk" not in jobs
+    assert jobs["fetch_model"] == 2 and jobs["train_clip"] == 3
