@@ -54,5 +54,6 @@ rule evaluate_blip:
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
         batch_size=config["eval_batch_size"],
+        progress=P("evaluation_progress"),
     script:
         "../scripts/evaluate_blip.py"

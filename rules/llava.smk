@@ -51,5 +51,6 @@ rule evaluate_llava:
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
         batch_size=config["eval_batch_size"],
+        progress=P("evaluation_progress"),
     script:
         "../scripts/evaluate_llava.py"

@@ -1,6 +1,7 @@
 import torch
 
 from curate.data.records import write_records
+from curate.evaluation.progress import clear_progress
 from curate.evaluation.evaluate import evaluate_suite
 from curate.workflow.job import job
 
@@ -15,7 +16,9 @@ with job(snakemake) as log:
         tasks,
         batch_size=snakemake.params.batch_size,
         device="cuda" if torch.cuda.is_available() else "cpu",
+        progress=snakemake.params.progress,
     )
     write_records(records, snakemake.output[0])
+    clear_progress(snakemake.params.progress)  # the jsonl is now the record
     for record in records:
         log.info("%s: %s", record["key"], record["metrics"].get("main_metric"))

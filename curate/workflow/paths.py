@@ -60,6 +60,10 @@ TEMPLATES = {
     "model": "{data}/models/{pool}/{selection}/{recipe}",
     "evaluation": "{data}/evals/{pool}/{selection}/{recipe}/{suite}.jsonl",
     "scorer_evaluation": "{data}/evals/scorers/{scorer}/{suite}.jsonl",
+    # each task's record kept as it finishes, until the jsonl is written (not a declared output:
+    # a failed or killed evaluation keeps it, and its rerun evaluates only the other tasks)
+    "evaluation_progress": "{data}/evals/{pool}/{selection}/{recipe}/{suite}.tasks",
+    "scorer_evaluation_progress": "{data}/evals/scorers/{scorer}/{suite}.tasks",
     # results
     "table": "{results}/{table}.csv",
     "paper_table": "{results}/{paper}/{table}.csv",
