@@ -14,6 +14,7 @@ rule train_blip:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        scratch=P("train_scratch"),
     script:
         "../scripts/train_blip.py"
 
@@ -34,8 +35,22 @@ rule train_blip_lavis:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        scratch=P("train_scratch"),
     script:
         "../scripts/train_blip_lavis.py"
+
+
+# LAVIS on several nodes (MoS: 16 GPUs), as train_clip_nodes: one torchrun per node through srun.
+use rule train_blip_lavis as train_blip_lavis_nodes with:
+    log:
+        P.log("train_blip_lavis_nodes", "pool", "selection", "recipe"),
+    wildcard_constraints:
+        recipe=WS.recipes_trained_by("train_blip_lavis_nodes"),
+    resources:
+        nodes=get_training_nodes,
+        tasks=get_training_nodes,
+        mpi="srun",
+        slurm_extra=get_training_node_extra,
 
 
 rule evaluate_blip:

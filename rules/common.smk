@@ -123,6 +123,14 @@ def get_training_gpus(wildcards):
     return WS.training_gpus(wildcards.recipe)
 
 
+def get_training_nodes(wildcards):
+    return WS.multi_node_resources(wildcards.recipe)["nodes"]
+
+
+def get_training_node_extra(wildcards):
+    return WS.multi_node_resources(wildcards.recipe)["slurm_extra"]
+
+
 def get_task_dirs(wildcards):
     return WS.task_dirs(wildcards.suite)
 

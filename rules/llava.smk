@@ -31,6 +31,7 @@ rule train_llava:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        scratch=P("train_scratch"),
     script:
         "../scripts/train_llava.py"
 

@@ -1,8 +1,8 @@
 import torch
 
 from curate.data.records import write_records
-from curate.evaluation.progress import clear_progress
 from curate.evaluation.llava import evaluate_captioning
+from curate.evaluation.progress import clear_progress
 from curate.workflow.job import job
 
 with job(snakemake) as log:

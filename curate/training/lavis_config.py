@@ -12,7 +12,9 @@ envs/lavis.yaml and reads what this module writes:
   warm-up), AdamW weight decay ``wd``, the global batch split over ``world_size`` GPUs.
 - `reshard_index`: where each sample's image sits in the reshard's tars, with its caption and
   weight, so LAVIS reads the subset as a map-style dataset (epochs, DistributedSampler).
-- `torchrun_command`: LAVIS's training launched with torchrun over the recipe's GPUs.
+- `torchrun_command`: LAVIS's training launched with torchrun over the recipe's GPUs (on several
+  nodes, one torchrun per node under ``srun``: `curate.training.launch`).
+- `latest_checkpoint`: the checkpoint a failed or requeued attempt left, which the next resumes.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ def per_gpu_batch(recipe: dict) -> int:
     return batch // world
 
 
-def run_config(recipe: dict, shard_dir, out_dir, seed: int) -> dict:
-    """LAVIS's run config of BLIP pretraining on the reshard in `shard_dir` (outputs in `out_dir`)."""
+def run_config(recipe: dict, shard_dir, out_dir, seed: int, resume=None) -> dict:
+    """LAVIS's run config of BLIP pretraining on the reshard in `shard_dir` (outputs in `out_dir`),
+    going on from the LAVIS checkpoint `resume` (``checkpoint_<epoch>.pth``: model, optimiser,
+    scaler and epoch) when one is given."""
     recipe = complete_recipe(recipe)
     batch = int(recipe["batch_size"])
     queue = int(recipe["queue_size"])
@@ -78,7 +82,7 @@ def run_config(recipe: dict, shard_dir, out_dir, seed: int) -> dict:
             "seed": int(seed),
             "output_dir": str(Path(out_dir).resolve()),
             "amp": recipe["precision"] == "amp",
-            "resume_ckpt_path": None,
+            "resume_ckpt_path": None if resume is None else str(Path(resume).resolve()),
             "evaluate": False,
             "train_splits": ["train"],
             "device": str(recipe["device"]),
@@ -87,6 +91,17 @@ def run_config(recipe: dict, shard_dir, out_dir, seed: int) -> dict:
             "distributed": True,
         },
     }
+
+
+def latest_checkpoint(folder) -> Path | None:
+    """The LAVIS checkpoint of the latest epoch under `folder` (LAVIS writes
+    ``<output_dir>/<job id>/checkpoint_<epoch>.pth`` after every epoch), or None."""
+    found = []
+    for path in Path(folder).glob("*/checkpoint_*.pth"):
+        epoch = path.stem.removeprefix("checkpoint_")
+        if epoch.isdigit():
+            found.append((int(epoch), path.stat().st_mtime, path))
+    return max(found)[2] if found else None
 
 
 def dataset_defaults() -> dict:

@@ -58,6 +58,10 @@ TEMPLATES = {
     "reshard": "{data}/reshards/{pool}/{selection}",
     # models trained on subsets and their evaluations
     "model": "{data}/models/{pool}/{selection}/{recipe}",
+    # a training's checkpoints while it runs: outside the declared model folder, so a failed,
+    # retried or requeued attempt resumes from them (curate.training.resume)
+    "train_scratch": "{data}/scratch/train/{pool}/{selection}/{recipe}",
+    "scorer_scratch": "{data}/scratch/scorers/{scorer}",
     "evaluation": "{data}/evals/{pool}/{selection}/{recipe}/{suite}.jsonl",
     "scorer_evaluation": "{data}/evals/scorers/{scorer}/{suite}.jsonl",
     # each task's record kept as it finishes, until the jsonl is written (not a declared output:

@@ -247,6 +247,12 @@ class Workspace:
 
         return training_gpus(self.config["recipes"][recipe])
 
+    def multi_node_resources(self, recipe: str) -> dict:
+        """What a training job of a recipe on several nodes asks SLURM for (`curate.training.trainers`)."""
+        from curate.training.trainers import multi_node_resources
+
+        return multi_node_resources(self.config["recipes"][recipe])
+
     def suites_from(self, source: str) -> str:
         return names_pattern(n for n, s in self.config["suites"].items() if s["source"] == source)
 
