@@ -33,6 +33,7 @@ wildcard_constraints:
     sentence_encoder=r"[^/]+",
     langid=r"[^/]+",
     model=r"[^/]+",
+    published=r"[^/]+",
 
 
 def get_chunk_shard_ids(wildcards):
@@ -49,6 +50,24 @@ def get_chunk_inputs(wildcards):
 
 def get_metadata_source(wildcards):
     return WS.metadata_source(wildcards.pool)
+
+
+def get_metadata_layout_inputs(wildcards):
+    return WS.metadata_layout_inputs(wildcards.pool)
+
+
+def get_metadata_layout_params(wildcards):
+    return WS.metadata_layout_params(wildcards.pool)
+
+
+def get_index_inputs(wildcards):
+    return WS.index_inputs(wildcards.pool)
+
+
+def get_index_threads(wildcards):
+    # a retry of failed urls downloads with the pool's img2dataset processes; an index reads alone
+    pool = config["pools"][wildcards.pool]
+    return pool["download"]["processes"] if pool["retry_failed"] else 1
 
 
 def get_scorer_inputs(wildcards):
@@ -113,6 +132,10 @@ def get_strategy_scores(wildcards):
 
 def get_reshard_inputs(wildcards):
     return WS.reshard_inputs(wildcards.pool, wildcards.selection)
+
+
+def get_subset_max_missing(wildcards):
+    return WS.subset_max_missing(wildcards.selection)
 
 
 def get_recaption_captions(wildcards):

@@ -49,7 +49,9 @@ REAL_CHUNKS = {"small": 128, "medium": 256, "large": 512, "xlarge": 640}
 @pytest.mark.parametrize("scale", list(REAL_CHUNKS))
 def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
     """results/table1.csv on a DataComp pool: metadata fetched and split once, every chunk
-    downloaded and scored by the two pretrained CLIPs, each fetched once, 40 evaluation tasks."""
+    downloaded; OpenAI's L/14 and B/32 CLIP scores read from DataComp's metadata (the pool's
+    `precomputed`: one layout job, then a CPU job per chunk and scorer), so no GPU scoring job and
+    no model fetched; 40 evaluation tasks."""
     result = snakemake_run(
         tmp_path,
         "-n",
@@ -69,7 +71,8 @@ def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
     assert jobs["fetch_pool_metadata"] == jobs["split_pool_metadata"] == 1
     assert "prepare_pool_metadata" not in jobs  # DataComp's parquet is split as it is
     assert jobs["download_pool_chunk"] == chunks
-    assert jobs["score_chunk"] == 2 * chunks and jobs["fetch_model"] == 2
+    assert jobs["metadata_score_chunk"] == 2 * chunks and jobs["index_pool_metadata"] == 1
+    assert "score_chunk" not in jobs and "fetch_model" not in jobs  # 256 GPU jobs and 2 models before, at small
     assert jobs["fetch_eval_task"] == 40
     assert jobs["train_clip"] == jobs["evaluate_model"] == jobs["select_subset"] == 3
     assert not [rule for rule in jobs if rule.startswith(("synthesize_", "train_scorer"))]
