@@ -30,7 +30,9 @@ __all__ = [
     "allocation_hosts",
     "rendezvous_endpoint",
     "srun_prefix",
+    "rendezvous_args",
     "torchrun_args",
+    "per_node_command",
     "training_command",
 ]
 
@@ -69,11 +71,8 @@ def srun_prefix(nodes: int) -> list[str]:
     return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
 
 
-def torchrun_args(recipe: dict, endpoint: str | None = None, job_id: str | None = None) -> list[str]:
-    """torchrun's own arguments for a recipe: standalone on one node, else a c10d rendezvous."""
-    nodes, per_node = int(recipe.get("nodes", 1)), processes_per_node(recipe)
-    if nodes == 1:
-        return ["--standalone", f"--nproc_per_node={per_node}"]
+def rendezvous_args(nodes: int, per_node: int, endpoint: str, job_id: str | None = None) -> list[str]:
+    """torchrun's arguments for ``nodes`` nodes of ``per_node`` processes meeting at ``endpoint``."""
     if not endpoint:
         raise ValueError(f"{nodes} nodes need a rendezvous endpoint (host:port)")
     return [
@@ -85,6 +84,25 @@ def torchrun_args(recipe: dict, endpoint: str | None = None, job_id: str | None 
     ]
 
 
+def torchrun_args(recipe: dict, endpoint: str | None = None, job_id: str | None = None) -> list[str]:
+    """torchrun's own arguments for a recipe: standalone on one node, else a c10d rendezvous."""
+    nodes, per_node = int(recipe.get("nodes", 1)), processes_per_node(recipe)
+    if nodes == 1:
+        return ["--standalone", f"--nproc_per_node={per_node}"]
+    return rendezvous_args(nodes, per_node, endpoint, job_id)
+
+
+def per_node_command(entry: list[str], per_node: int, environ=None, run=subprocess.run) -> list[str]:
+    """``srun`` of one torchrun on every node of this SLURM allocation, each starting ``per_node``
+    processes of ``python <entry>``, meeting at the allocation's first node (module doc)."""
+    environ = os.environ if environ is None else environ
+    hosts = allocation_hosts(environ, run)
+    endpoint = rendezvous_endpoint(hosts, environ)
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    args = rendezvous_args(len(hosts), per_node, endpoint, environ.get("SLURM_JOB_ID"))
+    return [*srun_prefix(len(hosts)), *torchrun, *args, *entry]
+
+
 def training_command(entry: list[str], recipe: dict, environ=None, run=subprocess.run) -> list[str]:
     """The command that runs ``python <entry>`` (``-m module args...``) for a recipe: one process,
     torchrun on this node, or ``srun`` of one torchrun per node (module doc)."""
@@ -92,14 +110,15 @@ def training_command(entry: list[str], recipe: dict, environ=None, run=subproces
     nodes, world = int(recipe.get("nodes", 1)), int(recipe["world_size"])
     if nodes == 1 and world == 1:
         return [sys.executable, *entry]
-    torchrun = [sys.executable, "-m", "torch.distributed.run"]
     if nodes == 1:
-        return [*torchrun, *torchrun_args(recipe), *entry]
+        return [sys.executable, "-m", "torch.distributed.run", *torchrun_args(recipe), *entry]
     hosts = allocation_hosts(environ, run)
     if len(hosts) != nodes:
         raise RuntimeError(
             f"the recipe asks for {nodes} nodes but this SLURM allocation holds {len(hosts)} ({', '.join(hosts)})"
         )
-    endpoint = rendezvous_endpoint(hosts, environ)
-    job_id = environ.get("SLURM_JOB_ID")
-    return [*srun_prefix(nodes), *torchrun, *torchrun_args(recipe, endpoint, job_id), *entry]
+    return per_node_command(entry, processes_per_node(recipe), environ, lambda *a, **k: _hosts_answer(hosts))
+
+
+def _hosts_answer(hosts):
+    return subprocess.CompletedProcess([], 0, stdout="\n".join(hosts) + "\n")
