@@ -220,3 +220,79 @@ def test_retrying_failed_urls_writes_new_shards_beside_the_old_ones(tmp_path, mo
     again = retry_in_place(chunk, [0, 1], 5, SPS, layout=layout, **settings)
     assert again["skipped"] == ["00000005"] and again["downloaded"] == [] and sorted(server.hits) == [3, 10, 17, 24]
     server.httpd.shutdown()
+
+
+def test_the_workflows_own_download_is_read_across_its_metadata_files(download, tmp_path):
+    """The workflow downloads a DataComp pool from its metadata files concatenated (its split), so
+    a shard can hold the end of one file and the start of the next: its rows are read from both."""
+    from curate.data.shards import ShardWriter, record_shard
+    from tests.unit.inplace_fixtures import image_of
+
+    root, info = download
+    chunk = tmp_path / "pools" / "dc" / "shards" / "00001"
+    for shard in (2, 3):  # rows 40..59 (file 0: 40..49, file 1: 0..9) and 60..79
+        with ShardWriter(chunk, shard, SPS) as writer:
+            for r in range(shard * SPS, (shard + 1) * SPS):
+                writer.write(image_of(r) if r != 45 else None, "caption", {"uid": uid_of(r), "url": f"http://x/{r}"})
+        record_shard(writer.tar_path)
+    layout = build_layout(root / "metadata", SPS, "concatenated")
+    uids, values, (image, _), report = chunk_metadata(
+        shard_paths(chunk), layout, "clip_b32_similarity_score", features="b32", pool_shards=5
+    )
+    rows = [r for r in range(40, 80) if r != 45]
+    assert uids == [uid_of(r) for r in rows] and report["skipped"]["not_downloaded"] == 1
+    np.testing.assert_array_equal(values, info["scores"]["clip_b32_similarity_score"][rows])
+    expected = info["features"]["b32_img"][rows].astype(np.float32)
+    np.testing.assert_allclose(image, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_in_place_pools_of_both_layouts_in_the_workflow():
+    """An img2dataset folder has no metadata files: no layout job, its metadata scorers read the
+    shard parquets; a DataComp download's metadata layout is made from root/metadata."""
+    from curate.workflow.config import load_config
+    from curate.workflow.workspace import Workspace
+
+    pools = {
+        "mine": {"source": "download", "layout": "img2dataset", "root": "/data/mine", "n_shards": 4}
+        | {"samples_per_shard": 10000, "shards_per_chunk": 2, "retry_failed": True},
+        "datacomp-small": {"layout": "datacomp", "root": "/data/dc_small"},
+    }
+    ws = Workspace(load_config(overrides={"pools": pools}))
+    assert ws.chunk_inputs("mine") == [
+        "data/pools/mine/shards/00000.index.json",
+        "data/pools/mine/shards/00001.index.json",
+    ]
+    assert not ws.has_metadata("mine") and ws.index_inputs("mine") == {}
+    assert ws.metadata_inputs("mine", "00001") == {"chunk": "data/pools/mine/shards/00001.index.json"}
+    assert ws.has_metadata("datacomp-small") and ws.metadata_layout_params("datacomp-small")["sharding"] == "per_file"
+    assert ws.metadata_inputs("datacomp-small", "00003") == {
+        "chunk": "data/pools/datacomp-small/shards/00003.index.json",
+        "layout": "data/pools/datacomp-small/metadata/layout.json",
+    }
+    assert ws.scorer_on("datacomp-small", "openai-clip-b32") == "datacomp-clip-b32"
+    assert ws.scorer_on("mine", "openai-clip-b32") == "openai-clip-b32"
+
+
+@pytest.mark.parametrize(
+    "pools, scorers, key",
+    [
+        ({"datacomp-small": {"root": "/data/x"}}, {}, "datacomp-small: an existing download is read with both"),
+        ({"datacomp-small": {"retry_failed": True}}, {}, "datacomp-small.retry_failed: only for a pool read in place"),
+        (
+            {"datacomp-small": {"precomputed": {"openai-clip-l14": "tiny-clip-clean"}}},
+            {},
+            "is not a `library: metadata`",
+        ),
+        (
+            {"datacomp-small": {"precomputed": {"openai-clip-l14": "raw-l14"}}},
+            {"raw-l14": {"library": "metadata", "column": "clip_l14_similarity_score"}},
+            r"precomputed.openai-clip-l14: 'raw-l14' writes the columns \['uid', 'clip_l14_similarity_score'\]",
+        ),
+    ],
+)
+def test_pool_config_errors_name_the_key(pools, scorers, key):
+    from curate.registry import ConfigError
+    from curate.workflow.config import load_config
+
+    with pytest.raises(ConfigError, match=key):
+        load_config(overrides={"pools": pools, "scorers": scorers})
