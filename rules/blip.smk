@@ -21,7 +21,7 @@ rule train_blip:
 
 rule train_blip_lavis:
     input:
-        reshard=P("reshard"),
+        unpack(get_lavis_blip_inputs),
     output:
         directory(P("model")),
     log:
@@ -36,6 +36,7 @@ rule train_blip_lavis:
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
         scratch=P("train_scratch"),
+        lavis_python=config["lavis_python"],
     script:
         "../scripts/train_blip_lavis.py"
 
@@ -53,10 +54,26 @@ use rule train_blip_lavis as train_blip_lavis_nodes with:
         slurm_extra=get_training_node_extra,
 
 
+# A LAVIS run's last checkpoint in the transformers layout evaluate_blip reads.
+rule convert_blip_lavis:
+    input:
+        P("model"),
+    output:
+        directory(P("blip_converted")),
+    log:
+        P.log("convert_blip_lavis", "pool", "selection", "recipe"),
+    wildcard_constraints:
+        recipe=WS.recipes_trained_by("train_blip_lavis", "train_blip_lavis_nodes"),
+    conda:
+        "../envs/blip.yaml"
+    script:
+        "../scripts/convert_blip_lavis.py"
+
+
 rule evaluate_blip:
     input:
         tasks=get_task_dirs,
-        model=P("model"),
+        model=get_blip_model,
     output:
         P("evaluation"),
     log:

@@ -61,6 +61,10 @@ rule sieve_score_chunk:
     params:
         batch_size=get_scorer_batch_size,
         contract=get_scorer_contract,
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        sentence_encoder=lambda wildcards: config["sentence_encoders"][
+            config["scorers"][wildcards.scorer]["sentence_encoder"]
+        ],
     script:
         "../scripts/sieve_score_chunk.py"
 

@@ -8,8 +8,13 @@ from curate.workflow.job import job
 
 with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
-    encoder = load_sentence_encoder(snakemake.input.sentence_encoder)
-    scores = sieve_score_frame(encoder, pd.read_parquet(snakemake.input.captions), snakemake.params.batch_size)
+    encoder = load_sentence_encoder(snakemake.input.sentence_encoder, snakemake.params.sentence_encoder["library"])
+    scores = sieve_score_frame(
+        encoder,
+        pd.read_parquet(snakemake.input.captions),
+        snakemake.params.batch_size,
+        num_captions=snakemake.params.scorer["num_captions"],
+    )
     contract = snakemake.params.contract
     scores, skipped = finite_scores(scores, contract_columns(contract)[0], snakemake.output.scores)
     save_scores(scores, snakemake.output.scores, contract=contract)

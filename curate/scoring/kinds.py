@@ -114,7 +114,7 @@ SCORER_KINDS.register(
 def _sieve_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
     return {
         "captions": ws.path("captions", pool=pool, captioner=entry["captioner"], chunk=chunk),
-        "sentence_encoder": ws.path("sentence_encoder_model", sentence_encoder=entry["sentence_encoder"]),
+        "sentence_encoder": ws.sentence_encoder_model(entry["sentence_encoder"]),
     }
 
 
@@ -124,6 +124,9 @@ SCORER_KINDS.register(
     params={
         "captioner": required(NAME, "whose captions are compared", ref="captioners"),
         "sentence_encoder": required(NAME, "the sentence encoder", ref="sentence_encoders"),
+        "num_captions": optional(
+            POSITIVE_INT, None, "compare only the first k of the captioner's captions (Sieve Table 5); none: all"
+        ),
     },
     rule="sieve_score_chunk",
     inputs=_sieve_inputs,

@@ -66,6 +66,7 @@ TEMPLATES = {
     "reshard": "{data}/reshards/{pool}/{selection}",
     # models trained on subsets and their evaluations
     "model": "{data}/models/{pool}/{selection}/{recipe}",
+    "blip_converted": "{data}/models/{pool}/{selection}/{recipe}.transformers",
     # a training's checkpoints while it runs: outside the declared model folder, so a failed,
     # retried or requeued attempt resumes from them (curate.training.resume)
     "train_scratch": "{data}/scratch/train/{pool}/{selection}/{recipe}",

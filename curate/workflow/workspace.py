@@ -10,6 +10,7 @@ import re
 
 from curate.data.chunks import chunk_names, chunk_shard_ids
 from curate.data.scorefiles import score_contract as _contract
+from curate.scoring.components import LANGID_MODELS, is_trained
 from curate.scoring.kinds import SCORER_KINDS, score_column, score_contract
 from curate.selection.fusion import FUSIONS
 from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of, score_source
@@ -140,6 +141,35 @@ class Workspace:
         if entry.get("source") == "pretrained":
             return self.model_folder(entry["model"])
         return self.path("trained_scorer", scorer=scorer)
+
+    def captioner_model(self, captioner: str) -> str:
+        """A captioner's folder: trained here, or its ``models`` entry's fetched (converted) one."""
+        entry = self.config["captioners"][captioner]
+        if is_trained(entry):
+            return self.path("captioner_model", captioner=captioner)
+        return self.model_folder(entry["model"])
+
+    def sentence_encoder_model(self, encoder: str) -> str:
+        """A sentence encoder's folder: trained here, or its ``models`` entry's."""
+        entry = self.config["sentence_encoders"][encoder]
+        if is_trained(entry):
+            return self.path("sentence_encoder_model", sentence_encoder=encoder)
+        return self.model_folder(entry["model"])
+
+    def langid_model(self, langid: str) -> str | None:
+        """A language detector's file (trained here) or fetched folder; None for one whose model
+        ships inside its package (gcld3)."""
+        entry = self.config["langid_models"][langid]
+        if LANGID_MODELS.of(entry).spec.get("packaged"):
+            return None
+        if is_trained(entry):
+            return self.path("langid_model", langid=langid)
+        return self.model_folder(entry["model"])
+
+    def trained(self, section: str) -> str:
+        """A wildcard pattern of the entries of ``captioners``, ``sentence_encoders`` or
+        ``langid_models`` that are built here (``source: train``)."""
+        return names_pattern(n for n, e in self.config[section].items() if is_trained(e))
 
     def scorer_inputs(self, scorer: str, pool: str, chunk: str) -> dict:
         entry = self.config["scorers"][scorer]
@@ -288,10 +318,14 @@ class Workspace:
 
     def selection_params(self, selection: str) -> dict:
         """A selection's entry, resolved for this run (an SCS sampler's ``n: samples_seen`` becomes
-        its recipe's count), and the column its score source writes (each scorer's files hold the
-        score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
+        its recipe's count), the column its score source writes (each scorer's files hold the
+        score under its own name: clip_score, sieve_score, ...; fused files ``score``), and what
+        its method reads of other entries (a baseline's language detector)."""
         entry = resolve_selection(self.config, self.config["selections"][selection])
-        return entry | {"score_column": score_column_of(self.config, entry)}
+        extra = SELECTIONS.of(entry).spec.get("config_params")
+        return (
+            entry | {"score_column": score_column_of(self.config, entry)} | (extra(self.config, entry) if extra else {})
+        )
 
     def strategy_scores(self, pool: str, selection: str) -> list[str]:
         return self.selection_inputs(pool, selection)["scores"]
@@ -315,9 +349,9 @@ class Workspace:
         return names_pattern(n for n, e in self.config["selections"].items() if e["method"] in methods)
 
     # ---- training and evaluation -------------------------------------------------------------
-    def recipes_trained_by(self, rule: str) -> str:
-        """A wildcard pattern of the recipes a training rule trains."""
-        return names_pattern(n for n, e in self.config["recipes"].items() if train_rule(e) == rule)
+    def recipes_trained_by(self, *rules: str) -> str:
+        """A wildcard pattern of the recipes the training rules `rules` train."""
+        return names_pattern(n for n, e in self.config["recipes"].items() if train_rule(e) in rules)
 
     def recipes_evaluated_by(self, rule: str) -> str:
         return names_pattern(n for n, e in self.config["recipes"].items() if TRAINERS.of(e).evaluate_rule == rule)
@@ -361,6 +395,21 @@ class Workspace:
             "reshard": self.path("reshard", pool=pool, selection=selection),
             "curated_set": self.path("curated_set", curated_set=tokenizer["curated_set"]),
         }
+
+    def lavis_blip_inputs(self, pool: str, selection: str, recipe: str) -> dict:
+        """The reshard LAVIS trains on and the fetched ``models`` its ViT and text model start from."""
+        entry = self.config["recipes"][recipe]
+        return {
+            "reshard": self.path("reshard", pool=pool, selection=selection),
+            "vision_init": self.path("pretrained_model", model=entry["vision_init"]),
+            "text_init": self.path("pretrained_model", model=entry["text_init"]),
+        }
+
+    def blip_model(self, pool: str, selection: str, recipe: str) -> str:
+        """The transformers-layout BLIP that evaluate_blip reads: the trained model, or for a
+        LAVIS recipe its conversion (rule convert_blip_lavis)."""
+        lavis = self.config["recipes"][recipe].get("library") == "lavis"
+        return self.path("blip_converted" if lavis else "model", pool=pool, selection=selection, recipe=recipe)
 
 
 __all__ = ["Workspace", "names_pattern", "FUSED_COLUMN"]
