@@ -236,3 +236,99 @@ def test_nodes_config_errors_name_the_key(recipe, message):
     entry = complete_recipe(recipe, "recipes.r")
     with pytest.raises(ConfigError, match=rf"recipes\.r\.{message}"):
         TRAINERS.of(entry).check({}, "recipes.r", entry)
+
+
+# ---------------------------------------------------------------------------------------------
+# LAVIS's BLIP (train_blip_lavis): the run lives in the scratch folder and resumes from its latest
+# epoch. LAVIS runs in its own env (.venv-lavis); here a stand-in interpreter does what LAVIS's
+# runner does with the run config: a checkpoint_<epoch>.pth after each epoch, and with
+# resume_ckpt_path the epochs after the checkpoint's.
+
+FAKE_LAVIS = """
+import json, os, signal, sys
+from pathlib import Path
+import yaml
+args = sys.argv[1:]
+run = yaml.safe_load(open(args[args.index("--cfg-path") + 1]))["run"]
+out = Path(run["output_dir"])
+start = 0
+if run["resume_ckpt_path"]:
+    start = json.loads(Path(run["resume_ckpt_path"]).read_text())["epoch"] + 1
+with open(os.environ["FAKE_LAVIS_STARTS"], "a") as f:
+    f.write(f"{start}\\n")
+(out / "arch.json").write_text("{}")
+(out / "tokenizer").mkdir(exist_ok=True)
+(out / "train").mkdir(exist_ok=True)
+for epoch in range(start, run["max_epoch"]):
+    (out / "train" / f"checkpoint_{epoch}.pth").write_text(json.dumps({"epoch": epoch, "lr": run["init_lr"]}))
+    if os.environ.get("FAKE_LAVIS_KILL_AFTER") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_lavis_training_killed_after_an_epoch_goes_on_from_it(tmp_path, monkeypatch):
+    from curate.training.lavis_config import latest_checkpoint, train_lavis
+    from curate.workflow.config import load_config
+
+    stub = tmp_path / "fake_lavis.py"
+    stub.write_text(FAKE_LAVIS)
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} {stub} "$@"\n')
+    python.chmod(0o755)
+    recipe = dict(
+        load_config()["recipes"]["mos-blip"], device="cpu", world_size=1, nodes=1, batch_size=8, queue_size=16
+    )
+    recipe["epochs"] = 3
+    reshard_dir = tmp_path / "reshard"
+    reshard_dir.mkdir()
+    (reshard_dir / "meta.json").write_text("{}")
+    (reshard_dir / "000000.tar").write_bytes(b"x" * 10)
+    (tmp_path / "deit.pth").write_bytes(b"v")
+    (tmp_path / "bert").mkdir()
+    starts, scratch, model = tmp_path / "starts.txt", tmp_path / "scratch", tmp_path / "model"
+    monkeypatch.setenv("FAKE_LAVIS_STARTS", str(starts))
+
+    def train(recipe, model=model):
+        return train_lavis(
+            recipe,
+            reshard_dir,
+            model,
+            scratch,
+            tmp_path / "deit.pth",
+            tmp_path / "bert",
+            str(python),
+            2,
+            tmp_path / "log",
+        )
+
+    monkeypatch.setenv("FAKE_LAVIS_KILL_AFTER", "0")
+    with pytest.raises(subprocess.CalledProcessError) as killed:
+        train(recipe)
+    assert killed.value.returncode == -9
+    assert latest_checkpoint(scratch / "lavis").name == "checkpoint_0.pth"
+    monkeypatch.delenv("FAKE_LAVIS_KILL_AFTER")
+    last = train(recipe)  # the retry: epochs 1 and 2 only
+    assert starts.read_text().split() == ["0", "1"]
+    assert last == model / "train" / "checkpoint_2.pth"
+    assert sorted(p.name for p in (model / "train").iterdir()) == [f"checkpoint_{e}.pth" for e in range(3)]
+    assert (model / "arch.json").is_file() and (model / "tokenizer").is_dir() and not scratch.exists()
+
+    # a scratch folder left by another training (the recipe changed) is not resumed
+    starts.unlink()
+    monkeypatch.setenv("FAKE_LAVIS_KILL_AFTER", "1")
+    with pytest.raises(subprocess.CalledProcessError):
+        train(recipe, tmp_path / "model2")
+    monkeypatch.delenv("FAKE_LAVIS_KILL_AFTER")
+    train(dict(recipe, lr=1e-4), tmp_path / "model2")
+    assert starts.read_text().split() == ["0", "0"]
+
+
+def test_the_latest_lavis_checkpoint_is_the_highest_epoch(tmp_path):
+    from curate.training.lavis_config import latest_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None
+    (tmp_path / "train").mkdir()
+    for epoch in (2, 10, 9):
+        (tmp_path / "train" / f"checkpoint_{epoch}.pth").write_bytes(b"")
+    (tmp_path / "train" / "checkpoint_best.pth").write_bytes(b"")
+    assert latest_checkpoint(tmp_path).name == "checkpoint_10.pth"
