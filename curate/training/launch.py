@@ -9,7 +9,7 @@
   of the allocation (``scontrol show hostnames $SLURM_JOB_NODELIST``, DataComp's MASTER_ADDR) on
   ``MASTER_PORT`` (DataComp's 12802 unless set), keyed by ``SLURM_JOB_ID``. The job must hold
   those nodes: the training rules of such recipes ask SLURM for ``--nodes=N`` with one task and
-  W/N GPUs per node (`curate.training.trainers.training_resources`), and run on the allocation's
+  W/N GPUs per node (`curate.training.trainers.multi_node_resources`), and run on the allocation's
   first node without the executor's own ``srun`` (Snakemake's ``mpi`` resource), so that this
   ``srun`` spreads over every node.
 """
