@@ -189,10 +189,13 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
         "blip-itm-b16-14m",
         "blip-itm-b16-ft",
         "fasttext-lid176",  # DataComp's basic and text-based filters
-        "openai-clip-b32",  # the LAION filter's CLIP (its gcld3 has no file)
         "wordnet",  # the text-based filter's WordNet and ImageNet-21k ids
         "imagenet21k-wordnet-ids",
     }
+    # the LAION filter's CLIP B/32 scores (and the L/14 CLIP scores of Sieve + CLIP) are DataComp's
+    # precomputed metadata columns on these pools (`precomputed`): read, no model fetched for them
+    assert {job["scorer"] for job in jobs["metadata_score_chunk"]} >= {"datacomp-clip-b32"}
+    assert not {job["scorer"] for job in jobs.get("score_chunk", [])} & {"openai-clip-b32", "openai-clip-l14"}
     assert {job["model"] for job in jobs["convert_model"]} == {"blip-b16-14m", "blip-b16-129m", "blip-itm-b16-14m"}
     captioned = {(job["pool"], job["captioner"]) for job in jobs["caption_chunk"]}
     assert captioned == {
