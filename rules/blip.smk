@@ -14,6 +14,7 @@ rule train_blip:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        scratch=P("train_scratch"),
     script:
         "../scripts/train_blip.py"
 
@@ -34,9 +35,23 @@ rule train_blip_lavis:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        scratch=P("train_scratch"),
         lavis_python=config["lavis_python"],
     script:
         "../scripts/train_blip_lavis.py"
+
+
+# LAVIS on several nodes (MoS: 16 GPUs), as train_clip_nodes: one torchrun per node through srun.
+use rule train_blip_lavis as train_blip_lavis_nodes with:
+    log:
+        P.log("train_blip_lavis_nodes", "pool", "selection", "recipe"),
+    wildcard_constraints:
+        recipe=WS.recipes_trained_by("train_blip_lavis_nodes"),
+    resources:
+        nodes=get_training_nodes,
+        tasks=get_training_nodes,
+        mpi="srun",
+        slurm_extra=get_training_node_extra,
 
 
 # A LAVIS run's last checkpoint in the transformers layout evaluate_blip reads.
@@ -48,7 +63,7 @@ rule convert_blip_lavis:
     log:
         P.log("convert_blip_lavis", "pool", "selection", "recipe"),
     wildcard_constraints:
-        recipe=WS.recipes_trained_by("train_blip_lavis"),
+        recipe=WS.recipes_trained_by("train_blip_lavis", "train_blip_lavis_nodes"),
     conda:
         "../envs/blip.yaml"
     script:
@@ -71,5 +86,6 @@ rule evaluate_blip:
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
         batch_size=config["eval_batch_size"],
+        progress=P("evaluation_progress"),
     script:
         "../scripts/evaluate_blip.py"

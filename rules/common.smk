@@ -33,6 +33,7 @@ wildcard_constraints:
     sentence_encoder=r"[^/]+",
     langid=r"[^/]+",
     model=r"[^/]+",
+    published=r"[^/]+",
 
 
 def get_chunk_shard_ids(wildcards):
@@ -49,6 +50,24 @@ def get_chunk_inputs(wildcards):
 
 def get_metadata_source(wildcards):
     return WS.metadata_source(wildcards.pool)
+
+
+def get_metadata_layout_inputs(wildcards):
+    return WS.metadata_layout_inputs(wildcards.pool)
+
+
+def get_metadata_layout_params(wildcards):
+    return WS.metadata_layout_params(wildcards.pool)
+
+
+def get_index_inputs(wildcards):
+    return WS.index_inputs(wildcards.pool)
+
+
+def get_index_threads(wildcards):
+    # a retry of failed urls downloads with the pool's img2dataset processes; an index reads alone
+    pool = config["pools"][wildcards.pool]
+    return pool["download"]["processes"] if pool["retry_failed"] else 1
 
 
 def get_scorer_inputs(wildcards):
@@ -123,6 +142,10 @@ def get_reshard_inputs(wildcards):
     return WS.reshard_inputs(wildcards.pool, wildcards.selection)
 
 
+def get_subset_max_missing(wildcards):
+    return WS.subset_max_missing(wildcards.selection)
+
+
 def get_recaption_captions(wildcards):
     return WS.recaption_captions(wildcards.pool, wildcards.selection)
 
@@ -133,6 +156,12 @@ def get_training_gpus(wildcards):
 
 def get_scorer_training_gpus(wildcards):
     return WS.training_gpus(config["scorers"][wildcards.scorer]["recipe"])
+def get_training_nodes(wildcards):
+    return WS.multi_node_resources(wildcards.recipe)["nodes"]
+
+
+def get_training_node_extra(wildcards):
+    return WS.multi_node_resources(wildcards.recipe)["slurm_extra"]
 
 
 def get_task_dirs(wildcards):

@@ -68,6 +68,47 @@ rule download_pool_chunk:
         "../scripts/download_pool_chunk.py"
 
 
+# Which metadata rows each shard holds (curate.data.metadata): read by the metadata scorers. For
+# a download read in place its input is the download's own metadata folder, outside data_root.
+rule index_pool_metadata:
+    input:
+        unpack(get_metadata_layout_inputs),
+    output:
+        P("metadata_layout"),
+    log:
+        P.log("index_pool_metadata", "pool"),
+    wildcard_constraints:
+        pool=WS.pools_with_metadata(),
+    conda:
+        "../envs/download.yaml"
+    params:
+        layout=get_metadata_layout_params,
+    script:
+        "../scripts/index_pool_metadata.py"
+
+
+# A download read in place (a pool's `layout` and `root`): the chunk's shards linked into
+# shards/{chunk}/ (never copied, root never written), each read against its record, its checksums
+# recorded; with the pool's retry_failed, failed urls downloaded again into new shards beside them.
+rule index_pool_chunk:
+    input:
+        unpack(get_index_inputs),
+    output:
+        P("pool_index"),
+    log:
+        P.log("index_pool_chunk", "pool", "chunk"),
+    wildcard_constraints:
+        pool=WS.pools_in_place(),
+    conda:
+        "../envs/download.yaml"
+    threads: get_index_threads
+    params:
+        pool=lambda wildcards: config["pools"][wildcards.pool],
+        shard_ids=get_chunk_shard_ids,
+    script:
+        "../scripts/index_pool_chunk.py"
+
+
 rule fetch_model:
     output:
         directory(P("pretrained_model")),
@@ -122,3 +163,22 @@ rule fetch_eval_task:
         ],
     script:
         "../scripts/fetch_eval_task.py"
+
+
+# A subset published elsewhere (config `published_uids`: url through url_mirrors, or a local
+# path; sha256 checked), written as a DataComp .npy in file order with its record beside it.
+rule fetch_published_uids:
+    output:
+        uids=P("published_uids"),
+        record=P("published_uids_record"),
+    log:
+        P.log("fetch_published_uids", "published"),
+    wildcard_constraints:
+        published=names_pattern(config["published_uids"]),
+    conda:
+        "../envs/download.yaml"
+    params:
+        entry=lambda wildcards: config["published_uids"][wildcards.published],
+        mirrors=config["url_mirrors"],
+    script:
+        "../scripts/fetch_published_uids.py"

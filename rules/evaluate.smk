@@ -14,6 +14,7 @@ rule evaluate_model:
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
         batch_size=config["eval_batch_size"],
+        progress=P("evaluation_progress"),
     script:
         "../scripts/evaluate_model.py"
 
@@ -32,5 +33,6 @@ rule evaluate_scorer:
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
         batch_size=config["eval_batch_size"],
+        progress=P("scorer_evaluation_progress"),
     script:
         "../scripts/evaluate_model.py"

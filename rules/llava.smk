@@ -31,6 +31,7 @@ rule train_llava:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        scratch=P("train_scratch"),
     script:
         "../scripts/train_llava.py"
 
@@ -51,5 +52,6 @@ rule evaluate_llava:
     params:
         tasks=lambda wildcards: config["suites"][wildcards.suite]["tasks"],
         batch_size=config["eval_batch_size"],
+        progress=P("evaluation_progress"),
     script:
         "../scripts/evaluate_llava.py"

@@ -31,6 +31,7 @@ rule train_scorer:
         recipe=lambda wildcards: config["recipes"][
             config["scorers"][wildcards.scorer]["recipe"]
         ],
+        scratch=P("scorer_scratch"),
     script:
         "../scripts/train_scorer.py"
 

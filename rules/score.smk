@@ -114,6 +114,47 @@ rule sieve_score_chunk:
         "../scripts/sieve_score_chunk.py"
 
 
+# `library: metadata` scorers: a column of the pool's metadata (DataComp's OpenAI CLIP scores) read
+# for the chunk's downloaded samples, no model; their embeddings, the metadata's .npz features, by
+# a job of their own (only what reads embeddings asks for it).
+rule metadata_score_chunk:
+    input:
+        unpack(get_scorer_inputs),
+    output:
+        scores=P("scores"),
+        report=P("score_report"),
+    log:
+        P.log("metadata_score_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.scorers_of_kind("metadata"),
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        contract=get_scorer_contract,
+        pool_shards=lambda wildcards: config["pools"][wildcards.pool]["n_shards"],
+    script:
+        "../scripts/metadata_score_chunk.py"
+
+
+rule metadata_embed_chunk:
+    input:
+        unpack(get_scorer_inputs),
+    output:
+        P("embeddings"),
+    log:
+        P.log("metadata_embed_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.metadata_scorers_with_features(),
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        pool_shards=lambda wildcards: config["pools"][wildcards.pool]["n_shards"],
+    script:
+        "../scripts/metadata_embed_chunk.py"
+
+
 rule embedding_score_chunk:
     input:
         unpack(get_scorer_inputs),

@@ -27,6 +27,7 @@ rule reshard_subset:
         "../envs/download.yaml"
     params:
         reshard=config["reshard"],
+        max_missing=get_subset_max_missing,
     script:
         "../scripts/reshard_subset.py"
 

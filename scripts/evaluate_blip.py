@@ -3,6 +3,7 @@ import torch
 from curate.data.records import write_records
 from curate.devices import job_device
 from curate.evaluation.blip import evaluate_blip_suite
+from curate.evaluation.progress import clear_progress
 from curate.workflow.job import job
 
 with job(snakemake) as log:
@@ -12,8 +13,13 @@ with job(snakemake) as log:
         for (key, spec), task_dir in zip(snakemake.params.tasks.items(), snakemake.input.tasks)
     }
     records = evaluate_blip_suite(
-        snakemake.input.model, tasks, batch_size=snakemake.params.batch_size, device=job_device(snakemake)
+        snakemake.input.model,
+        tasks,
+        batch_size=snakemake.params.batch_size,
+        device=job_device(snakemake),
+        progress=snakemake.params.progress,
     )
     write_records(records, snakemake.output[0])
+    clear_progress(snakemake.params.progress)  # the jsonl is now the record
     for record in records:
         log.info("%s: %s", record["key"], record["metrics"]["main_metric"])

@@ -3,6 +3,7 @@ import torch
 from curate.data.records import write_records
 from curate.devices import job_device
 from curate.evaluation.evaluate import evaluate_suite
+from curate.evaluation.progress import clear_progress
 from curate.workflow.job import job
 
 with job(snakemake) as log:
@@ -16,7 +17,9 @@ with job(snakemake) as log:
         tasks,
         batch_size=snakemake.params.batch_size,
         device=job_device(snakemake),
+        progress=snakemake.params.progress,
     )
     write_records(records, snakemake.output[0])
+    clear_progress(snakemake.params.progress)  # the jsonl is now the record
     for record in records:
         log.info("%s: %s", record["key"], record["metrics"].get("main_metric"))

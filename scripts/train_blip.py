@@ -15,5 +15,6 @@ with job(snakemake) as log:
         seed=recipe["seed"],
         tokenizer_texts=captions,
         threads=snakemake.threads,
+        scratch=snakemake.params.scratch,
     )
     log.info("trained: %s", summary)

@@ -13,5 +13,7 @@ with job(snakemake) as log:
         log_path=snakemake.log[0],
         threads=snakemake.threads,
         workers=recipe["workers"],
+        scratch=snakemake.params.scratch,
+        plugins=snakemake.config["plugins"],
     )
     log.info("model saved to %s", model_dir)

@@ -9,5 +9,6 @@ with job(snakemake) as log:
         snakemake.output[0],
         seed=snakemake.params.recipe["seed"],
         threads=snakemake.threads,
+        scratch=snakemake.params.scratch,
     )
     log.info("trained: %s", summary)

@@ -27,5 +27,7 @@ with job(snakemake) as log:
             seed=scorer["seed"],
             log_path=snakemake.log[0],
             threads=snakemake.threads,
+            scratch=snakemake.params.scratch,
+            plugins=snakemake.config["plugins"],
         )
         log.info("scorer %s saved to %s", snakemake.wildcards.scorer, model_dir)

@@ -11,6 +11,9 @@ import numpy as np
 CHUNK_DIGITS = 5
 #: A downloaded chunk's report beside its shard folder: shards/{chunk}.download.json, shards/{chunk}/
 DOWNLOAD_REPORT_SUFFIX = ".download.json"
+#: The index of a chunk of a download read in place (curate.data.inplace): shards/{chunk}.index.json
+#: beside shards/{chunk}/, a folder of links to the download's shards and their checksum records
+INDEX_REPORT_SUFFIX = ".index.json"
 
 
 def chunk_name(index: int) -> str:
@@ -37,12 +40,14 @@ def chunk_shard_ids(chunk: str, n_shards: int, shards_per_chunk: int) -> list[in
 
 
 def chunk_folder(chunk) -> Path:
-    """The shard folder of a chunk given as its folder or as a downloaded chunk's report
+    """The shard folder of a chunk given as its folder, as a downloaded chunk's report
     ``shards/<chunk>.download.json`` (the rules' input for downloaded pools; the shards are in
-    ``shards/<chunk>/`` beside it)."""
+    ``shards/<chunk>/`` beside it) or as the index of a chunk read in place
+    ``shards/<chunk>.index.json`` (its folder holds links to the shards)."""
     chunk = Path(chunk)
-    if chunk.name.endswith(DOWNLOAD_REPORT_SUFFIX):
-        return chunk.with_name(chunk.name[: -len(DOWNLOAD_REPORT_SUFFIX)])
+    for suffix in (DOWNLOAD_REPORT_SUFFIX, INDEX_REPORT_SUFFIX):
+        if chunk.name.endswith(suffix):
+            return chunk.with_name(chunk.name[: -len(suffix)])
     return chunk
 
 

@@ -98,11 +98,14 @@ def reshard(
     seed: int = 0,
     weights: dict | None = None,
     captions: dict | None = None,
+    missing_out: list | None = None,
 ) -> dict:
     """Write the subset's samples from `pool_shards` into `out_dir`; return (and write) meta.json.
 
     `weights`: every subset uid's loss weight (a uid without one stops the reshard), written as
-    the ``weight`` field of its ``.json``. `captions`: uids whose ``.txt`` is replaced."""
+    the ``weight`` field of its ``.json``. `captions`: uids whose ``.txt`` is replaced.
+    `missing_out`: a list that receives every subset uid the pool did not give (meta.json counts
+    them and names five)."""
     if samples_per_shard < 1:
         raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
     out_dir = Path(out_dir)
@@ -167,6 +170,8 @@ def reshard(
         tar.close()
 
     missing = sorted(set(counts) - found)
+    if missing_out is not None:
+        missing_out.extend(missing)
     meta = {
         "subset_size": int(len(subset)),
         "unique_uids": len(counts),

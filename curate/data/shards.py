@@ -53,18 +53,20 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.data.chunks import DOWNLOAD_REPORT_SUFFIX, chunk_folder
+from curate.data.chunks import DOWNLOAD_REPORT_SUFFIX, INDEX_REPORT_SUFFIX, chunk_folder
 from curate.data.integrity import (
     FileChangedError,
     IntegrityError,
     ShardDamagedError,
     UnreadableFileError,
     changed_files,
+    file_checksum,
     read_checksums,
     read_json,
     reading,
     tolerances,
     write_checksums,
+    write_json,
 )
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,9 @@ __all__ = [
     "shard_files",
     "checksum_path",
     "record_shard",
+    "inspect_unrecorded",
     "checked_metadata",
+    "failed_downloads",
     "rebuild_hint",
     "ShardCheck",
     "inspect_shard",
@@ -389,11 +393,17 @@ def checksum_path(tar_path) -> Path:
     return Path(tar_path).with_name(f"_{shard_files(tar_path)[1].stem}_sha256.json")
 
 
-def record_shard(tar_path) -> dict:
+def record_shard(tar_path, tar_checksum: dict | None = None) -> dict:
     """Record the size and sha256 of a shard's tar, parquet and stats file in
-    ``_{shard}_sha256.json`` beside them (where the shard is first written or downloaded); its
-    readers compare (`iter_pool_samples`)."""
-    return write_checksums(checksum_path(Path(tar_path)), shard_files(tar_path))
+    ``_{shard}_sha256.json`` beside them (where the shard is first written, downloaded or indexed);
+    its readers compare (`iter_pool_samples`). ``tar_checksum`` (``{"bytes", "sha256"}``): the tar's,
+    when a pass over it just computed them (`inspect_unrecorded`)."""
+    if tar_checksum is None:
+        return write_checksums(checksum_path(Path(tar_path)), shard_files(tar_path))
+    tar, parquet, stats = shard_files(tar_path)
+    record = {tar.name: dict(tar_checksum), parquet.name: file_checksum(parquet), stats.name: file_checksum(stats)}
+    write_json(checksum_path(tar), record, "checksum record")
+    return record
 
 
 def checked_metadata(tar_path) -> Path:
@@ -409,9 +419,33 @@ def checked_metadata(tar_path) -> Path:
     return parquet
 
 
+def failed_downloads(tar_paths) -> set[str]:
+    """The uids a pool's shard parquets list as not downloaded (img2dataset's status other than
+    ``success``: a 404, a timeout, an image that did not decode), less those some shard holds."""
+    failed, held = set(), set()
+    for tar in tar_paths:
+        parquet = shard_files(tar)[1]
+        with reading(parquet, "shard parquet (img2dataset's per-shard metadata)"):
+            table = pq.read_table(parquet, columns=["uid", "status"]).to_pydict()
+        for uid, status in zip(table["uid"], table["status"]):
+            if isinstance(uid, str):
+                (held if status == "success" else failed).add(uid.lower())
+    return failed - held
+
+
 def rebuild_hint(tar_path) -> str:
-    """What to rerun for a damaged or changed shard: its chunk's download, or its generator."""
+    """What to rerun for a damaged or changed shard: its chunk's download, its index (a download
+    read in place: the shard itself is not ours to fix), or its generator."""
     chunk_dir = Path(tar_path).parent
+    index = chunk_dir.with_name(chunk_dir.name + INDEX_REPORT_SUFFIX)
+    if Path(tar_path).is_symlink():
+        return (
+            f"the shard is read in place from {Path(tar_path).resolve()}, which the workflow never writes: "
+            "download it again there (or remove it, and it is counted as missing), then index it again: "
+            f"`snakemake --forcerun {index} -- <your targets>` (what read it is rebuilt)"
+        )
+    if index.exists():  # a retry's shard beside the links: the index downloads it again
+        return f"index the chunk again: `snakemake --forcerun {index} -- <your targets>` (its retry downloads it again)"
     report = chunk_dir.with_name(chunk_dir.name + DOWNLOAD_REPORT_SUFFIX)
     if report.exists():
         return (
@@ -676,6 +710,23 @@ def _decode_image(data: bytes):
             return im.convert("RGB")
     except Exception:  # noqa: BLE001 - any decoder failure makes the sample corrupt
         return None
+
+
+def inspect_unrecorded(tar_path) -> ShardCheck:
+    """Read a shard that has no checksum record yet (one indexed where another tool downloaded it)
+    against its parquet and ``_stats.json``, hashing the tar as it streams: the `ShardCheck`
+    (``sha256``, ``size``, what was not read and why), from which its record is written."""
+    path = Path(tar_path)
+    check = ShardCheck(path=path, size=path.stat().st_size)
+    expected = set(_recorded_successes(path))
+    check.expected = len(expected)
+    for key, _ in iter_tar_groups(path, check):
+        if key.rsplit("/", 1)[-1] in expected:
+            check.read += 1
+    if check.unread and check.reason is None:
+        check.reason, check.offset = "damaged_shard", check.end
+        check.detail = "the tar ends cleanly (it lacks them)"
+    return check
 
 
 def inspect_shard(tar_path) -> ShardCheck:

@@ -28,6 +28,8 @@ __all__ = [
     "load_subset",
     "subset_counts",
     "lookup_counts",
+    "UIDS_FILE_FORMATS",
+    "read_uids_file",
 ]
 
 SUBSET_DTYPE = np.dtype("u8,u8")
@@ -44,7 +46,8 @@ _SHIFTS = np.arange(15, -1, -1, dtype=np.uint64) * np.uint64(4)
 
 
 def _bad_uid_error(uid: object, reason: str) -> ValueError:
-    return ValueError(f"invalid uid {uid!r}: {reason} (expected 32 hex characters)")
+    shown = repr(str(uid)) if isinstance(uid, str) else repr(uid)  # numpy's strings as plain ones
+    return ValueError(f"invalid uid {shown}: {reason} (expected 32 hex characters)")
 
 
 def uids_to_u8u8(hex_uids: Iterable[str]) -> np.ndarray:
@@ -223,3 +226,67 @@ def lookup_counts(unique: np.ndarray, counts: np.ndarray, query: np.ndarray) -> 
     idx = np.flatnonzero(inside)[hit]
     out[idx] = counts[p[hit]]
     return out
+
+
+#: The formats `read_uids_file` reads, by file suffix (anything else is read as text).
+UIDS_FILE_FORMATS = {".npy": "npy", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
+
+
+def _hex_column(values, where: str) -> np.ndarray:
+    """Hex uid strings (stripped, blank ones dropped) as a subset array; errors name the file."""
+    items = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    try:
+        return uids_to_u8u8(items)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def read_uids_file(path, fmt: str | None = None) -> tuple[np.ndarray, dict]:
+    """The uids of a subset made elsewhere, in file order with every repeat, and what was found.
+
+    Formats (``fmt``, default from the suffix, `UIDS_FILE_FORMATS`): DataComp's ``.npy`` (a 1-D
+    ``np.dtype("u8,u8")`` array; any other dtype is refused, naming it); a parquet or CSV with a
+    ``uid`` column (or a single column) of 32-hex-character uids; text with one uid a line. A uid
+    that is not 32 hex characters stops the read, naming the file and the uid.
+
+    Returns ``(uids, info)``: ``info`` holds ``format``, ``rows``, ``unique``, ``repeats`` (rows -
+    unique: listed again, each repeat trains the sample once more, as in DataComp) and ``sorted``
+    (DataComp's files are; the workflow writes them sorted either way).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"uids file not found: {path}")
+    fmt = fmt or UIDS_FILE_FORMATS.get(path.suffix.lower(), "text")
+    if fmt == "npy":
+        with reading(path, "uids .npy (a 1-D u8,u8 array, DataComp's subset format)"):
+            arr = np.load(path, allow_pickle=False)
+        arr = _check_dtype(np.asarray(arr), f"{path} (DataComp's subset format)")
+    elif fmt in ("parquet", "csv"):
+        with reading(path, f"uids {fmt}"):
+            frame = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "uid" in frame.columns:
+            column = frame["uid"]
+        elif len(frame.columns) == 1:
+            column = frame.iloc[:, 0]
+            if fmt == "csv":  # a headerless one-column CSV: its first line is a uid too
+                column = pd.concat([pd.Series([frame.columns[0]]), column], ignore_index=True)
+        else:
+            raise ValueError(f"{path}: no `uid` column among {list(frame.columns)} (a uids {fmt} needs one)")
+        arr = _hex_column(column.tolist(), str(path))
+    elif fmt == "text":
+        with reading(path, "uids text (one uid a line)"):
+            lines = path.read_text(encoding="utf-8").splitlines()
+        arr = _hex_column(lines, str(path))
+    else:
+        raise ValueError(f"{path}: unknown uids file format {fmt!r} (known: {sorted(set(UIDS_FILE_FORMATS.values()))})")
+    unique = int(subset_counts(arr)[0].shape[0])
+    info = {
+        "format": fmt,
+        "rows": int(arr.shape[0]),
+        "unique": unique,
+        "repeats": int(arr.shape[0]) - unique,
+        "sorted": is_sorted(arr),
+    }
+    return arr, info

@@ -157,19 +157,27 @@ def _completed(key: str, task: dict) -> dict:
     return TASK_TYPES.complete(entry | {"name": entry.get("name", key), "main_metric": entry.get("main_metric")}, key)
 
 
-def evaluate_blip_suite(model_dir, tasks: dict, batch_size: int = 64, device: str = "cpu") -> list[dict]:
+def evaluate_blip_suite(model_dir, tasks: dict, batch_size: int = 64, device: str = "cpu", progress=None) -> list[dict]:
     """DataComp-style records of the BLIP in `model_dir` on `tasks` = ``{key: {"dir", "type",
-    "main_metric", "name", ...}}``, in order, on `device` (the job's: `curate.devices.job_device`)."""
+    "main_metric", "name", ...}}``, in order, on `device` (the job's: `curate.devices.job_device`);
+    task by task, kept in `progress` as each finishes (`curate.evaluation.progress.run_tasks`)."""
+    from curate.evaluation.progress import run_tasks
+
     check_runnable(tasks, "blip")
-    model, processor = load_blip(model_dir)
-    model.to(device)
-    records = []
-    for key, task in tasks.items():
+    loaded = []
+
+    def evaluate(key, task):
+        if not loaded:  # only when a task is left to evaluate
+            model, processor = load_blip(model_dir)
+            model.to(device)
+            loaded.append((model, processor))
+        model, processor = loaded[0]
         metrics = evaluate_task(model, processor, task["dir"], task["type"], batch_size, task=_completed(key, task))
         main = task.get("main_metric")
         if main is not None and main not in metrics:
             raise ValueError(f"task {key!r}: main_metric {main!r} is not one of {sorted(metrics)}")
         metrics["main_metric"] = None if main is None else float(metrics[main])
-        records.append({"key": str(key), "dataset": str(task.get("name", key)), "metrics": metrics})
         log.info("task %s: %s", key, {k: v for k, v in metrics.items() if k != "examples"})
-    return records
+        return {"key": str(key), "dataset": str(task.get("name", key)), "metrics": metrics}
+
+    return run_tasks(tasks, evaluate, model_dir, progress)

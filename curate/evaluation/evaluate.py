@@ -266,30 +266,44 @@ def evaluate_fairface_task(model, preprocess, tokenizer, task_dir: Path, task_ty
 
 
 def evaluate_suite(
-    model_source: str, tasks: dict, batch_size: int = 256, device: str = "cpu", pretrained: str | None = None
+    model_source: str,
+    tasks: dict,
+    batch_size: int = 256,
+    device: str = "cpu",
+    pretrained: str | None = None,
+    progress=None,
 ) -> list[dict]:
     """Evaluate the model `model_source` (see `curate.scoring.clip.load_model`) on every task of
     `tasks` = ``{key: {"dir", "type", "main_metric" (metric name or None), "name"}}``, in the
-    given order. Returns DataComp records."""
+    given order. Returns DataComp records. Task by task (`curate.evaluation.progress.run_tasks`):
+    with a `progress` folder each record is kept there as it finishes and a rerun evaluates only
+    the tasks without one; a failing task is logged by name, the others still run, and the failures
+    are raised together at the end."""
+    from curate.evaluation.progress import run_tasks
     from curate.evaluation.task_types import check_runnable
     from curate.scoring.clip import load_model
 
     check_runnable(tasks, "clip")
-    model, preprocess, tokenizer = load_model(model_source, device=device, pretrained=pretrained)
-    records = []
-    for key, task in tasks.items():
+    loaded = []
+
+    def evaluate(key, task):
         missing = [k for k in ("dir", "type") if k not in task]
         if missing:
             raise ValueError(f"task {key!r}: missing {missing}")
+        if not loaded:  # only when a task is left to evaluate
+            loaded.append(load_model(model_source, device=device, pretrained=pretrained))
+        model, preprocess, tokenizer = loaded[0]
         log.info("evaluating %s on task %s (%s)", model_source, key, task["dir"])
         metrics = evaluate_task(model, preprocess, tokenizer, task["dir"], task["type"], batch_size)
         main = task.get("main_metric")
         if main is not None and main not in metrics:
             raise ValueError(f"task {key!r}: main_metric {main!r} is not one of {sorted(metrics)}")
         metrics["main_metric"] = None if main is None else float(metrics[main])
-        records.append({"key": str(key), "dataset": str(task.get("name", key)), "metrics": metrics})
         log.info("task %s: %s", key, metrics)
-    return records
+        return {"key": str(key), "dataset": str(task.get("name", key)), "metrics": metrics}
+
+    model_dir = model_source.removeprefix("local-dir:") if pretrained is None else model_source
+    return run_tasks(tasks, evaluate, model_dir, progress)
 
 
 # --------------------------------------------------------------------------------------------

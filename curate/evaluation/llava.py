@@ -55,20 +55,27 @@ def read_caption_task(task_dir) -> tuple[list, list[list[str]]]:
     return images, references
 
 
-def evaluate_captioning(model_dir, tasks: dict, batch_size: int = 64, device: str = "cpu") -> list[dict]:
+def evaluate_captioning(model_dir, tasks: dict, batch_size: int = 64, device: str = "cpu", progress=None) -> list[dict]:
     """DataComp-style records (``key``, ``dataset``, ``metrics`` with ``cider`` and
     ``main_metric``) of the LLaVA in `model_dir` on `tasks` = ``{key: {"dir", "name", ...}}``, on
-    ``device``."""
+    ``device``; task by task, kept in `progress` as each finishes (`curate.evaluation.progress.run_tasks`)."""
+    from curate.evaluation.progress import run_tasks
+
     check_runnable(tasks, "llava")
-    model, processor = load_llava(model_dir)
-    model.to(device)
-    records = []
-    for key, task in tasks.items():
+    loaded = []
+
+    def evaluate(key, task):
+        if not loaded:  # only when a task is left to evaluate
+            model, processor = load_llava(model_dir)
+            model.to(device)
+            loaded.append((model, processor))
+        model, processor = loaded[0]
         metrics = runner(task["type"], "llava")(model, processor, task["dir"], batch_size)
         metrics["main_metric"] = metrics[task["main_metric"]]
-        records.append({"key": str(key), "dataset": str(task.get("name", key)), "metrics": metrics})
         log.info("task %s: CIDEr %.2f, e.g. %s", key, metrics["cider"], metrics["examples"][:3])
-    return records
+        return {"key": str(key), "dataset": str(task.get("name", key)), "metrics": metrics}
+
+    return run_tasks(tasks, evaluate, model_dir, progress)
 
 
 def captioning_task(model, processor, task_dir, batch_size: int) -> dict:

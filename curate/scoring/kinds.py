@@ -178,8 +178,14 @@ def _embedding_params(entry: dict, where: str) -> dict:
 
 
 def _check_embeddings(config: dict, where: str, entry: dict) -> None:
-    if config["scorers"][entry["embeddings"]]["library"] != "open_clip":
-        raise ConfigError(f"{where}.embeddings: {entry['embeddings']!r} is not a CLIP scorer")
+    source = config["scorers"][entry["embeddings"]]
+    if source["library"] == "metadata" and source.get("features") and entry["method"] == "s_clip_loss":
+        return  # s-CLIPLoss reads the chunks' embeddings only; the others embed a target set with the CLIP
+    if source["library"] != "open_clip":
+        raise ConfigError(
+            f"{where}.embeddings: {entry['embeddings']!r} is not a CLIP scorer (a metadata scorer's features serve "
+            "s_clip_loss only; for the others name the CLIP, and a pool's `precomputed` reads its features there)"
+        )
 
 
 def _embedding_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
@@ -292,4 +298,40 @@ SCORER_KINDS.register(
     },
     columns=lambda entry: [entry["column"]],
     score_column=lambda entry: entry["column"],
+)
+
+
+def _metadata_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
+    return ws.metadata_inputs(pool, chunk)
+
+
+def _metadata_column(entry: dict) -> str:
+    return entry["score_column"] or entry["column"]
+
+
+SCORER_KINDS.register(
+    "metadata",
+    doc="a column of the pool's metadata read as the score (DataComp ships OpenAI B/32 and L/14 cosines), "
+    "and its .npz features as the embeddings: no model runs",
+    params={
+        "column": required(
+            {"type": "string", "minLength": 1},
+            "the metadata column read (DataComp: clip_l14_similarity_score, clip_b32_similarity_score; or any)",
+        ),
+        "features": optional(
+            {"type": ["string", "null"]},
+            None,
+            "the .npz features read as its embeddings (DataComp: l14 -> l14_img, l14_txt; b32); null: none",
+        ),
+        "score_column": optional(
+            {"type": ["string", "null"]},
+            None,
+            "the column its score files hold (default: `column`); clip_score where it stands for a CLIP "
+            "scorer in a pool's `precomputed`",
+        ),
+    },
+    rule="metadata_score_chunk",
+    inputs=_metadata_inputs,
+    columns=lambda entry: [_metadata_column(entry)],
+    score_column=_metadata_column,
 )

@@ -12,13 +12,14 @@ to the method as ``score_column``) or one fusion's fused chunks (``fusion``).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from curate.data.scorefiles import load_chunk_scores
-from curate.data.subset import uids_to_u8u8
-from curate.registry import FRACTION, NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, required
+from curate.data.subset import SUBSET_DTYPE, read_uids_file, uids_to_u8u8
+from curate.registry import FRACTION, NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, require_entry, required
 from curate.selection import baselines, strategies
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.selection.sampling import SAMPLERS, threshold, top_fraction
@@ -30,8 +31,11 @@ SELECTIONS = Registry("selection method", key="method")
 
 def select(params: dict, inputs: dict) -> np.ndarray:
     """The subset (u8,u8, unsorted) of one completed selection entry; ``inputs`` holds the files
-    the workflow gathered by role (lists, or one path)."""
-    return uids_to_u8u8(SELECTIONS.of(params, "selection").run(params, inputs))
+    the workflow gathered by role (lists, or one path). A method returns hex uids or a u8,u8 array."""
+    kept = SELECTIONS.of(params, "selection").run(params, inputs)
+    if isinstance(kept, np.ndarray) and kept.dtype == SUBSET_DTYPE:
+        return kept
+    return uids_to_u8u8(kept)
 
 
 def score_source(entry: dict) -> tuple[str, str] | None:
@@ -62,10 +66,12 @@ def _labels(fusion: str = "", scorers: str = "", sampler: str = "") -> dict:
 
 
 def pool_uids(metadata_parquets: list) -> list[str]:
-    """All uids listed in a pool's per-shard metadata; rows without a uid are not samples one can select."""
+    """All uids listed in a pool's per-shard metadata, each once (a url a retry downloaded again is
+    listed by its first shard as failed and by the retry's as a success); rows without a uid are
+    not samples one can select."""
     frames = [pd.read_parquet(path, columns=["uid"]) for path in metadata_parquets]
     uids = pd.concat(frames, ignore_index=True)["uid"] if frames else pd.Series([], dtype=object)
-    return [uid for uid in uids if isinstance(uid, str) and uid]
+    return list(dict.fromkeys(uid for uid in uids if isinstance(uid, str) and uid))
 
 
 def clean_uids(ground_truth_parquets: list) -> list[str]:
@@ -92,6 +98,115 @@ def select_no_filter(params: dict, inputs: dict) -> list[str]:
 def select_oracle(params: dict, inputs: dict) -> list[str]:
     """The synthetic pool's ground-truth clean uids (an upper bound; synthetic pools only)."""
     return clean_uids(inputs["ground_truth"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A subset made elsewhere
+
+
+def published_name(entry: dict, pool: str) -> str | None:
+    """The ``published_uids`` entry a ``uids_file`` selection reads on ``pool`` (None: it names a
+    ``path``, or nothing for this pool)."""
+    published = entry.get("published")
+    if isinstance(published, dict):
+        return published.get(pool)
+    return published
+
+
+def _uids_inputs(ws, pool: str, entry: dict) -> dict:
+    if entry["path"] is not None:
+        return {"uids": entry["path"]}
+    name = published_name(entry, pool)
+    if name is None:
+        raise ConfigError(
+            f"a uids_file selection publishes uids for {sorted(entry['published'])}, not for pool {pool!r}: "
+            f"add `{pool}: <published_uids name>` to its `published`, or give a `path`"
+        )
+    if name not in ws.config.get("published_uids", {}):
+        raise ConfigError(
+            f"published_uids.{name} is not configured: add it to the config's published_uids "
+            "({url: ..., sha256: ...} or {path: ...}) to fetch and train on those uids"
+        )
+    return {"uids": ws.path("published_uids", published=name)}
+
+
+def _uids_unavailable(config: dict, entry: dict, pool: str) -> str | None:
+    """Why a ``uids_file`` selection cannot run on ``pool`` (None when it can)."""
+    if entry["path"] is not None:
+        return None
+    name = published_name(entry, pool)
+    if name is None:
+        return f"published uids not available for pool {pool} (published for {', '.join(sorted(entry['published']))})"
+    if name not in config.get("published_uids", {}):
+        return f"published uids not available: {name}"
+    return None
+
+
+def _check_uids_file(config: dict, where: str, entry: dict) -> None:
+    if (entry["path"] is None) == (entry["published"] is None):
+        raise ConfigError(f"{where}: a uids_file selection takes exactly one of path or published")
+    if isinstance(entry["published"], dict):
+        for pool in entry["published"]:
+            require_entry(config, "pools", pool, f"{where}.published")
+
+
+def _uids_labels(config: dict, entry: dict) -> dict:
+    published = entry["published"]
+    if entry["path"] is not None:
+        source = Path(entry["path"]).name
+    else:
+        source = "+".join(sorted(set(published.values()))) if isinstance(published, dict) else published
+    return _labels("none", "", f"uids file: {source}")
+
+
+@SELECTIONS.register(
+    "uids_file",
+    params={
+        "path": optional(
+            {"type": ["string", "null"]},
+            None,
+            "a subset made elsewhere: DataComp .npy (u8,u8), parquet/CSV/text of hex uids",
+        ),
+        "published": optional(
+            {
+                "oneOf": [
+                    {"type": "null"},
+                    NAME,
+                    {"type": "object", "minProperties": 1, "additionalProperties": NAME},
+                ]
+            },
+            None,
+            "a `published_uids` entry, or one per pool ({pool: name})",
+        ),
+        "format": optional(
+            {"enum": [None, "npy", "parquet", "csv", "text"]}, None, "the file's format (default: from its suffix)"
+        ),
+        "max_missing": optional(
+            {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            None,
+            "the share of its uids the pool may lack at reshard time (default: integrity.max_subset_missing); "
+            "a subset made on the whole pool meets the images a download could not fetch",
+        ),
+    },
+    check=_check_uids_file,
+    inputs=_uids_inputs,
+    unavailable=_uids_unavailable,
+    labels=_uids_labels,
+)
+def select_uids_file(params: dict, inputs: dict) -> np.ndarray:
+    """The uids of a file made elsewhere, as they are: every repeat kept (it trains its sample once
+    more, as in DataComp), written sorted; the uids the pool lacks are counted at reshard time."""
+    uids, info = read_uids_file(inputs["uids"], params["format"])
+    log.info(
+        "uids file %s (%s): %d uids, %d unique, %d repeats (each trains its sample once more), %s",
+        inputs["uids"],
+        info["format"],
+        info["rows"],
+        info["unique"],
+        info["repeats"],
+        "sorted" if info["sorted"] else "not sorted (written sorted)",
+    )
+    return uids
 
 
 # ---------------------------------------------------------------------------------------------

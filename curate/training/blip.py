@@ -338,11 +338,22 @@ def _param_groups(model, wd: float) -> list[dict]:
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, threads: int = 1) -> dict:
+def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, threads: int = 1, scratch=None) -> dict:
     """Pretrain a tiny BLIP from scratch on the reshard in `shard_dir` with the sample weights of
-    its samples; saved to `out_dir` (`save_blip`). Returns a summary."""
+    its samples; saved to `out_dir` (`save_blip`). Returns a summary. With `scratch`, a checkpoint
+    is saved at every epoch's end and every ``checkpoint_every`` steps, and a rerun resumes from
+    the latest with its random state: the same weights as an uninterrupted run
+    (`curate.training.resume`)."""
     from curate.data.reshard import reshard_contents
     from curate.training.loop import decode_rgb, read_samples
+    from curate.training.resume import (
+        Checkpoints,
+        finish_scratch,
+        prepare_scratch,
+        reshard_fingerprint,
+        rng_state,
+        set_rng_state,
+    )
 
     recipe = complete_recipe(recipe)
     shards, meta = reshard_contents(shard_dir)
@@ -387,8 +398,8 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
                 opt.param_groups[0]["lr"],
             )
 
-    for epoch in range(int(recipe["epochs"])):
-        batch, epoch_step = [], 0
+    def batches(epoch):
+        batch = []
         for data, text, weight in read_samples(
             shards, order_seed=seed * 100_003 + epoch, shuffle_buffer=int(recipe["shuffle_buffer"])
         ):
@@ -397,8 +408,60 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
                 continue
             batch.append((image, text, weight))
             if len(batch) == batch_size:
-                run(batch, epoch, epoch_step)
-                batch, epoch_step = [], epoch_step + 1
+                yield batch
+                batch = []
+
+    if scratch is not None:
+        scratch, _ = prepare_scratch(
+            scratch,
+            {
+                "recipe": recipe,
+                "seed": int(seed),
+                "texts": len(tokenizer_texts),
+                "data": reshard_fingerprint(shard_dir),
+            },
+        )
+    checkpoints = Checkpoints(scratch, recipe["checkpoint_every"])
+    start_epoch, skip, rng = 0, 0, None
+    state = checkpoints.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step, skipped, history = state["step"], state["skipped"], state["history"]
+        start_epoch, skip, rng = state["epoch"], state["batches_done"], state["rng"]
+
+    def save(epoch, batches_done):
+        checkpoints.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "skipped": skipped,
+                "history": history,
+                "epoch": epoch,
+                "batches_done": batches_done,
+                "rng": rng_state(),
+            }
+        )
+
+    epochs = int(recipe["epochs"])
+    for epoch in range(start_epoch, epochs):
+        stream, epoch_step = batches(epoch), 0
+        for _ in range(skip):  # a resumed epoch: its data order up to where the checkpoint was taken
+            next(stream, None)
+            epoch_step += 1
+        if rng is not None:  # and the random state it was taken with
+            set_rng_state(rng)
+            rng, skip = None, 0
+        for batch in stream:
+            run(batch, epoch, epoch_step)
+            epoch_step += 1
+            if checkpoints.due(step, end_of_epoch=False):
+                save(epoch, epoch_step)
+        if checkpoints.due(step, end_of_epoch=True) and epoch + 1 < epochs:
+            save(epoch + 1, 0)
     model.eval()
     save_blip(model, processor, out_dir)
     summary = {
@@ -409,6 +472,7 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
         "final": history[-1] if history else None,
     }
     (Path(out_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    finish_scratch(scratch)
     return summary
 
 

@@ -145,28 +145,34 @@ def train_clip(
     log_path,
     threads: int = 1,
     workers: int = 0,
+    scratch=None,
+    plugins=(),
 ) -> Path:
     """Train a CLIP model per `recipe` (see `clip_train_argv`) and export it as model folder
     `out_dir` (``open_clip_config.json`` + ``open_clip_model.safetensors``). Returns `out_dir`.
 
     The training runs in a subprocess (``HF_HUB_OFFLINE=1``, ``OMP_NUM_THREADS=threads``,
-    ``WANDB_MODE=disabled``) whose output is appended to `log_path`; a failure raises
-    RuntimeError with the log's tail. Scratch files live in ``<out_dir>/_train/`` while it runs;
-    afterwards the checkpoints are removed and open_clip's params.txt is kept as
-    ``<out_dir>/train_params.txt``.
+    ``WANDB_MODE=disabled``; the config's `plugins` imported there too) whose output is appended to
+    `log_path`; a failure raises RuntimeError with the log's tail. Like DataComp's ``train.py`` it
+    passes ``--save-most-recent --resume latest``: open_clip_train saves ``epoch_latest.pt`` after
+    every epoch and, started again, goes on from it. Its files live in `scratch` (default
+    ``<out_dir>/_train/``), which a workflow job puts outside its declared model folder so that it
+    survives a failed attempt (`curate.training.resume`); a scratch folder made for other inputs is
+    emptied first. A recipe with ``nodes`` > 1 starts one torchrun per node through ``srun``
+    (`curate.training.launch`). Afterwards the scratch folder is removed and open_clip's
+    params.txt is kept as ``<out_dir>/train_params.txt``.
     """
-    check_train_data(train_data)
+    from curate.training.resume import finish_scratch, prepare_scratch, reshard_fingerprint
+
+    shards = check_train_data(train_data)
     out_dir = Path(out_dir)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = out_dir / "_train"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    arch_dir = scratch / "arch"
     run_name = "run"
     recipe = complete_recipe(recipe)
-    write_arch_dir(str(recipe["model"]), arch_dir)
+    scratch = Path(scratch) if scratch is not None else out_dir / "_train"
+    arch_dir = scratch / "arch"
     argv = clip_train_argv(
         recipe,
         train_data,
@@ -177,6 +183,12 @@ def train_clip(
         workers,
         arch_dir=str(arch_dir.resolve()),
     )
+    argv += RESUME_ARGS
+    folders = sorted({str(Path(s).parent) for s in shards if "://" not in s and not s.startswith("pipe:")})
+    fingerprint = {"argv": argv, "data": [reshard_fingerprint(f) for f in folders]}
+    scratch, kept = prepare_scratch(scratch, fingerprint)
+    latest = scratch / "logs" / run_name / "checkpoints" / LATEST_CHECKPOINT
+    write_arch_dir(str(recipe["model"]), arch_dir)
 
     env = dict(os.environ)
     env.update(
@@ -186,41 +198,56 @@ def train_clip(
         WANDB_MODE="disabled",
         TOKENIZERS_PARALLELISM="false",
         PYTHONHASHSEED="0",
+        CURATE_PLUGINS=",".join(plugins or ()),
     )
     repo_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = repo_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = train_command(argv, int(recipe["world_size"]))
+    from curate.training.launch import training_command
+
+    cmd = training_command(["-m", "curate.training.clip", *argv], recipe)
     with open(log_path, "a", encoding="utf-8") as log:
+        if kept and latest.is_file():
+            log.write(f"[curate.training.clip] an earlier attempt left {latest}: open_clip_train resumes from it\n")
+        elif kept:
+            log.write(
+                f"[curate.training.clip] an earlier attempt left {scratch} without a checkpoint: from the start\n"
+            )
         log.write(f"[curate.training.clip] {' '.join(cmd)}\n")
         log.flush()
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     checkpoint = scratch / "logs" / run_name / "checkpoints" / f"epoch_{int(recipe['epochs'])}.pt"
     if proc.returncode != 0 or not checkpoint.is_file():
         why = f"exit status {proc.returncode}" if proc.returncode else f"no checkpoint {checkpoint}"
-        raise RuntimeError(f"open_clip_train failed ({why}); log {log_path} ends with:\n{_tail(log_path)}")
+        raise RuntimeError(
+            f"open_clip_train failed ({why}); its files stay in {scratch} and a rerun resumes from its last "
+            f"epoch; log {log_path} ends with:\n{_tail(log_path)}"
+        )
     export_local_dir(checkpoint, str(arch_dir.resolve()), out_dir)
     params = scratch / "logs" / run_name / "params.txt"
     if params.is_file():
         shutil.copyfile(params, out_dir / "train_params.txt")
-    shutil.rmtree(scratch)
+    finish_scratch(scratch)
     assert (out_dir / CONFIG_NAME).is_file()
     return out_dir
+
+
+#: DataComp's train.py passes these to open_clip_train: save epoch_latest.pt after every epoch and,
+#: started again, go on from it (``curate.training.resume``).
+RESUME_ARGS = ["--save-most-recent", "--resume", "latest"]
+#: open_clip_train's name of that checkpoint (``open_clip_train.main.LATEST_CHECKPOINT_NAME``).
+LATEST_CHECKPOINT = "epoch_latest.pt"
 
 
 def train_command(argv: list[str], world_size: int = 1) -> list[str]:
     """The command that runs open_clip_train (through the seeded entry point) with `argv`: one
     process, or ``world_size`` processes on this node started by torchrun
     (``torch.distributed.run --standalone``), whose environment open_clip_train's distributed
-    set-up reads (DataComp's recipes: 8 GPUs)."""
+    set-up reads (DataComp's recipes: 8 GPUs). More nodes: `curate.training.launch`."""
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
-    entry = ["-m", "curate.training.clip", *argv]
-    if world_size == 1:
-        return [sys.executable, *entry]
-    # "--" ends torchrun's own options: its parser would otherwise read open_clip_train's --logs
-    # as an abbreviation of its --logs-specs and stop ("ambiguous option")
-    entry = ["-m", "curate.training.clip", "--", *argv]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}", *entry]
+    from curate.training.launch import training_command
+
+    return training_command(["-m", "curate.training.clip", *argv], {"world_size": world_size, "nodes": 1})
 
 
 def _tail(path: Path, n_lines: int = 40, max_bytes: int = 16384) -> str:
@@ -287,9 +314,21 @@ def _seeded_open_clip_data(seed: int) -> None:
     import webdataset
     import webdataset.filters
 
-    calls = itertools.count()
+    epochs = []
+
+    class RecordedEpoch(ocd.SharedEpoch):  # the training pipeline's epoch, as its workers see it
+        def __init__(self, epoch=0):
+            super().__init__(epoch)
+            epochs.append(self)
+
+    ocd.SharedEpoch = RecordedEpoch
 
     def shuffle(bufsize=1000, initial=100, rng=None, handler=None):
+        # the buffer's seed counts the pipeline's passes from the epoch it was built for: with
+        # resampled shards one pass an epoch, so a run resumed at epoch e draws what an
+        # uninterrupted one draws there
+        calls = itertools.count(epochs[-1].get_value() if epochs else 0)
+
         def stage(src):
             if rng is not None:
                 r = rng
@@ -315,13 +354,51 @@ def _seeded_open_clip_data(seed: int) -> None:
     ocd.pytorch_worker_seed = pytorch_worker_seed
 
 
+def _resumable_open_clip() -> None:
+    """Make a resumed open_clip_train run go on with the random state it stopped with: every
+    training checkpoint it saves also holds the random state of torch, numpy and Python at the end
+    of its epoch, and a run resumed from one restores it when its first epoch starts. (open_clip
+    reseeds at start: without this, a resumed run would draw other augmentations than the
+    uninterrupted one.) With data loader workers the workers' own generators are not saved:
+    those runs resume with other augmentations."""
+    import open_clip_train.main as ocm
+    import torch
+
+    from curate.training.resume import rng_state, set_rng_state
+
+    resumed = {}
+    save, load, train_one_epoch = torch.save, ocm.pt_load, ocm.train_one_epoch
+
+    def saving(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and "epoch" in obj and "optimizer" in obj:
+            obj = dict(obj, curate_rng=rng_state())
+        return save(obj, f, *args, **kwargs)
+
+    def loading(path, *args, **kwargs):
+        checkpoint = load(path, *args, **kwargs)
+        if isinstance(checkpoint, dict) and "curate_rng" in checkpoint:
+            resumed["rng"] = checkpoint["curate_rng"]
+        return checkpoint
+
+    def epoch(*args, **kwargs):
+        if "rng" in resumed:  # the first epoch of a resumed run starts where the saved one ended
+            set_rng_state(resumed.pop("rng"))
+        return train_one_epoch(*args, **kwargs)
+
+    torch.save, ocm.pt_load, ocm.train_one_epoch = saving, loading, epoch
+
+
 def _main(argv: list[str]) -> int:
     from open_clip_train.main import main
     from open_clip_train.params import parse_args
 
+    from curate.registry import load_plugins
+
     if argv[:1] == ["--"]:  # torchrun passes its "--" on where its Python keeps it (3.12+)
         argv = argv[1:]
+    load_plugins([p for p in os.environ.get("CURATE_PLUGINS", "").split(",") if p])  # the job's plugins
     _seeded_open_clip_data(parse_args(list(argv)).seed)
+    _resumable_open_clip()
     result = main(list(argv))
     return 1 if result == -1 else 0
 

@@ -54,8 +54,8 @@ DEFAULT_PRECISION = "amp"
 #: open_clip_train flags DataComp's train.py passes at every scale that clip_train_argv has no
 #: recipe key for. None changes the optimisation: gradient checkpointing trades compute for memory,
 #: local loss + gather with grad is the memory-lean form of the same global loss, the static graph
-#: is a DDP speed-up. (``--save-most-recent --resume latest`` are left out: train_clip starts from
-#: scratch and reads ``epoch_<epochs>.pt``.)
+#: is a DDP speed-up. (``--save-most-recent --resume latest`` are passed to every open_clip recipe
+#: by `curate.training.clip.train_clip`, as DataComp's train.py passes them: a rerun resumes.)
 DATACOMP_EXTRA_ARGS = ("--grad-checkpointing", "--local-loss", "--gather-with-grad", "--ddp-static-graph")
 
 

@@ -19,13 +19,21 @@ envs/lavis.yaml and reads what this module writes:
   (``vision_init``: a DeiT-layout ViT checkpoint; ``text_init``: a BERT folder's config.json),
   so the same code builds LAVIS's ViT-B/16 + BERT-base from DeiT-B and bert-base-uncased and a
   tiny one from tiny files in the same layouts (the rehearsal). Nothing is downloaded at run time.
+- `latest_checkpoint`: the checkpoint a failed or requeued attempt left in the run's scratch
+  folder, which the next attempt resumes from (``resume_ckpt_path``).
+- `train_lavis`: the training job: LAVIS's run in the training's scratch folder (resumed from its
+  latest epoch when an earlier attempt of the same training left one), one torchrun, or one per
+  node through ``srun``, and the finished run moved into the model folder.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -67,10 +75,11 @@ def per_gpu_batch(recipe: dict) -> int:
     return batch // world
 
 
-def run_config(recipe: dict, shard_dir, out_dir, seed: int, vision_init, text_init) -> dict:
+def run_config(recipe: dict, shard_dir, out_dir, seed: int, vision_init, text_init, resume=None) -> dict:
     """LAVIS's run config of BLIP pretraining on the reshard in `shard_dir` (outputs in `out_dir`),
     the ViT initialised from the checkpoint file `vision_init` and the text encoder/decoder and
-    tokenizer from the BERT folder `text_init`."""
+    tokenizer from the BERT folder `text_init`, going on from the LAVIS checkpoint `resume`
+    (``checkpoint_<epoch>.pth``: model, optimiser, scaler and epoch) when one is given."""
     recipe = complete_recipe(recipe)
     batch = int(recipe["batch_size"])
     queue = int(recipe["queue_size"])
@@ -113,7 +122,7 @@ def run_config(recipe: dict, shard_dir, out_dir, seed: int, vision_init, text_in
             "seed": int(seed),
             "output_dir": str(Path(out_dir).resolve()),
             "amp": recipe["precision"] == "amp",
-            "resume_ckpt_path": None,
+            "resume_ckpt_path": None if resume is None else str(Path(resume).resolve()),
             "evaluate": False,
             "train_splits": ["train"],
             "device": str(recipe["device"]),
@@ -123,6 +132,15 @@ def run_config(recipe: dict, shard_dir, out_dir, seed: int, vision_init, text_in
             "distributed": True,
         },
     }
+
+
+def latest_checkpoint(run_dir) -> Path | None:
+    """The checkpoint of the latest epoch a LAVIS run folder holds (`last_checkpoint`), or None
+    where no epoch has finished yet."""
+    try:
+        return last_checkpoint(run_dir)
+    except FileNotFoundError:
+        return None
 
 
 def dataset_defaults() -> dict:
@@ -273,3 +291,75 @@ def threads_per_process(recipe: dict, threads: int) -> int:
     recipe = complete_recipe(recipe)
     per_node = int(recipe["world_size"]) // int(recipe["nodes"])
     return max(1, int(threads) // per_node)
+
+
+def train_lavis(
+    recipe: dict,
+    shard_dir,
+    out_dir,
+    scratch,
+    vision_init,
+    text_init,
+    python: str,
+    threads: int,
+    log_path,
+    log: logging.Logger | None = None,
+) -> Path:
+    """Train `recipe` in LAVIS on the reshard `shard_dir` into the model folder `out_dir`; return
+    the run's last checkpoint there.
+
+    LAVIS's run (its ``checkpoint_<epoch>.pth`` after each epoch, ``arch.json``, the tokenizer)
+    goes to ``<scratch>/lavis``, outside the declared model folder, so that a failed, killed,
+    retried or requeued attempt leaves it: the next attempt of the same training (same recipe,
+    reshard and inits: `curate.training.resume.prepare_scratch`) passes LAVIS the latest epoch's
+    checkpoint as ``resume_ckpt_path`` and LAVIS's runner goes on from the epoch after it. A
+    recipe with ``nodes`` > 1 starts one torchrun per node of the SLURM allocation through
+    ``srun`` (`curate.training.launch`). torchrun's output is appended to `log_path`; the finished
+    run is moved into `out_dir` (what ``convert_blip_lavis`` reads) and the scratch folder removed."""
+    import yaml
+
+    from curate.training import launch
+    from curate.training.resume import finish_scratch, prepare_scratch, reshard_fingerprint
+
+    log = log or logging.getLogger(__name__)
+    recipe = complete_recipe(recipe)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = {
+        "recipe": recipe,
+        "data": reshard_fingerprint(shard_dir),
+        "inits": [str(Path(vision_init).resolve()), str(Path(text_init).resolve())],
+    }
+    scratch, kept = prepare_scratch(scratch, fingerprint)
+    run_dir = scratch / "lavis"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resume = latest_checkpoint(run_dir) if kept else None
+    if resume is not None:
+        log.info("resuming LAVIS from %s, left by an earlier attempt", resume)
+    cfg = run_config(recipe, shard_dir, run_dir, recipe["seed"], vision_init, text_init, resume=resume)
+    cfg_path = out_dir / "lavis_run.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    if int(recipe["nodes"]) > 1:
+        hosts = launch.allocation_hosts()
+        command = launch.srun_prefix(int(recipe["nodes"])) + torchrun_command(
+            recipe, cfg_path, python=python, rdzv_endpoint=launch.rendezvous_endpoint(hosts)
+        )
+    else:
+        command = torchrun_command(recipe, cfg_path, python=python)
+    log.info("LAVIS run config %s; launching %s", cfg_path, " ".join(command))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        OMP_NUM_THREADS=str(threads_per_process(recipe, threads)),
+        HF_HUB_OFFLINE="1",  # the inits are fetched files: nothing downloads here
+        TRANSFORMERS_OFFLINE="1",
+    )
+    with open(log_path, "a") as sink:
+        subprocess.run(command, check=True, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    for part in run_dir.iterdir():  # train/ (checkpoints), arch.json, tokenizer/
+        target = out_dir / part.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        shutil.move(str(part), str(target))
+    finish_scratch(scratch)
+    return last_checkpoint(out_dir)

@@ -244,11 +244,22 @@ def weighted_caption_loss(
     return (weights * per_sample).sum() / total
 
 
-def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threads: int = 1) -> dict:
+def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threads: int = 1, scratch=None) -> dict:
     """LLaVA stage-1 pretraining of the projector of the LLaVA in `base_dir` on the reshard in
-    `shard_dir`; the result is saved to `out_dir` (model + processor). Returns a summary."""
+    `shard_dir`; the result is saved to `out_dir` (model + processor). Returns a summary. With
+    `scratch`, a checkpoint (the projector, the optimiser, the counters, the random state) is saved
+    every ``checkpoint_every`` steps and at every epoch's end, and a rerun resumes from the latest:
+    the same weights as an uninterrupted run (`curate.training.resume`)."""
 
     from curate.data.reshard import reshard_contents
+    from curate.training.resume import (
+        Checkpoints,
+        finish_scratch,
+        prepare_scratch,
+        reshard_fingerprint,
+        rng_state,
+        set_rng_state,
+    )
 
     recipe = complete_recipe(recipe)
     shards, meta = reshard_contents(shard_dir)
@@ -305,7 +316,8 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
     precision = recipe["precision"]
     if precision not in ("fp32", "amp_bf16"):
         raise ValueError(f"llava precision must be fp32 or amp_bf16, got {precision!r}")
-    for epoch in range(int(recipe["epochs"])):
+
+    def batches(epoch):
         batch = []
         for data, text, weight in read_samples(
             shards, order_seed=seed * 100_003 + epoch, shuffle_buffer=int(recipe["shuffle_buffer"])
@@ -315,14 +327,62 @@ def train_projector(recipe: dict, shard_dir, base_dir, out_dir, seed: int, threa
                 continue
             batch.append((image, text, weight))
             if len(batch) == batch_size:
-                run(batch)
+                yield batch
                 batch = []
         if batch:
+            yield batch
+
+    if scratch is not None:
+        scratch, _ = prepare_scratch(
+            scratch,
+            {"recipe": recipe, "seed": int(seed), "base": str(base_dir), "data": reshard_fingerprint(shard_dir)},
+        )
+    checkpoints = Checkpoints(scratch, recipe["checkpoint_every"])
+    trained = [name for name, p in model.named_parameters() if p.requires_grad]
+    start_epoch, skip, rng = 0, 0, None
+    state = checkpoints.load()
+    if state is not None:
+        model.load_state_dict(state["projector"], strict=False)
+        opt.load_state_dict(state["optimizer"])
+        step, skipped, losses = state["step"], state["skipped"], state["losses"]
+        start_epoch, skip, rng = state["epoch"], state["batches_done"], state["rng"]
+
+    def save(epoch, batches_done):
+        weights = model.state_dict()
+        checkpoints.save(
+            {
+                "projector": {name: weights[name] for name in trained},  # the only trained part
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "skipped": skipped,
+                "losses": losses,
+                "epoch": epoch,
+                "batches_done": batches_done,
+                "rng": rng_state(),
+            }
+        )
+
+    epochs = int(recipe["epochs"])
+    for epoch in range(start_epoch, epochs):
+        stream, done = batches(epoch), 0
+        for _ in range(skip):  # a resumed epoch: its data order up to where the checkpoint was taken
+            next(stream, None)
+            done += 1
+        if rng is not None:  # and the random state it was taken with
+            set_rng_state(rng)
+            rng, skip = None, 0
+        for batch in stream:
             run(batch)
+            done += 1
+            if checkpoints.due(step, end_of_epoch=False) and step < total:
+                save(epoch, done)
+        if checkpoints.due(step, end_of_epoch=True) and epoch + 1 < epochs:
+            save(epoch + 1, 0)
     model.eval()
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    finish_scratch(scratch)
     summary = {
         "samples": n_samples,
         "steps": step,

@@ -58,6 +58,40 @@ def training_gpus(recipe: dict) -> int:
     return int(recipe["world_size"]) if recipe["device"] == "cuda" else 0
 
 
+#: The training rule of a trainer's recipes that run on more than one node (``nodes`` > 1).
+MULTI_NODE_RULES = {"train_clip": "train_clip_nodes", "train_blip_lavis": "train_blip_lavis_nodes"}
+
+
+def multi_node_resources(recipe: dict) -> dict:
+    """What a training job of a recipe with ``nodes`` N > 1 asks SLURM for (the executor plugin's
+    resources): N nodes, one task on each (``--ntasks=N --ntasks-per-node=1``), ``world_size / N``
+    GPUs per node (``--gpus-per-node``), and Snakemake's ``mpi`` resource, so that the job runs on
+    the allocation's first node without the executor's own ``srun`` and its script's ``srun``
+    starts one torchrun on every node (`curate.training.launch`). GPUs go through ``slurm_extra``:
+    the plugin turns a ``gpu`` resource into ``--gpus`` for the whole job and a task count into
+    ``--ntasks-per-gpu``."""
+    nodes, world = int(recipe["nodes"]), int(recipe["world_size"])
+    extra = "--ntasks-per-node=1" + (f" --gpus-per-node={world // nodes}" if recipe["device"] == "cuda" else "")
+    return {"nodes": nodes, "tasks": nodes, "mpi": "srun", "slurm_extra": extra}
+
+
+def _check_nodes(config: dict, where: str, recipe: dict) -> None:
+    """A recipe's ``nodes``: more than one only for the trainers started through torchrun on
+    every node (open_clip, LAVIS's BLIP), on CUDA, with ``world_size`` split evenly."""
+    nodes, world = int(recipe["nodes"]), int(recipe["world_size"])
+    if nodes == 1:
+        return
+    if train_rule(recipe) not in MULTI_NODE_RULES.values():
+        raise ConfigError(
+            f"{where}.nodes: {nodes}, but the {recipe.get('trainer', 'open_clip')} trainer runs on one node "
+            "(open_clip and LAVIS's BLIP run on several)"
+        )
+    if world % nodes:
+        raise ConfigError(f"{where}.nodes: world_size {world} does not split evenly over {nodes} nodes")
+    if recipe["device"] != "cuda":
+        raise ConfigError(f"{where}.nodes: {nodes} nodes need device: cuda")
+
+
 TRAINERS.register(
     "open_clip",
     doc="open_clip_train, as DataComp trains (fixed samples seen, shards resampled with replacement)",
@@ -78,8 +112,8 @@ TRAINERS.register(
         ),
         "workers": optional({"type": "integer", "minimum": 0}, 0, "data loader workers per process"),
     },
-    check=lambda config, where, entry: _check_samples_seen(where, entry),
-    train_rule="train_clip",
+    check=lambda config, where, entry: _check_open_clip(config, where, entry),
+    train_rule=lambda recipe: "train_clip_nodes" if int(recipe["nodes"]) > 1 else "train_clip",
     evaluate_rule="evaluate_model",
 )
 
@@ -94,9 +128,14 @@ def _check_one_process(where: str, recipe: dict) -> None:
         )
 
 
-def _check_samples_seen(where: str, recipe: dict) -> None:
+def _check_open_clip(config: dict, where: str, recipe: dict) -> None:
     if recipe["resampled"] and not recipe["samples_seen"]:
         raise ConfigError(f"{where}.samples_seen: a resampled recipe needs its total samples seen")
+    _check_nodes(config, where, recipe)
+
+
+#: A curate loop's checkpoints (curate.training.resume): at every epoch's end and every this many steps.
+_CHECKPOINT_EVERY = "steps between checkpoints besides each epoch's end (0: at epoch ends only)"
 
 
 TRAINERS.register(
@@ -109,6 +148,7 @@ TRAINERS.register(
         "eps": required(_RATE),
         "workers": optional({"type": "integer", "minimum": 0}, 0, "data loader workers"),
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
+        "checkpoint_every": optional({"type": "integer", "minimum": 0}, 0, _CHECKPOINT_EVERY),
     },
     check=lambda config, where, entry: _check_one_process(where, entry),
     train_rule="train_weighted_clip",
@@ -157,6 +197,7 @@ TRAINERS.register(
         "max_text_tokens": optional(POSITIVE_INT, 64),
         "micro_batch_size": optional(POSITIVE_INT, None, "per step (default: the whole batch)"),
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
+        "checkpoint_every": optional({"type": "integer", "minimum": 0}, 200, _CHECKPOINT_EVERY),
     },
     check=_check_llava,
     train_rule="train_llava",
@@ -222,6 +263,7 @@ _BLIP_LIBRARIES = {
             "the tiny BLIP's sizes",
         ),
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
+        "checkpoint_every": optional({"type": "integer", "minimum": 0}, 0, _CHECKPOINT_EVERY),
     },
 }
 
@@ -236,6 +278,7 @@ def _blip_params(recipe: dict, where: str) -> dict:
 
 
 def _check_blip(config: dict, where: str, recipe: dict) -> None:
+    _check_nodes(config, where, recipe)
     if recipe["library"] == "transformers":
         _check_one_process(where, recipe)
         curated_set = recipe["tokenizer"]["curated_set"]
@@ -249,7 +292,11 @@ TRAINERS.register(
     params=_BLIP_COMMON,
     extra_params=_blip_params,
     check=_check_blip,
-    train_rule=lambda recipe: "train_blip_lavis" if recipe["library"] == "lavis" else "train_blip",
+    train_rule=lambda recipe: (
+        ("train_blip_lavis_nodes" if int(recipe["nodes"]) > 1 else "train_blip_lavis")
+        if recipe["library"] == "lavis"
+        else "train_blip"
+    ),
     evaluate_rule="evaluate_blip",
 )
 

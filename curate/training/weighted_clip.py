@@ -21,6 +21,11 @@ open_clip's own model, transforms and tokenizer and `curate.selection.flyt.weigh
   [0, ln 100] after each step (open_clip_train).
 - deterministic: torch seeded from ``seed`` (model init, augmentation), the data order from
   (seed, epoch); the result is exported as an open_clip model folder (`curate.scoring.clip`).
+- resumable: with a ``scratch`` folder (the workflow's ``train_scratch``) the loop saves a
+  checkpoint at the end of every epoch and every ``checkpoint_every`` steps (model, optimiser,
+  counters, losses so far, the random state; `curate.training.resume`); started again, it loads
+  the latest, replays that epoch's data order up to the batch it stopped after, restores the
+  random state and goes on: the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ import torch
 
 from curate.training.loop import decode_rgb, lr_at, read_samples
 from curate.training.losses import weighted_clip_loss
+from curate.training.resume import (
+    Checkpoints,
+    finish_scratch,
+    prepare_scratch,
+    reshard_fingerprint,
+    rng_state,
+    set_rng_state,
+)
 from curate.training.trainers import complete_recipe
 
 log = logging.getLogger(__name__)
@@ -105,10 +118,11 @@ class ReshardBatches(torch.utils.data.IterableDataset):
 
 
 def train_weighted_clip(
-    recipe: dict, shard_dir, out_dir, seed: int, threads: int = 1, workers: int | None = None
+    recipe: dict, shard_dir, out_dir, seed: int, threads: int = 1, workers: int | None = None, scratch=None
 ) -> dict:
     """Train `recipe["model"]` from scratch on the reshard in `shard_dir`, export it to `out_dir`
     (an open_clip model folder that `curate.scoring.clip.load_model` reads). Returns a summary.
+    With `scratch`, checkpoints go there and a rerun resumes from the latest (module doc).
 
     Optional recipe keys: ``device`` (cpu), ``precision`` (``fp32``, or ``amp_bf16``: autocast to
     bfloat16 on CUDA), ``workers`` (DataLoader workers decoding images, default 0),
@@ -147,7 +161,34 @@ def train_weighted_clip(
         eps=float(recipe["eps"]),
     )
     step, skipped, losses = 0, 0, []
-    for epoch in range(epochs):
+    if scratch is not None:
+        scratch, _ = prepare_scratch(
+            scratch, {"recipe": recipe, "seed": int(seed), "workers": workers, "data": reshard_fingerprint(shard_dir)}
+        )
+    checkpoints = Checkpoints(scratch, recipe["checkpoint_every"])
+    start_epoch, skip, rng = 0, 0, None
+    state = checkpoints.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, skipped, losses = state["step"], state["skipped"], state["losses"]
+        start_epoch, skip, rng = state["epoch"], state["batches_done"], state["rng"]
+
+    def save(epoch, batches_done):
+        checkpoints.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "skipped": skipped,
+                "losses": losses,
+                "epoch": epoch,
+                "batches_done": batches_done,
+                "rng": rng_state(),
+            }
+        )
+
+    for epoch in range(start_epoch, epochs):
         dataset = ReshardBatches(
             shards, seed, epoch, batch_size, preprocess, tokenizer, shuffle_buffer=int(recipe["shuffle_buffer"])
         )
@@ -159,7 +200,15 @@ def train_weighted_clip(
             persistent_workers=False,
             pin_memory=device.type == "cuda",
         )
-        for images, texts, weights in loader:
+        batches = iter(loader)
+        batches_done = 0
+        for _ in range(skip):  # a resumed epoch: its data order up to where the checkpoint was taken
+            next(batches, None)
+            batches_done += 1
+        if rng is not None:  # and the random state it was taken with
+            set_rng_state(rng)
+            rng, skip = None, 0
+        for images, texts, weights in batches:
             if step >= total_steps:
                 break
             images, texts, weights = images.to(device), texts.to(device), weights.to(device)
@@ -168,24 +217,29 @@ def train_weighted_clip(
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "amp_bf16"):
                 loss = batch_loss(model, images, texts, weights)
             step += 1
+            batches_done += 1
             if loss is None:
                 skipped += 1
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            losses.append(float(loss.detach()))
-            if step % 50 == 0 or step == total_steps:
-                log.info(
-                    "epoch %d step %d/%d loss %.4f lr %.2e",
-                    epoch,
-                    step,
-                    total_steps,
-                    losses[-1],
-                    opt.param_groups[0]["lr"],
-                )
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, math.log(100))
+                losses.append(float(loss.detach()))
+                if step % 50 == 0 or step == total_steps:
+                    log.info(
+                        "epoch %d step %d/%d loss %.4f lr %.2e",
+                        epoch,
+                        step,
+                        total_steps,
+                        losses[-1],
+                        opt.param_groups[0]["lr"],
+                    )
+            if checkpoints.due(step, end_of_epoch=False) and step < total_steps:
+                save(epoch, batches_done)
+        if checkpoints.due(step, end_of_epoch=True) and epoch + 1 < epochs:
+            save(epoch + 1, 0)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / "_checkpoint.pt"
@@ -202,4 +256,5 @@ def train_weighted_clip(
         "final_loss": losses[-1] if losses else None,
     }
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    finish_scratch(scratch)
     return summary

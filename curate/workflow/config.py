@@ -196,6 +196,10 @@ def check_references(config: dict) -> None:
                 f"score_group: {scorer!r} is a {kind!r} scorer; only {' and '.join(GROUPED_KINDS)} scorers are "
                 "scored in groups (one pass over the pool's images)"
             )
+    for name, entry in config.get("published_uids", {}).items():
+        if (entry.get("url") is None) == (entry.get("path") is None):
+            raise ConfigError(f"published_uids.{name}: give exactly one of url or path")
+    check_pools(config)
     for figure, entry in config.get("figures", {}).items():
         selections = list((entry.get("selections") or {}).values())
         selections += [s for series in (entry.get("series") or {}).values() for s in series]
@@ -205,6 +209,40 @@ def check_references(config: dict) -> None:
             require_entry(config, "fusions", entry["fusion"], f"figures.{figure}.fusion")
         for scorer in entry.get("scorers") or []:
             require_entry(config, "scorers", scorer, f"figures.{figure}.scorers")
+
+
+def check_pools(config: dict) -> None:
+    """A pool read in place names its ``layout`` and ``root`` together; a pool's ``precomputed``
+    maps scorers to ``library: metadata`` scorers whose files keep the replaced scorer's contract
+    (so every reader of its scores reads them alike)."""
+    from curate.scoring.kinds import score_contract
+
+    for pool, entry in config["pools"].items():
+        where = f"pools.{pool}"
+        if entry["source"] == "synthetic":
+            if entry.get("layout") or entry.get("root"):
+                raise ConfigError(f"{where}.root: a synthetic pool is generated, not read from a folder")
+            continue
+        if (entry.get("layout") is None) != (entry.get("root") is None):
+            raise ConfigError(f"{where}: an existing download is read with both `layout` and `root`")
+        if entry.get("retry_failed") and entry.get("root") is None:
+            raise ConfigError(
+                f"{where}.retry_failed: only for a pool read in place (`root`); the workflow's own download "
+                "retries with download.retry_failed"
+            )
+        for scorer, reader in (entry.get("precomputed") or {}).items():
+            key = f"{where}.precomputed.{scorer}"
+            require_entry(config, "scorers", reader, key)
+            if config["scorers"][reader]["library"] != "metadata":
+                raise ConfigError(f"{key}: {reader!r} is not a `library: metadata` scorer")
+            if scorer not in config["scorers"]:
+                continue  # a paper's scorer nothing configures: nothing reads it on this pool
+            ours, theirs = score_contract(config["scorers"][reader]), score_contract(config["scorers"][scorer])
+            if ours != theirs:
+                raise ConfigError(
+                    f"{key}: {reader!r} writes the columns {list(ours)}, but {scorer!r}'s readers expect "
+                    f"{list(theirs)}: set its `score_column`"
+                )
 
 
 def assemble_config(config: dict, root: Path = REPO) -> dict:

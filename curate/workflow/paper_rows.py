@@ -139,6 +139,16 @@ def selection_references_missing(config: dict, selection: str) -> dict:
     return missing
 
 
+def _unavailable(config: dict, selection: str, pool: str) -> str | None:
+    """Why a configured selection cannot run on a pool (its method's ``unavailable``: a published
+    subset with no uids for that pool, say), None when it can."""
+    from curate.selection.methods import SELECTIONS
+
+    entry = config["selections"][selection]
+    check = SELECTIONS.of(entry).spec.get("unavailable")
+    return check(config, entry, pool) if check is not None else None
+
+
 def _missing_words(missing: dict) -> str:
     words = {**NEED_WORDS, "fusion": "fusion not configured", "suite": "suite not configured"}
     return "; ".join(
@@ -209,6 +219,9 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
     missing = selection_references_missing(config, selection)
     if missing:
         return unbuilt(_missing_words(missing))
+    unavailable = _unavailable(config, selection, pool)
+    if unavailable:
+        return unbuilt(unavailable)
     if config["selections"][selection]["method"] == "oracle" and config["pools"][pool]["source"] != "synthetic":
         return unbuilt(f"needs ground truth, which pool {pool} has not")
     run = runs_as(config, selection)

@@ -6,8 +6,9 @@ ones given and leaves the rest as ``{name}``, so the same call gives a rule its 
 (no values) and an input function a concrete file (all values).
 
 A real pool's chunk is read through its download report (written once every shard of the chunk is
-complete, the shards in the folder beside it); a synthetic pool's through its shard folder, which
-its generator writes. :func:`chunk_input_template` is the one place that choice is made.
+complete, the shards in the folder beside it), or, for a download read in place, through its index
+(the folder beside it holds links to the shards); a synthetic pool's through its shard folder,
+which its generator writes. :func:`chunk_input_template` is the one place that choice is made.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ TEMPLATES = {
     # pools: shards, ground truth (synthetic pools), metadata (real pools)
     "pool_chunk": "{data}/pools/{pool}/shards/{chunk}",
     "download_report": "{data}/pools/{pool}/shards/{chunk}.download.json",
+    # a download read in place (pool `root`): the chunk's index, its links in shards/{chunk}/
+    "pool_index": "{data}/pools/{pool}/shards/{chunk}.index.json",
     "ground_truth": "{data}/ground_truth/{pool}/{chunk}.parquet",
     "metadata_fetched": "{data}/pools/{pool}/metadata/source/fetch.json",
     "metadata_prepared": "{data}/pools/{pool}/metadata/prepared.parquet",
     "metadata_split": "{data}/pools/{pool}/metadata/chunks/split.json",
     "metadata_chunk": "{data}/pools/{pool}/metadata/chunks/{chunk}.parquet",
+    # which metadata rows each shard holds (the metadata scorers read a chunk's rows through it)
+    "metadata_layout": "{data}/pools/{pool}/metadata/layout.json",
     # sets and tasks built or fetched by the workflow
     "curated_set": "{data}/resources/curated/{curated_set}",
     "langid_model": "{data}/resources/langid/{langid}.bin",
@@ -54,14 +59,25 @@ TEMPLATES = {
     "fused": "{data}/fused/{pool}/{fusion}/{chunk}.parquet",
     # subsets and what travels with them into the reshard
     "subset": "{data}/subsets/{pool}/{selection}.npy",
+    # subsets published elsewhere (config `published_uids`), fetched and checked once
+    "published_uids": "{data}/published_uids/{published}.npy",
+    "published_uids_record": "{data}/published_uids/{published}.json",
     "sample_weights": "{data}/subsets/{pool}/{selection}.weights.parquet",
     "recaptions": "{data}/subsets/{pool}/{selection}.captions.parquet",
     "reshard": "{data}/reshards/{pool}/{selection}",
     # models trained on subsets and their evaluations
     "model": "{data}/models/{pool}/{selection}/{recipe}",
     "blip_converted": "{data}/models/{pool}/{selection}/{recipe}.transformers",
+    # a training's checkpoints while it runs: outside the declared model folder, so a failed,
+    # retried or requeued attempt resumes from them (curate.training.resume)
+    "train_scratch": "{data}/scratch/train/{pool}/{selection}/{recipe}",
+    "scorer_scratch": "{data}/scratch/scorers/{scorer}",
     "evaluation": "{data}/evals/{pool}/{selection}/{recipe}/{suite}.jsonl",
     "scorer_evaluation": "{data}/evals/scorers/{scorer}/{suite}.jsonl",
+    # each task's record kept as it finishes, until the jsonl is written (not a declared output:
+    # a failed or killed evaluation keeps it, and its rerun evaluates only the other tasks)
+    "evaluation_progress": "{data}/evals/{pool}/{selection}/{recipe}/{suite}.tasks",
+    "scorer_evaluation_progress": "{data}/evals/scorers/{scorer}/{suite}.tasks",
     # results
     "table": "{results}/{table}.csv",
     "paper_table": "{results}/{paper}/{table}.csv",
@@ -100,8 +116,11 @@ def template(name: str, data_root: str, results: str = RESULTS, **values) -> str
 
 def chunk_input_template(pool_entry: dict) -> str:
     """The template of the file a pool chunk's consumers depend on: the synthetic generator's shard
-    folder, or the download report of a pool fetched from elsewhere."""
-    return "pool_chunk" if pool_entry["source"] == "synthetic" else "download_report"
+    folder, the index of a download read in place (``root``), or the download report of a pool
+    the workflow downloads."""
+    if pool_entry["source"] == "synthetic":
+        return "pool_chunk"
+    return "pool_index" if pool_entry.get("root") else "download_report"
 
 
 class Paths:

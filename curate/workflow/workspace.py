@@ -32,8 +32,19 @@ class Workspace:
         self.paths = Paths(config["data_root"])
         self.scale = config["scales"][config["scale"]]
 
+    #: the per-chunk files a pool's ``precomputed`` scorers are read from instead (`scorer_on`)
+    SCORER_FILES = ("scores", "score_report", "embeddings")
+
     def path(self, name: str, **values) -> str:
+        if name in self.SCORER_FILES and "pool" in values and "scorer" in values:
+            values = dict(values, scorer=self.scorer_on(values["pool"], values["scorer"]))
         return self.paths(name, **values)
+
+    def scorer_on(self, pool: str, scorer: str) -> str:
+        """The scorer whose files hold ``scorer``'s scores and embeddings on ``pool``: the pool's
+        ``precomputed`` metadata scorer where it ships them (DataComp's OpenAI B/32 and L/14), so
+        every reader of a scorer's files on that pool reads the metadata instead of a GPU job's."""
+        return (self.config["pools"][pool].get("precomputed") or {}).get(scorer, scorer)
 
     # ---- pools -------------------------------------------------------------------------------
     def chunks(self, pool: str) -> list[str]:
@@ -52,12 +63,64 @@ class Workspace:
         return [self.chunk_input(pool, chunk) for chunk in self.chunks(pool)]
 
     def per_chunk(self, name: str, pool: str, **values) -> list[str]:
-        return self.paths.per_chunk(name, self.chunks(pool), pool=pool, **values)
+        return [self.path(name, pool=pool, chunk=chunk, **values) for chunk in self.chunks(pool)]
+
+    def in_place(self, pool: str) -> bool:
+        """Whether a pool is an existing download read where it is (``layout`` and ``root``)."""
+        return bool(self.config["pools"][pool].get("root"))
+
+    def has_metadata(self, pool: str) -> bool:
+        """Whether a pool has metadata files (DataComp's, fetched or in place) a layout is made of."""
+        from curate.data.inplace import metadata_source
+
+        entry = self.config["pools"][pool]
+        if entry["source"] == "synthetic":
+            return False
+        return not self.in_place(pool) or metadata_source(entry) is not None
+
+    def metadata_layout_inputs(self, pool: str) -> dict:
+        """What a pool's metadata layout is made from: the fetched (or prepared) metadata, or the
+        metadata folder of a download read in place (outside data_root, never written)."""
+        return {"metadata": self.metadata_source(pool)}
+
+    def metadata_layout_params(self, pool: str) -> dict:
+        """How a pool's shards were cut from its metadata (`curate.data.metadata`): img2dataset's
+        cut of each file (DataComp's download_upstream.py, read in place) or the workflow's split."""
+        entry = self.config["pools"][pool]
+        return {"samples_per_shard": entry["samples_per_shard"], "n_shards": entry["n_shards"]} | {
+            "sharding": "per_file" if self.in_place(pool) else "concatenated"
+        }
+
+    def metadata_inputs(self, pool: str, chunk: str) -> dict:
+        """A metadata scorer's files for one chunk: the chunk (its shards' parquets say what was
+        downloaded) and, where the pool has metadata files, their layout."""
+        inputs = {"chunk": self.chunk_input(pool, chunk)}
+        if self.has_metadata(pool):
+            inputs["layout"] = self.path("metadata_layout", pool=pool)
+        return inputs
+
+    def index_inputs(self, pool: str) -> dict:
+        """A chunk index's inputs: the metadata layout when failed urls are retried (the metadata's
+        face boxes and hashes go with them), else none (the download is read where it lies)."""
+        entry = self.config["pools"][pool]
+        return (
+            {"layout": self.path("metadata_layout", pool=pool)}
+            if entry["retry_failed"] and self.has_metadata(pool)
+            else {}
+        )
 
     def metadata_source(self, pool: str) -> str:
         """What a real pool's metadata is split from: the fetched DataComp parquet as it is, or
-        the prepared (renamed, uid-made, sampled) parquet of other sources."""
+        the prepared (renamed, uid-made, sampled) parquet of other sources; for a download read in
+        place, its own metadata folder."""
         entry = self.config["pools"][pool]
+        if self.in_place(pool):
+            from curate.data.inplace import metadata_source
+
+            folder = metadata_source(entry)
+            if folder is None:
+                raise ValueError(f"pools.{pool}: an img2dataset folder has no metadata files")
+            return str(folder)
         metadata = entry["metadata"]
         if entry["source"] == "datacomp" and not (
             metadata.get("columns") or metadata.get("uid_from") or metadata.get("sample")
@@ -154,6 +217,17 @@ class Workspace:
         """The smallest batch size of the group's scorers (every model sees the same batches)."""
         return min(self.batch_size(s) for s in self.score_group(kind))
 
+    def metadata_scorers_with_features(self) -> str:
+        return names_pattern(
+            n for n, e in self.config["scorers"].items() if e["library"] == "metadata" and e.get("features")
+        )
+
+    def pools_in_place(self) -> str:
+        return names_pattern(n for n in self.config["pools"] if self.in_place(n))
+
+    def pools_with_metadata(self) -> str:
+        return names_pattern(n for n in self.config["pools"] if self.has_metadata(n))
+
     def score_files(self, pool: str, scorer: str) -> list[str]:
         return self.per_chunk("scores", pool, scorer=scorer)
 
@@ -182,7 +256,8 @@ class Workspace:
         return self.config["scorers"][scorer]["batch_size"] or self.config["score_batch_size"]
 
     def score_contract(self, scorer: str) -> dict:
-        """The exact columns and dtypes of a scorer's chunk files, from its kind's registry entry."""
+        """The exact columns and dtypes of a scorer's chunk files, from its kind's registry entry (a
+        pool's ``precomputed`` scorer writes the same: `curate.workflow.config.check_pools`)."""
         return score_contract(self.config["scorers"][scorer])
 
     def fused_contract(self) -> dict:
@@ -300,6 +375,11 @@ class Workspace:
         extra = SELECTIONS.of(entry).spec.get("reshard_inputs")
         return extra(self, pool, selection, entry) if extra else {}
 
+    def subset_max_missing(self, selection: str) -> float | None:
+        """The share of a subset's uids the pool may lack at reshard time: the selection's own
+        ``max_missing`` (a subset made elsewhere), else None (the config's integrity setting)."""
+        return self.config["selections"][selection].get("max_missing")
+
     def recaption_captions(self, pool: str, selection: str) -> list[str]:
         captioner = self.config["selections"][selection]["captioner"]
         return self.per_chunk("captions", pool, captioner=captioner)
@@ -308,9 +388,9 @@ class Workspace:
         return names_pattern(n for n, e in self.config["selections"].items() if e["method"] in methods)
 
     # ---- training and evaluation -------------------------------------------------------------
-    def recipes_trained_by(self, rule: str) -> str:
-        """A wildcard pattern of the recipes a training rule trains."""
-        return names_pattern(n for n, e in self.config["recipes"].items() if train_rule(e) == rule)
+    def recipes_trained_by(self, *rules: str) -> str:
+        """A wildcard pattern of the recipes the training rules `rules` train."""
+        return names_pattern(n for n, e in self.config["recipes"].items() if train_rule(e) in rules)
 
     def recipes_evaluated_by(self, rule: str) -> str:
         return names_pattern(n for n, e in self.config["recipes"].items() if TRAINERS.of(e).evaluate_rule == rule)
@@ -319,6 +399,12 @@ class Workspace:
         from curate.training.trainers import training_gpus
 
         return training_gpus(self.config["recipes"][recipe])
+
+    def multi_node_resources(self, recipe: str) -> dict:
+        """What a training job of a recipe on several nodes asks SLURM for (`curate.training.trainers`)."""
+        from curate.training.trainers import multi_node_resources
+
+        return multi_node_resources(self.config["recipes"][recipe])
 
     def suites_from(self, source: str) -> str:
         return names_pattern(n for n, s in self.config["suites"].items() if s["source"] == source)

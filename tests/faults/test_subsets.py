@@ -31,7 +31,7 @@ def _reshard(config, tmp_path, pool, subset_path, selection="fault"):
         tmp_path / f"{selection}.log",
         input=Files(subset=str(subset_path), pool=[str(pool)]),
         output=Files(str(out)),
-        params=Files(reshard=RESHARD),
+        params=Files(reshard=RESHARD, max_missing=None),
         wildcards=Files(selection=selection, pool="synthetic-tiny"),
     )
     run_script("reshard_subset.py", snakemake)
@@ -93,3 +93,25 @@ def test_full_disk_while_resharding_names_the_folder(config, tmp_path, pool, mon
         _reshard(config, tmp_path, pool, tmp_path / "all.npy", "all")
     assert err.value.errno == errno.ENOSPC
     assert str(tmp_path / "reshards" / "all") in str(err.value) and "No space left on device" in str(err.value)
+
+
+def test_uids_the_pool_failed_to_download_are_counted_not_held_against_the_subset(config, tmp_path):
+    """A subset selected on the metadata (or published) names uids whose images the download could
+    not fetch (the pool's shard parquets list them as failed): counted in the log and the tables,
+    while only the uids the pool does not list at all count against max_subset_missing."""
+    from curate.data.inplace import index_chunk
+    from tests.unit.inplace_fixtures import uid_of, write_datacomp_download
+
+    root = tmp_path / "datacomp"
+    write_datacomp_download(root, failed=(3, 10, 17, 24, 61))
+    chunk = tmp_path / "pools" / "dc" / "shards" / "00000"
+    index_chunk(root / "shards", chunk, [0, 1, 2, 3, 4])
+    save_subset(tmp_path / "all.npy", [uid_of(r) for r in range(85)])  # 5 of 85 (5.9 %) not downloaded
+    out = _reshard(config, tmp_path, chunk, tmp_path / "all.npy", "all")
+    log = (tmp_path / "all.log").read_text()
+    assert "5 of its 85 uids are listed by the pool as failed downloads" in log
+    assert "subset all: 0 of 85 uids absent from the pool (0.00%), 5 more not downloaded" in log
+    assert json.loads((out / "meta.json").read_text())["missing_uids"] == 5  # the tables' absent_uids
+    save_subset(tmp_path / "stranger.npy", [uid_of(r) for r in range(85)] + [uid(10**6 + i) for i in range(2)])
+    with pytest.raises(SubsetCoverageError, match="2 of its 87 uids"):
+        _reshard(config, tmp_path, chunk, tmp_path / "stranger.npy", "stranger")

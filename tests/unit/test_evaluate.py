@@ -1,4 +1,5 @@
 import os
+import shutil
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from curate.evaluation.evaluate import (  # noqa: E402
     evaluate_task,
     retrieval_metrics,
 )
+from curate.evaluation.progress import TaskFailures  # noqa: E402
 from curate.scoring.clip import load_model  # noqa: E402
 from tests.unit.model_fixtures import export_random_tiny_model  # noqa: E402
 
@@ -226,5 +228,26 @@ def test_evaluate_suite_records(setup, tmp_path):
     assert back == records
     out = aggregate(back, {"Colour": ["colour", "colour_nomain"], "Retrieval": ["retrieval"]})
     assert out["Average"] == pytest.approx((records[0]["metrics"]["acc1"] + records[2]["metrics"]["mean_recall@1"]) / 2)
-    with pytest.raises(ValueError, match="main_metric 'acc9'"):
+    with pytest.raises(TaskFailures, match="main_metric 'acc9'"):
         evaluate_suite(f"local-dir:{model_dir}", {"c": dict(tasks["colour"], main_metric="acc9")})
+
+
+def test_evaluate_suite_keeps_each_task_and_reruns_only_the_failed(setup, tmp_path):
+    """A broken task folder fails that task only; its rerun evaluates it alone, kept records reused."""
+    model_dir, cls, ret = setup
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    tasks = {
+        "colour": {"dir": str(cls), "type": "classification", "main_metric": "acc1", "name": "Colour"},
+        "broken": {"dir": str(broken), "type": "classification", "main_metric": "acc1", "name": "Broken"},
+        "retrieval": {"dir": str(ret), "type": "retrieval", "main_metric": "mean_recall@1", "name": "Retrieval"},
+    }
+    progress = tmp_path / "suite.tasks"
+    with pytest.raises(TaskFailures, match="broken: FileNotFoundError") as failed:
+        evaluate_suite(f"local-dir:{model_dir}", tasks, batch_size=8, progress=progress)
+    assert list(failed.value.failures) == ["broken"]
+    assert sorted(p.name for p in progress.iterdir()) == ["colour.json", "retrieval.json"]
+    shutil.copytree(cls, broken, dirs_exist_ok=True)  # fixed
+    records = evaluate_suite(f"local-dir:{model_dir}", tasks, batch_size=8, progress=progress)
+    assert [r["key"] for r in records] == list(tasks)
+    assert records[1]["metrics"] == records[0]["metrics"]  # the same task folder, evaluated now

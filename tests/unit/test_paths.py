@@ -113,6 +113,11 @@ def _every_input(ws: Workspace, pool: str) -> list[str]:
     for selection, entry in config["selections"].items():
         if entry["method"] == "oracle":
             continue  # needs ground truth: refused on a real pool (test_config)
+        if entry["method"] == "uids_file" and entry["path"] is None:
+            from curate.selection.methods import SELECTIONS
+
+            if SELECTIONS.of(entry).unavailable(config, entry, pool):
+                continue  # published uids not configured (or not for this pool): the row says so
         references = [entry.get("scorer")] + config["fusions"].get(entry.get("fusion"), {}).get("scorers", [])
         if any(s is not None and s not in config["scorers"] for s in references):
             continue  # a paper scorer nothing stands in for: not built
@@ -137,3 +142,21 @@ def test_no_input_on_a_real_pool_is_made_by_a_synthesize_rule(config, pool):
     assert inputs and any(p.endswith(".download.json") for p in inputs)
     made = [p for p in inputs if any(re.fullmatch(pattern, p) for pattern in synthesized)]
     assert not made, made[:5]
+
+
+def test_a_download_read_in_place_is_read_through_its_chunk_indexes():
+    """A pool with `layout` and `root`: every input names the chunk's index (links into root),
+    never a download report or a synthesized shard folder; DataComp's OpenAI scores and
+    embeddings come from the metadata scorers."""
+    from curate.workflow.config import load_config
+
+    in_place = {"layout": "datacomp", "root": "/data/datacomp_small"}
+    ws = Workspace(load_config(overrides={"scale": "small", "pools": {"datacomp-small": in_place}}))
+    inputs = _every_input(ws, "datacomp-small")
+    assert any(p.endswith(".index.json") for p in inputs)
+    assert not [p for p in inputs if p.endswith(".download.json") or "/ground_truth/" in p]
+    assert ws.chunk_input("datacomp-small", "00007") == "data/pools/datacomp-small/shards/00007.index.json"
+    assert ws.metadata_layout_inputs("datacomp-small") == {"metadata": "/data/datacomp_small/metadata"}
+    assert ws.metadata_layout_params("datacomp-small")["sharding"] == "per_file"
+    assert "data/scores/datacomp-small/datacomp-clip-l14/00000.parquet" in inputs
+    assert not [p for p in inputs if "/openai-clip-l14/" in p or "/openai-clip-b32/" in p]

@@ -47,11 +47,18 @@ GPU_RULES = {
     "evaluate_blip",
 }
 TRAINING_RULES = {"train_scorer", "train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}
+#: The training rules of recipes on several nodes (nodes, tasks and GPUs per node from the recipe).
+MULTI_NODE_RULES = {"train_clip_nodes", "train_blip_lavis_nodes"}
 
 
 def rules():
+    """Every rule of the workflow, those made with `use rule ... as <name> with:` included."""
     return {
-        name for smk in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^\s*rule (\w+):", smk.read_text(), re.M)
+        name
+        for smk in (ROOT / "rules").glob("*.smk")
+        for pair in re.findall(r"^\s*(?:rule (\w+):|use rule \w+ as (\w+))", smk.read_text(), re.M)
+        for name in pair
+        if name
     }
 
 
@@ -91,6 +98,27 @@ def test_training_rules_ask_for_their_recipes_gpus():
         for block in re.split(r"^rule ", text, flags=re.M)[1:]:
             if block.split(":", 1)[0] in TRAINING_RULES:
                 assert re.search(r"resources:\s*\n\s+gpu=get_(scorer_)?training_gpus,", block), block[:200]
+
+
+def test_multi_node_training_rules_ask_for_nodes_one_task_each_and_gpus_per_node():
+    """The rules of recipes with nodes > 1 replace the GPU count by the allocation's shape and run
+    without the executor's srun (mpi), so that the job's own srun reaches every node."""
+    assert MULTI_NODE_RULES <= rules()
+    for smk in ("train.smk", "blip.smk"):
+        text = (ROOT / "rules" / smk).read_text()
+        for block in re.split(r"^use rule ", text, flags=re.M)[1:]:
+            block = re.split(r"^rule ", block, flags=re.M)[0]
+            name = block.split(" as ", 1)[1].split(" ", 1)[0]
+            assert name in MULTI_NODE_RULES
+            resources = block[block.index("resources:") :]
+            assert "gpu=" not in resources  # the plugin would ask --gpus for the whole job
+            for line in ("nodes=get_training_nodes,", "tasks=get_training_nodes,", 'mpi="srun",'):
+                assert line in resources, name
+            assert "slurm_extra=get_training_node_extra," in resources
+
+
+def test_the_named_profile_requeues_preempted_jobs():
+    assert SLURM_PROFILE["slurm-requeue"] is True
 
 
 @pytest.mark.parametrize(

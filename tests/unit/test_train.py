@@ -210,3 +210,55 @@ def test_torchrun_hands_open_clip_train_its_arguments_unread():
     assert handed == argv and parse_args(handed).logs == "d/logs"
     with pytest.raises(ValueError, match="world_size"):
         train_command([], world_size=0)
+
+
+KILL_PLUGIN = '''
+"""Kill the training process (SIGKILL) when its epoch 1 starts, once: epoch 0's checkpoint is saved."""
+import os
+import signal
+from pathlib import Path
+
+import open_clip_train.main as ocm
+
+_train = ocm.train_one_epoch
+
+
+def train_one_epoch(*args, **kwargs):
+    mark = Path(os.environ["CURATE_KILL_MARK"])
+    if args[3] == 1 and not mark.exists():
+        mark.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _train(*args, **kwargs)
+
+
+ocm.train_one_epoch = train_one_epoch
+'''
+
+
+@pytest.mark.slow
+def test_a_training_killed_after_an_epoch_resumes_from_its_checkpoint_to_the_same_weights(
+    trained, tmp_path, monkeypatch
+):
+    """open_clip_train with DataComp's --save-most-recent --resume latest: the scratch folder
+    survives the failed attempt, the rerun goes on from epoch_latest.pt with the saved random
+    state and ends with the weights of the uninterrupted run."""
+    root, runs = trained
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "kill_after_epoch_0.py").write_text(KILL_PLUGIN)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path / "plugins"), os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setenv("CURATE_KILL_MARK", str(tmp_path / "killed"))
+    data = str(root / "data") + "/curated-{000000..000003}.tar"
+    scratch, log = tmp_path / "scratch", tmp_path / "train.log"
+    kwargs = dict(seed=3, log_path=log, scratch=scratch, plugins=["kill_after_epoch_0"])
+    with pytest.raises(RuntimeError, match="exit status -9"):
+        train_clip(RECIPE, data, 320, tmp_path / "model", **kwargs)
+    assert (scratch / "logs" / "run" / "checkpoints" / "epoch_latest.pt").is_file()
+    train_clip(RECIPE, data, 320, tmp_path / "model", **kwargs)
+    text = log.read_text()
+    assert "open_clip_train resumes from it" in text and "(epoch 1)" in text
+    resumed = text[text.index("resumes from it") :]
+    assert "Train Epoch: 0" not in resumed and "Train Epoch: 1" in resumed  # only what was left
+    assert (tmp_path / "model" / WEIGHTS_NAME).read_bytes() == (runs["a"][0] / WEIGHTS_NAME).read_bytes()
+    assert not scratch.exists()

@@ -49,7 +49,9 @@ REAL_CHUNKS = {"small": 128, "medium": 256, "large": 512, "xlarge": 640}
 @pytest.mark.parametrize("scale", list(REAL_CHUNKS))
 def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
     """results/table1.csv on a DataComp pool: metadata fetched and split once, every chunk
-    downloaded and scored by the two pretrained CLIPs, each fetched once, 40 evaluation tasks."""
+    downloaded; OpenAI's L/14 and B/32 CLIP scores read from DataComp's metadata (the pool's
+    `precomputed`: one layout job, then a CPU job per chunk and scorer), so no GPU scoring job and
+    no model fetched; 40 evaluation tasks."""
     result = snakemake_run(
         tmp_path,
         "-n",
@@ -69,7 +71,8 @@ def test_dry_run_real_scale(tmp_path, snakemake_run, scale):
     assert jobs["fetch_pool_metadata"] == jobs["split_pool_metadata"] == 1
     assert "prepare_pool_metadata" not in jobs  # DataComp's parquet is split as it is
     assert jobs["download_pool_chunk"] == chunks
-    assert jobs["score_chunk"] == 2 * chunks and jobs["fetch_model"] == 2
+    assert jobs["metadata_score_chunk"] == 2 * chunks and jobs["index_pool_metadata"] == 1
+    assert "score_chunk" not in jobs and "fetch_model" not in jobs  # 256 GPU jobs and 2 models before, at small
     assert jobs["fetch_eval_task"] == 40
     assert jobs["train_clip"] == jobs["evaluate_model"] == jobs["select_subset"] == 3
     assert not [rule for rule in jobs if rule.startswith(("synthesize_", "train_scorer"))]
@@ -193,11 +196,14 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
         "blip-itm-b16-14m",
         "blip-itm-b16-ft",
         "fasttext-lid176",  # DataComp's basic and text-based filters
-        "openai-clip-b32",  # the LAION filter's CLIP (its gcld3 has no file)
         "wordnet",  # the text-based filter's WordNet and ImageNet-21k ids
         "imagenet21k-wordnet-ids",
         "dinov2-l14",  # the leaderboard's Density-Based Pruning clusters DINOv2-L/14 embeddings
     }
+    # the LAION filter's CLIP B/32 scores (and the L/14 CLIP scores of Sieve + CLIP) are DataComp's
+    # precomputed metadata columns on these pools (`precomputed`): read, no model fetched for them
+    assert {job["scorer"] for job in jobs["metadata_score_chunk"]} >= {"datacomp-clip-b32"}
+    assert not {job["scorer"] for job in jobs.get("score_chunk", [])} & {"openai-clip-b32", "openai-clip-l14"}
     assert {job["model"] for job in jobs["convert_model"]} == {"blip-b16-14m", "blip-b16-129m", "blip-itm-b16-14m"}
     captioned = {(job["pool"], job["captioner"]) for job in jobs["caption_chunk"]}
     assert captioned == {

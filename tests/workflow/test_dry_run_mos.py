@@ -100,7 +100,8 @@ def test_tiny_blip_trains_with_transformers_and_evaluates_on_its_tiny_suite(tmp_
 
 
 def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, snakemake_run):
-    """mos-blip (LAVIS, its own env) evaluated on the mos-blip suite's local task folders."""
+    """mos-blip (LAVIS, its own env; 14 GPUs on 2 nodes, so the multi-node rule) evaluated on the
+    mos-blip suite's local task folders."""
     suite = user_config()["suites"]["mos-blip"]
     for task in suite["tasks"]:
         (tmp_path / "data" / "evalsets" / "mos-blip" / task / "test").mkdir(parents=True)
@@ -109,8 +110,14 @@ def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, sna
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
-    assert jobs["train_blip_lavis"] == "1" and jobs["convert_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
-    assert "train_blip" not in jobs and "synthesize_task" not in jobs
+    assert jobs["train_blip_lavis_nodes"] == "1" and jobs["convert_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
+    assert "train_blip" not in jobs and "train_blip_lavis" not in jobs and "synthesize_task" not in jobs
+    # SLURM is asked for the recipe's 2 nodes, one task and 7 GPUs on each, without the executor's srun
+    assert re.search(
+        r"rule train_blip_lavis_nodes:(?:\n.*)*?resources: .*nodes=2, tasks=2, mpi=srun, "
+        r"slurm_extra=--ntasks-per-node=1 --gpus-per-node=7",
+        result.stdout,
+    ), result.stdout[-3000:]
     # LAVIS's initialisations are fetched `models`, not downloaded by the training job
     assert jobs["fetch_model"] == "2"
     for model in ("deit-base-patch16-224", "bert-base-uncased"):

@@ -51,7 +51,7 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     """A CLIP-score-style top 20 % by BLIP ITM, MoS over a CLIP, a converted BLIP checkpoint and
     BLIP-2, and MoS's drop-lowest and weighting strategies by one ITM scorer, on datacomp-small:
     each model fetched once, the original checkpoint converted once, every chunk scored by each
-    scorer through its own rule."""
+    scorer through its own rule (the CLIP's read from DataComp's metadata)."""
     config = user_config()
     config["scale"] = "small"
     config["fusions"]["mos_blip_test"] = {
@@ -78,9 +78,10 @@ def test_dry_run_of_blip_selections_on_a_datacomp_pool(tmp_path):
     jobs = job_counts(result)
     chunks = 128
     assert jobs["itm_score_chunk"] == 3 * chunks  # blip-itm-l16-ft, blip-itm-b16-pt, blip2-itm-g14-ft
-    assert jobs["score_chunk"] == chunks  # openai-clip-b32
+    # openai-clip-b32's scores come from DataComp's metadata (the pool's `precomputed`): no model
+    assert jobs["metadata_score_chunk"] == chunks and "score_chunk" not in jobs
     # b16-pt's processor is b16-ft's, fetched for it
-    assert jobs["fetch_model"] == 5 and jobs["convert_model"] == 1
+    assert jobs["fetch_model"] == 4 and jobs["convert_model"] == 1
     assert jobs["select_subset"] == 4 and jobs["fusion_stats"] == 1 and jobs["fuse_chunk"] == chunks
 
     # the rules' files: the converted folder for the url model, the Hub folder as fetched
