@@ -35,7 +35,6 @@ include: "rules/papers.smk"
 rule all:
     input:
         P("table", table="table1"),
-        P("downstream_set", suite=SCALE["suite"]),
 
 
 # Every paper table (results/<paper>/<table>.csv) at the current scale; not part of `all`.

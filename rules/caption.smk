@@ -8,6 +8,8 @@ rule train_captioner:
         directory(P("captioner_model")),
     log:
         P.log("train_captioner", "captioner"),
+    wildcard_constraints:
+        captioner=WS.trained("captioners"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]
@@ -17,10 +19,11 @@ rule train_captioner:
         "../scripts/train_captioner.py"
 
 
+# A captioner's folder: trained here, or a pretrained one's fetched (BLIP: converted) `models` entry.
 rule caption_chunk:
     input:
         shards=get_chunk_input,
-        model=P("captioner_model"),
+        model=get_captioner_model,
     output:
         captions=P("captions"),
         report=P("caption_report"),
@@ -41,6 +44,8 @@ rule train_sentence_encoder:
         directory(P("sentence_encoder_model")),
     log:
         P.log("train_sentence_encoder", "sentence_encoder"),
+    wildcard_constraints:
+        sentence_encoder=WS.trained("sentence_encoders"),
     conda:
         "../envs/caption.yaml"
     threads: config["threads"]

@@ -71,6 +71,22 @@ def get_scorer_batch_size(wildcards):
     return WS.batch_size(wildcards.scorer)
 
 
+def get_scorer_contract(wildcards):
+    return WS.score_contract(wildcards.scorer)
+
+
+def get_selection_score_contract(wildcards):
+    return WS.selection_score_contract(wildcards.selection)
+
+
+def get_fusion_contracts(wildcards):
+    return WS.fusion_contracts(wildcards.fusion)
+
+
+def get_captioner_model(wildcards):
+    return WS.captioner_model(wildcards.captioner)
+
+
 def get_conversion_inputs(wildcards):
     return WS.conversion_inputs(wildcards.model)
 
@@ -129,6 +145,14 @@ def get_llava_base_inputs(wildcards):
 
 def get_tiny_blip_inputs(wildcards):
     return WS.tiny_blip_inputs(wildcards.pool, wildcards.selection, wildcards.recipe)
+
+
+def get_lavis_blip_inputs(wildcards):
+    return WS.lavis_blip_inputs(wildcards.pool, wildcards.selection, wildcards.recipe)
+
+
+def get_blip_model(wildcards):
+    return WS.blip_model(wildcards.pool, wildcards.selection, wildcards.recipe)
 
 
 def paper_table_rows(paper, table):

@@ -14,6 +14,7 @@ rule fusion_stats:
     params:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
         columns=get_fusion_columns,
+        contracts=get_fusion_contracts,
     script:
         "../scripts/fusion_stats.py"
 
@@ -34,6 +35,7 @@ rule train_mixer:
     params:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
         columns=get_fusion_columns,
+        contracts=get_fusion_contracts,
     script:
         "../scripts/train_mixer.py"
 
@@ -50,5 +52,7 @@ rule fuse_chunk:
     params:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
         columns=get_fusion_columns,
+        contracts=get_fusion_contracts,
+        contract=WS.fused_contract(),
     script:
         "../scripts/fuse_chunk.py"

@@ -96,6 +96,8 @@ rule train_langid:
         P("langid_model"),
     log:
         P.log("train_langid", "langid"),
+    wildcard_constraints:
+        langid=WS.trained("langid_models"),
     conda:
         "../envs/fuse.yaml"
     params:

@@ -18,6 +18,7 @@ rule score_chunk:
     threads: config["threads"]
     params:
         batch_size=get_scorer_batch_size,
+        contract=get_scorer_contract,
     script:
         "../scripts/score_chunk.py"
 
@@ -40,6 +41,7 @@ rule itm_score_chunk:
     params:
         head=lambda wildcards: config["scorers"][wildcards.scorer]["head"],
         batch_size=get_scorer_batch_size,
+        contract=get_scorer_contract,
     script:
         "../scripts/itm_score_chunk.py"
 
@@ -58,6 +60,11 @@ rule sieve_score_chunk:
     threads: config["threads"]
     params:
         batch_size=get_scorer_batch_size,
+        contract=get_scorer_contract,
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        sentence_encoder=lambda wildcards: config["sentence_encoders"][
+            config["scorers"][wildcards.scorer]["sentence_encoder"]
+        ],
     script:
         "../scripts/sieve_score_chunk.py"
 
@@ -75,6 +82,7 @@ rule embedding_score_chunk:
         "../envs/fuse.yaml"
     params:
         scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        contract=get_scorer_contract,
     script:
         "../scripts/embedding_score_chunk.py"
 

@@ -9,6 +9,7 @@ rule select_subset:
         "../envs/fuse.yaml"
     params:
         selection=get_selection_params,
+        score_contract=get_selection_score_contract,
     script:
         "../scripts/select_subset.py"
 
@@ -43,6 +44,7 @@ rule sample_weights:
         "../envs/fuse.yaml"
     params:
         selection=get_selection_params,
+        score_contract=get_selection_score_contract,
     script:
         "../scripts/sample_weights.py"
 
@@ -61,5 +63,6 @@ rule recaption_texts:
         "../envs/fuse.yaml"
     params:
         selection=get_selection_params,
+        score_contract=get_selection_score_contract,
     script:
         "../scripts/recaption_texts.py"

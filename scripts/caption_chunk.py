@@ -15,6 +15,7 @@ with job(snakemake) as log:
         shard_paths(snakemake.input.shards),
         seed=chunk_seed(captioner["seed"], snakemake.wildcards.chunk),
         batch_size=snakemake.params.batch_size,
+        image_size=captioner["image_size"],
     )
     captions.to_parquet(snakemake.output.captions, index=False)
     with open(snakemake.output.report, "w") as stream:

@@ -23,6 +23,8 @@ def main(snakemake):
             **settings,
         )
         log.info("shards downloaded %s, already complete %s", result["downloaded"], result["skipped"])
+        for shard, why in result["refetched"].items():
+            log.warning("shard %s was damaged and is downloaded again: %s", shard, why)
         if retry:
             retried = retry_failed(
                 chunk_dir,

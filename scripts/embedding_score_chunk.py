@@ -1,7 +1,7 @@
 import numpy as np
 
 from curate.data.chunks import chunk_seed
-from curate.data.scorefiles import load_embeddings, save_scores
+from curate.data.scorefiles import finite_scores, load_embeddings, save_scores
 from curate.scoring.embedding_scores import embedding_score_frame
 from curate.workflow.job import job
 
@@ -25,5 +25,12 @@ with job(snakemake) as log:
         seed=chunk_seed(scorer["seed"], snakemake.wildcards.chunk),
         classifier=classifier,
     )
-    save_scores(frame, snakemake.output.scores, [scorer["method"]])
-    log.info("%s of %d samples of chunk %s", scorer["method"], len(frame), snakemake.wildcards.chunk)
+    frame, skipped = finite_scores(frame, [scorer["method"]], snakemake.output.scores)
+    save_scores(frame, snakemake.output.scores, contract=snakemake.params.contract)
+    log.info(
+        "%s of %d samples of chunk %s; skipped (not finite): %s",
+        scorer["method"],
+        len(frame),
+        snakemake.wildcards.chunk,
+        skipped,
+    )

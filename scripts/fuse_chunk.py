@@ -1,13 +1,12 @@
-import json
-
-from curate.data.scorefiles import save_scores
+from curate.data.integrity import read_json
+from curate.data.scorefiles import check_score_files, finite_scores, save_scores
 from curate.selection.flyt import load_head
 from curate.selection.pool_fusion import FUSED_COLUMN, fuse_chunk
 from curate.workflow.job import job
 
 with job(snakemake) as log:
-    with open(snakemake.input.stats) as stream:
-        stats = json.load(stream)
+    stats = read_json(snakemake.input.stats, "fusion statistics (json)")
+    check_score_files(snakemake.input.scores, snakemake.params.contracts)  # one contract per scorer
     roles = snakemake.input.keys()
     fused = fuse_chunk(
         snakemake.params.fusion,
@@ -17,5 +16,12 @@ with job(snakemake) as log:
         head=load_head(snakemake.input.mixer)[0] if "mixer" in roles else None,
         embeddings=snakemake.input.embeddings if "embeddings" in roles else None,
     )
-    save_scores(fused, snakemake.output[0], [FUSED_COLUMN])
-    log.info("fused %d samples of chunk %s with %s", len(fused), snakemake.wildcards.chunk, snakemake.wildcards.fusion)
+    fused, skipped = finite_scores(fused, [FUSED_COLUMN], snakemake.output[0])
+    save_scores(fused, snakemake.output[0], contract=snakemake.params.contract)
+    log.info(
+        "fused %d samples of chunk %s with %s; skipped (not finite): %s",
+        len(fused),
+        snakemake.wildcards.chunk,
+        snakemake.wildcards.fusion,
+        skipped,
+    )

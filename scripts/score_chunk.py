@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from curate.data.scorefiles import save_scores
+from curate.data.scorefiles import contract_columns, finite_scores, save_scores
 from curate.data.shards import shard_paths
 from curate.scoring.clip_score import score_chunk
 from curate.workflow.job import job
@@ -16,7 +16,10 @@ with job(snakemake) as log:
         embeddings_path=snakemake.output.embeddings,
         device="cuda" if torch.cuda.is_available() else "cpu",
     )
-    save_scores(scores, snakemake.output.scores)
+    scores, skipped = finite_scores(scores, contract_columns(snakemake.params.contract)[0], snakemake.output.scores)
+    for reason, n in skipped.items():  # NaN ones are already dropped (and counted) by score_chunk
+        report["skipped"][reason] = report["skipped"].get(reason, 0) + n
+    save_scores(scores, snakemake.output.scores, contract=snakemake.params.contract)
     with open(snakemake.output.report, "w") as stream:
         json.dump(report, stream, indent=2)
     log.info("scored %d samples; skipped: %s", len(scores), report.get("skipped"))

@@ -10,5 +10,6 @@ with job(snakemake) as log:
         spec=suite["tasks"][task],
         n_samples=suite["n_samples"],
         seed=suite["seed"],
+        n_train_samples=suite.get("n_train_samples"),
     )
     log.info("task %s: %s", task, summary)

@@ -2,6 +2,8 @@ import json
 
 import torch
 
+from curate.data.integrity import read_json
+from curate.data.scorefiles import check_score_files
 from curate.data.shards import shard_paths
 from curate.selection.flyt import FlytHParams, mixing_weights, read_templates, save_head, train_pool_mixer
 from curate.selection.fusion import FUSIONS
@@ -12,8 +14,8 @@ with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     fusion = snakemake.params.fusion
     method = FUSIONS.of(fusion)
-    with open(snakemake.input.stats) as stream:
-        stats = json.load(stream)
+    stats = read_json(snakemake.input.stats, "fusion statistics (json)")
+    check_score_files(snakemake.input.scores, snakemake.params.contracts)  # one contract per scorer
     uids, inputs = head_inputs(
         fusion,
         stats,

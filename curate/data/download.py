@@ -28,7 +28,12 @@ A shard is complete when its ``_stats.json`` (written by img2dataset after the s
 parquet are closed), tar and parquet are all in the chunk folder. A rerun of ``download_chunk``
 skips complete shards and downloads only the others: each maximal run of consecutive incomplete
 shards is one img2dataset call (with its own start marker), so no completed shard is fetched
-again. img2dataset's own ``incremental_mode="incremental"`` is NOT used: it recognises done
+again. A complete shard is trusted only after it is read against its record (its tar must yield
+every sample its parquet lists as a success, and match the size and sha256 recorded when it was
+downloaded: `curate.data.shards.inspect_shard`); a damaged or changed one is removed and
+downloaded again. Each shard's checksums are recorded (``_{id}_sha256.json``) as it is moved into
+the chunk folder, and again after a retry merges samples into it. img2dataset's own
+``incremental_mode="incremental"`` is NOT used: it recognises done
 shards by ``{id}_stats.json`` in its output folder with ids counted from 0 over ITS input, which
 cannot see shards moved into the chunk folder; resume is therefore implemented here, per shard.
 
@@ -74,7 +79,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.data.chunks import chunk_name
-from curate.data.shards import OOM_SHARD_COUNT, shard_name
+from curate.data.integrity import IntegrityError, UnreadableFileError
+from curate.data.shards import OOM_SHARD_COUNT, checksum_path, inspect_shard, record_shard, shard_name
 
 __all__ = [
     "DATACOMP_DOWNLOAD_ARGS",
@@ -88,6 +94,7 @@ __all__ = [
     "failure_category",
     "pending_runs",
     "completed_shards",
+    "damaged_shard",
 ]
 
 log = logging.getLogger(__name__)
@@ -354,6 +361,29 @@ def completed_shards(chunk_dir, shard_ids) -> list[int]:
     return [s for s in shard_ids if all(p.is_file() for p in _shard_files(folder, s))]
 
 
+def damaged_shard(chunk_dir, shard_id: int) -> str | None:
+    """Why a complete shard cannot be trusted (its tar does not yield every sample its record
+    lists, or a file differs from its checksum record), or None when it can."""
+    tar_path = _shard_files(Path(chunk_dir), shard_id)[0]
+    try:
+        check = inspect_shard(tar_path)
+    except (IntegrityError, UnreadableFileError, OSError) as err:
+        return str(err)
+    if check.changes:
+        damage = f"; {check.damage()}" if check.unread else ""
+        return f"changed since it was downloaded ({'; '.join(check.changes)}){damage}"
+    if check.unread:
+        return check.damage()
+    return None
+
+
+def _remove_shard(folder: Path, shard_id: int) -> None:
+    """Remove a shard's files, its stats first (so it counts as incomplete even if interrupted)."""
+    tar_path, pq_path, stats_path = _shard_files(folder, shard_id)
+    for p in (stats_path, checksum_path(tar_path), tar_path, pq_path):
+        p.unlink(missing_ok=True)
+
+
 def pending_runs(shard_ids, done) -> list[tuple[int, int]]:
     """Maximal runs ``[a, b)`` of consecutive ids in ``shard_ids`` (sorted) that are not ``done``."""
     done = set(done)
@@ -446,8 +476,9 @@ def download_chunk(
     are further ``img2dataset.download`` arguments (e.g. ``timeout``, ``skip_reencode``,
     ``bbox_col=None``); an argument img2dataset does not know raises ``TypeError``.
 
-    Returns ``{"out_dir", "shard_ids", "skipped", "downloaded", "missing", "img2dataset_calls",
-    "verify_hash", "bbox_col", "duration_s"}``. With ``strict`` (default) a shard still missing
+    A complete shard whose tar is damaged or changed (`damaged_shard`) is removed and downloaded
+    again. Returns ``{"out_dir", "shard_ids", "skipped", "downloaded", "refetched" (shard name ->
+    why), "missing", "img2dataset_calls", "verify_hash", "bbox_col", "duration_s"}``. With ``strict`` (default) a shard still missing
     after img2dataset returns raises ``RuntimeError`` naming it; completed shards stay in place,
     so a rerun resumes.
     """
@@ -494,6 +525,15 @@ def download_chunk(
     with open(out / MANIFEST_NAME, "w") as fh:
         json.dump(manifest, fh, indent=2)
 
+    refetched: dict[int, str] = {}
+    for s in completed_shards(out, shard_ids):
+        problem = damaged_shard(out, s)
+        if problem is not None:
+            log.warning("shard %s.tar in %s is damaged, downloading it again: %s", shard_name(s), out, problem)
+            refetched[s] = problem
+            _remove_shard(out, s)
+        elif not checksum_path(_shard_files(out, s)[0]).is_file():
+            record_shard(_shard_files(out, s)[0])  # a shard downloaded before checksums were recorded
     skipped = completed_shards(out, shard_ids)
     runs = pending_runs(shard_ids, skipped)
     staging = out / _STAGING
@@ -522,6 +562,7 @@ def download_chunk(
             if all(p.is_file() for p in files):
                 for p in files:  # stats last: a shard counts as done only when all three moved
                     os.replace(p, out / p.name)
+                record_shard(out / files[0].name)
                 downloaded.append(s)
         shutil.rmtree(run_dir)
     if staging.exists():
@@ -533,6 +574,7 @@ def download_chunk(
         "shard_ids": shard_ids,
         "skipped": skipped,
         "downloaded": downloaded,
+        "refetched": {shard_name(s): why for s, why in refetched.items()},
         "missing": missing,
         "img2dataset_calls": len(runs),
         "verify_hash": verify,
@@ -732,6 +774,7 @@ def _merge_into_shard(folder: Path, shard_id: int, recovered: dict[str, tuple[di
     with open(tmp_stats, "w") as fh:
         json.dump(stats, fh, indent=4)
     os.replace(tmp_stats, stats_path)
+    record_shard(tar_path)
 
 
 def retry_failed(

@@ -22,6 +22,18 @@ zero-padded to ``oom_sample_per_shard + oom_shard_count`` digits, where
 ``ShardWriter`` writes one such shard (used by the synthetic pool), ``iter_pool_samples`` streams
 samples back, skipping and counting bad ones in a ``SkipReport`` (never silently), and
 ``write_webdataset_shards`` writes the plain webdataset shards open_clip trains on.
+
+Every shard read is checked against its own record (`ShardCheck`): the samples its parquet lists
+as successes (and its ``_stats.json`` counts) must come out of its tar. Python's ``tarfile`` ends
+an archive quietly at a bad header or a cut after the first member, so the reader also looks at
+where the archive stopped: samples the record lists but the tar did not yield are counted per
+shard as ``truncated_shard`` (the file ends early: a killed download, a cut copy) or
+``damaged_shard`` (unreadable bytes follow), and more than the job tolerates
+(`curate.data.integrity.Tolerances.max_shard_missing`) stops it, naming the shard, the byte where
+reading stopped and the counts. The writer of a pool (the synthetic generator, the download) also
+records each shard's size and sha256 (``_{shard}_sha256.json``, `record_shard`); the reader hashes
+the tar as it streams it and stops on a shard changed since (`FileChangedError`), saying what to
+rerun.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import re
 import tarfile
@@ -40,7 +53,21 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.data.chunks import chunk_folder
+from curate.data.chunks import DOWNLOAD_REPORT_SUFFIX, chunk_folder
+from curate.data.integrity import (
+    FileChangedError,
+    IntegrityError,
+    ShardDamagedError,
+    UnreadableFileError,
+    changed_files,
+    read_checksums,
+    read_json,
+    reading,
+    tolerances,
+    write_checksums,
+)
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -49,12 +76,20 @@ __all__ = [
     "OOM_SHARD_COUNT",
     "KEY_DIGITS",
     "SKIP_REASONS",
+    "UNREAD_REASONS",
     "IMAGE_EXTENSIONS",
     "compute_key",
     "key_digits",
     "shard_name",
     "ShardWriter",
     "shard_paths",
+    "shard_files",
+    "checksum_path",
+    "record_shard",
+    "checked_metadata",
+    "rebuild_hint",
+    "ShardCheck",
+    "inspect_shard",
     "PoolSample",
     "SkipReport",
     "iter_pool_samples",
@@ -72,10 +107,14 @@ KEY_DIGITS = OOM_SHARD_COUNT + 4
 
 #: Reasons a pool sample is skipped by ``iter_pool_samples``.
 SKIP_REASONS = ("corrupt_image", "empty_caption", "missing_uid", "missing_image", "duplicate_uid")
+#: Why a sample its shard's record lists was not read at all: the tar ends early (cut, killed
+#: download) or turns unreadable (a bad header, garbage bytes) before it.
+UNREAD_REASONS = ("truncated_shard", "damaged_shard")
 #: Member extensions that count as the sample's image (img2dataset's encode formats).
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
 _UID_RE = re.compile(r"^[0-9a-f]{32}$")
+_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close a tar
 _TAR_MTIME = 0.0  # fixed member mtime: the same samples give the same tar bytes
 
 
@@ -329,6 +368,321 @@ def shard_paths(chunk_dir) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------
+# A shard's record: what its tar must yield, and the checksums it was written with
+# --------------------------------------------------------------------------------------------
+
+
+def shard_files(tar_path) -> tuple[Path, Path, Path]:
+    """A shard's tar, parquet and ``_stats.json`` (img2dataset's names)."""
+    tar_path = Path(tar_path)
+    stem = tar_path.name[: -len(".tar")] if tar_path.name.endswith(".tar") else tar_path.stem
+    return tar_path, tar_path.with_name(f"{stem}.parquet"), tar_path.with_name(f"{stem}_stats.json")
+
+
+def checksum_path(tar_path) -> Path:
+    """A shard's checksum record beside it, ``_{shard}_sha256.json`` (size and sha256 of its tar,
+    parquet and stats file; written by `record_shard` when the shard is made or downloaded; the
+    leading ``_`` marks curate's own files among img2dataset's)."""
+    return Path(tar_path).with_name(f"_{shard_files(tar_path)[1].stem}_sha256.json")
+
+
+def record_shard(tar_path) -> dict:
+    """Record the size and sha256 of a shard's tar, parquet and stats file in
+    ``_{shard}_sha256.json`` beside them (where the shard is first written or downloaded); its
+    readers compare (`iter_pool_samples`)."""
+    return write_checksums(checksum_path(Path(tar_path)), shard_files(tar_path))
+
+
+def checked_metadata(tar_path) -> Path:
+    """A shard's parquet (the pool's per-sample metadata, which DataComp's baselines read),
+    after checking it against the shard's checksum record: a change raises `FileChangedError`."""
+    parquet = shard_files(tar_path)[1]
+    changes = changed_files(checksum_path(Path(tar_path)), [parquet])
+    if changes:
+        raise FileChangedError(
+            f"pool shard metadata {parquet} changed since it was written ({'; '.join(changes)}). "
+            f"What was computed from it no longer matches; {rebuild_hint(tar_path)}"
+        )
+    return parquet
+
+
+def rebuild_hint(tar_path) -> str:
+    """What to rerun for a damaged or changed shard: its chunk's download, or its generator."""
+    chunk_dir = Path(tar_path).parent
+    report = chunk_dir.with_name(chunk_dir.name + DOWNLOAD_REPORT_SUFFIX)
+    if report.exists():
+        return (
+            f"download it again: `snakemake --forcerun {report} -- <your targets>` (the download rule "
+            "fetches a damaged or changed shard again, and what read it is rebuilt)"
+        )
+    return (
+        f"make it again: `snakemake --forcerun {chunk_dir} -- <your targets>` (the chunk is regenerated, "
+        "and what read it is rebuilt)"
+    )
+
+
+def _recorded_successes(tar_path: Path) -> list[str]:
+    """The keys of the samples a shard's record says its tar holds: its parquet's rows with status
+    ``success``, which must agree with its ``_stats.json``'s ``successes``."""
+    _, parquet, stats_path = shard_files(tar_path)
+    for f, what in ((parquet, "parquet"), (stats_path, "_stats.json")):
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"pool shard {tar_path}: its record {f.name} (img2dataset's {what}) is missing; "
+                f"every shard is read against it. To fix, {rebuild_hint(tar_path)}"
+            )
+    with reading(parquet, "shard parquet (img2dataset's per-shard metadata)"):
+        table = pq.read_table(parquet, columns=["key", "status"]).to_pydict()
+    keys = [str(k) for k, status in zip(table["key"], table["status"]) if status == "success"]
+    stats = read_json(stats_path, "shard _stats.json")
+    successes = stats.get("successes") if isinstance(stats, dict) else None
+    if not isinstance(successes, int):
+        raise UnreadableFileError(f"{stats_path}: not img2dataset's _stats.json (no integer 'successes')")
+    if successes != len(keys):
+        raise IntegrityError(
+            f"pool shard {tar_path}: its records disagree: {parquet.name} lists {len(keys)} successful "
+            f"samples, {stats_path.name} {successes}. To fix, {rebuild_hint(tar_path)}"
+        )
+    return keys
+
+
+@dataclass
+class ShardCheck:
+    """One shard read against its record. ``expected``: samples the record lists; ``read``: how
+    many of them the tar yielded; ``unread``: the others, lost to ``reason`` (`UNREAD_REASONS`)
+    at byte ``offset`` of ``size`` (where reading stopped); ``changes``: how the files differ
+    from their checksum record (``recorded`` False: the shard has none)."""
+
+    path: Path
+    size: int = 0
+    expected: int = 0
+    read: int = 0
+    reason: str | None = None
+    offset: int | None = None
+    detail: str = ""
+    end: int = 0
+    sha256: str | None = None
+    recorded: bool = False
+    changes: list = field(default_factory=list)
+
+    @property
+    def unread(self) -> int:
+        return self.expected - self.read
+
+    @property
+    def share(self) -> float:
+        return self.unread / self.expected if self.expected else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "shard": self.path.name,
+            "reason": self.reason,
+            "offset": self.offset,
+            "size": self.size,
+            "expected": self.expected,
+            "read": self.read,
+            "unread": self.unread,
+        }
+
+    def finish(self) -> "ShardCheck":
+        """After the tar was read: a clean tar that still lacks recorded samples is damaged, and
+        the tar's sha256 is compared with its record."""
+        if self.unread and self.reason is None:
+            self.reason, self.offset = "damaged_shard", self.end
+            self.detail = "the tar ends cleanly (it lacks them)"
+        if self.recorded and not self.changes:
+            recorded = (read_checksums(checksum_path(self.path)) or {}).get(self.path.name)
+            if recorded is not None and self.sha256 != recorded["sha256"]:
+                self.changes.append(
+                    f"{self.path.name}: sha256 {self.sha256[:16]}..., recorded {recorded['sha256'][:16]}..."
+                )
+        return self
+
+    def damage(self) -> str:
+        """One line: where the tar stopped and what was lost."""
+        return (
+            f"{self.detail} at byte {self.offset} of {self.size}: {self.unread} of the {self.expected} samples "
+            f"its record ({shard_files(self.path)[1].name}, {shard_files(self.path)[2].name}) lists were not read"
+        )
+
+    def verdict(self, max_missing: float) -> None:
+        """Raise when the shard changed since it was recorded (`FileChangedError`) or lost more
+        than ``max_missing`` of its samples (`ShardDamagedError`); both name the shard and say what
+        to rerun."""
+        if self.changes:
+            damage = f"; {self.damage()}" if self.unread else ""
+            raise FileChangedError(
+                f"pool shard {self.path} changed since it was written ({'; '.join(self.changes)}, per "
+                f"{checksum_path(self.path).name}){damage}. What was computed from it no longer matches; "
+                f"{rebuild_hint(self.path)}"
+            )
+        if self.unread and self.share > max_missing:
+            raise ShardDamagedError(
+                f"pool shard {self.path} is {self.reason.replace('_shard', '')}: {self.damage()} "
+                f"({self.share:.2%}, more than integrity.max_shard_missing {max_missing:.2%}). "
+                f"To fix, {rebuild_hint(self.path)}"
+            )
+
+
+def _start_check(path: Path) -> tuple[ShardCheck, set[str]]:
+    check = ShardCheck(path=path, size=path.stat().st_size)
+    checksums = checksum_path(path)
+    check.recorded = checksums.is_file()
+    if check.recorded:
+        # the parquet and stats file are small: hash them now; the tar as it streams (size now)
+        check.changes = changed_files(checksums, shard_files(path)[1:]) + changed_files(checksums, [path], full=False)
+        if any(not c.startswith(path.name) for c in check.changes):
+            check.verdict(0.0)  # the record itself changed: nothing to read against
+    else:
+        log.warning("pool shard %s has no checksum record (%s): a change in place cannot be noticed", path, checksums)
+    expected = _recorded_successes(path)
+    check.expected = len(expected)
+    return check, set(expected)
+
+
+class _HashingReader:
+    """A binary file's ``read`` that feeds a sha256 on the way (tarfile's stream mode reads through it)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.digest.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return self.digest.hexdigest()
+
+
+def _tail_state(path: Path, offset: int, size: int) -> tuple[str | None, str]:
+    """How a tar ends after the header offset where tarfile stopped: (None, "") when two zero
+    blocks (the end-of-archive marker) and only zeros follow; else the unread reason and what
+    was found there."""
+    tail = size - offset
+    nonzero = False
+    with open(path, "rb") as stream:
+        stream.seek(offset)
+        while block := stream.read(1 << 20):
+            if block.count(0) != len(block):
+                nonzero = True
+                break
+    if nonzero and tail >= tarfile.BLOCKSIZE:
+        return "damaged_shard", "an unreadable tar header"
+    if nonzero:
+        return "truncated_shard", "a tar header cut short"
+    if tail < _END_OF_ARCHIVE:
+        return "truncated_shard", "the end of the file (no end-of-archive marker)"
+    return None, ""
+
+
+def iter_tar_groups(path: Path, check: ShardCheck | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The member groups (key -> {ext: bytes}) of one tar, in order. With a ``check``, the tar is
+    hashed as it streams, and where and why reading stopped is filled in; a tar that stops early
+    ends the groups there (the caller compares with the record) instead of raising."""
+    check = check if check is not None else ShardCheck(path=path, size=path.stat().st_size)
+    raw = open(path, "rb")
+    reader = _HashingReader(raw)
+    current_key: str | None = None
+    group: dict[str, bytes] = {}
+    complete_exts: frozenset | None = None  # the members of the last group known to be whole
+    cut: tuple[str, str] | None = None  # (reason, what) when a member could not be read
+    try:
+        try:
+            tar = tarfile.open(fileobj=reader, mode="r|*")
+        except tarfile.TarError:
+            tar = None
+        check.end = 0
+        if tar is not None:
+            info = None
+            try:
+                for info in tar:
+                    check.end = info.offset
+                    if not info.isfile():
+                        continue
+                    if _META_MEMBER.match(info.name):
+                        continue
+                    key, ext = _split_member(info.name)
+                    if not ext:
+                        continue
+                    # webdataset's grouping: a new name, or a suffix the group already has,
+                    # starts the next sample; the previous one is whole: hand it on first
+                    if key != current_key or ext in group:
+                        if current_key is not None:
+                            complete_exts = frozenset(group)
+                            yield current_key, group
+                        current_key, group = key, {}
+                    fobj = tar.extractfile(info)
+                    group[ext] = fobj.read() if fobj is not None else b""
+                check.end = tar.offset
+            except (tarfile.TarError, EOFError) as err:  # a member's data could not be read whole
+                ends_inside = info is not None and info.offset_data + info.size > check.size
+                cut = (
+                    ("truncated_shard", f"the file ending inside member {info.name} ({err})")
+                    if ends_inside
+                    else ("damaged_shard", f"member {info.name if info else '?'} unreadable ({err})")
+                )
+        check.sha256 = reader.drain()
+    finally:
+        raw.close()
+    reason, found = cut if cut is not None else _tail_state(path, check.end, check.size)
+    if reason is not None:
+        check.reason, check.offset, check.detail = reason, check.end, f"the tar stops at {found}"
+    # after a clean end the last group is whole; after a cut only if it has every member the
+    # group before it had (a cut can fall between a sample's members, or inside one)
+    last_whole = reason is None or (cut is None and complete_exts is not None and frozenset(group) == complete_exts)
+    if current_key is not None and last_whole:
+        yield current_key, group
+
+
+def _decode_image(data: bytes):
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # full decode: catches truncated / garbage data
+            return im.convert("RGB")
+    except Exception:  # noqa: BLE001 - any decoder failure makes the sample corrupt
+        return None
+
+
+def inspect_shard(tar_path) -> ShardCheck:
+    """Read a whole shard against its record without decoding anything: the finished
+    `ShardCheck` (what the download rule looks at before it trusts a shard it already has)."""
+    path = Path(tar_path)
+    check, expected = _start_check(path)
+    for key, _ in iter_tar_groups(path, check):
+        if key.rsplit("/", 1)[-1] in expected:
+            check.read += 1
+    return check.finish()
+
+
+def iter_checked_groups(
+    tar_path, max_missing: float | None = None, report: "SkipReport | None" = None
+) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The member groups ``(key, {suffix: bytes})`` of one pool shard, as webdataset groups
+    them, read against the shard's record: after the last group, a shard missing more than
+    ``max_missing`` of its recorded samples (default: the job's ``integrity.max_shard_missing``)
+    raises `ShardDamagedError`, one that changed since its checksums were recorded
+    `FileChangedError`; a smaller loss is logged and added to ``report``."""
+    path = Path(tar_path)
+    limit = tolerances().max_shard_missing if max_missing is None else max_missing
+    check, expected = _start_check(path)
+    for key, group in iter_tar_groups(path, check):
+        if key.rsplit("/", 1)[-1] in expected:
+            check.read += 1
+        yield key, group
+    check.finish().verdict(limit)
+    if report is not None:
+        report.add_shard(check)
+    if check.unread:
+        log.warning("pool shard %s: %s (within integrity.max_shard_missing %.2f%%)", path, check.damage(), 100 * limit)
+
+
+# --------------------------------------------------------------------------------------------
 # Reading pool shards, skipping (and counting) bad samples
 # --------------------------------------------------------------------------------------------
 
@@ -345,13 +699,17 @@ class PoolSample:
 
 @dataclass
 class SkipReport:
-    """Counts the samples skipped by ``iter_pool_samples``, by reason, with a few examples."""
+    """Counts the samples skipped by ``iter_pool_samples``, by reason, with a few examples; and
+    the samples shards' records list that their tars did not yield (``unread``, by reason, and
+    per shard in ``damaged_shards``)."""
 
     max_examples: int = 20
     total_seen: int = 0
     total_kept: int = 0
     counts: dict = field(default_factory=lambda: {r: 0 for r in SKIP_REASONS})
     examples: list = field(default_factory=list)
+    unread: dict = field(default_factory=lambda: {r: 0 for r in UNREAD_REASONS})
+    damaged_shards: list = field(default_factory=list)
 
     reasons = SKIP_REASONS
 
@@ -362,6 +720,12 @@ class SkipReport:
         if len(self.examples) < self.max_examples:
             self.examples.append({"shard": str(shard), "key": str(key), "reason": reason})
 
+    def add_shard(self, check: ShardCheck) -> None:
+        """Count the samples one shard's tar did not yield (nothing when it yielded them all)."""
+        if check.unread:
+            self.unread[check.reason] += check.unread
+            self.damaged_shards.append(check.as_dict())
+
     def count(self, reason: str) -> int:
         if reason not in SKIP_REASONS:
             raise ValueError(f"unknown skip reason {reason!r}; expected one of {SKIP_REASONS}")
@@ -371,12 +735,19 @@ class SkipReport:
     def total_skipped(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def total_unread(self) -> int:
+        return sum(self.unread.values())
+
     def merge(self, other: "SkipReport") -> "SkipReport":
         """Add another report's counts (e.g. to sum per-chunk reports)."""
         self.total_seen += other.total_seen
         self.total_kept += other.total_kept
         for r in SKIP_REASONS:
             self.counts[r] += other.counts[r]
+        for r in UNREAD_REASONS:
+            self.unread[r] += other.unread[r]
+        self.damaged_shards.extend(dict(s) for s in other.damaged_shards)
         room = self.max_examples - len(self.examples)
         self.examples.extend(other.examples[: max(room, 0)])
         return self
@@ -387,12 +758,18 @@ class SkipReport:
             "kept": self.total_kept,
             "skipped": {r: self.counts[r] for r in SKIP_REASONS},
             "examples": [dict(e) for e in self.examples],
+            "unread": {r: self.unread[r] for r in UNREAD_REASONS},
+            "damaged_shards": [dict(s) for s in self.damaged_shards],
         }
 
     def write_json(self, path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as f:
             json.dump(self.as_dict(), f, indent=2)
+
+
+#: webdataset's metadata members (``__key__``, ``__meta__/...``), never part of a sample.
+_META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
 
 def _split_member(name: str) -> tuple[str, str]:
@@ -404,46 +781,9 @@ def _split_member(name: str) -> tuple[str, str]:
     return name[:dot], name[dot + 1 :].lower()
 
 
-def _iter_tar_groups(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    try:
-        tar = tarfile.open(path, mode="r|*")
-    except tarfile.TarError as err:
-        raise tarfile.ReadError(f"cannot read shard {path}: {err}") from err
-    current_key: str | None = None
-    group: dict[str, bytes] = {}
-    try:
-        with tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                key, ext = _split_member(info.name)
-                if key.rsplit("/", 1)[-1].startswith("__") or not ext:
-                    continue
-                fobj = tar.extractfile(info)
-                data = fobj.read() if fobj is not None else b""
-                if key != current_key:
-                    if current_key is not None:
-                        yield current_key, group
-                    current_key, group = key, {}
-                group[ext] = data
-    except tarfile.TarError as err:
-        raise tarfile.ReadError(f"shard {path} is damaged: {err}") from err
-    if current_key is not None:
-        yield current_key, group
-
-
-def _decode_image(data: bytes):
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()  # full decode: catches truncated / garbage data
-            return im.convert("RGB")
-    except Exception:  # noqa: BLE001 - any decoder failure makes the sample corrupt
-        return None
-
-
-def iter_pool_samples(tar_paths, report: SkipReport, decode_images: bool = True) -> Iterator[PoolSample]:
+def iter_pool_samples(
+    tar_paths, report: SkipReport, decode_images: bool = True, max_missing: float | None = None
+) -> Iterator[PoolSample]:
     """Stream the samples of pool shards, grouped by key, in tar order.
 
     A sample is skipped, and counted in ``report`` under one reason, when (checked in this
@@ -452,7 +792,13 @@ def iter_pool_samples(tar_paths, report: SkipReport, decode_images: bool = True)
     with PIL ``load()`` (``corrupt_image``, only when ``decode_images``); its caption (``txt``,
     else the json's ``caption``) is empty or whitespace (``empty_caption``); its uid was already
     yielded by this iteration (``duplicate_uid``). A missing tar raises ``FileNotFoundError``
-    naming the file; an unreadable tar raises ``tarfile.ReadError`` naming it.
+    naming the file.
+
+    Each shard is read against its record (`ShardCheck`): the samples its parquet lists as
+    successes that its tar does not yield are counted in ``report.unread`` and
+    ``report.damaged_shards``; a shard missing more than ``max_missing`` of them (default: the
+    job's ``integrity.max_shard_missing``) raises `ShardDamagedError`, and one that changed since
+    its checksum record was written raises `FileChangedError`, after its samples.
     """
     if isinstance(tar_paths, (str, Path)):
         tar_paths = [tar_paths]
@@ -463,7 +809,7 @@ def iter_pool_samples(tar_paths, report: SkipReport, decode_images: bool = True)
     seen: set[str] = set()
     for path in paths:
         shard = path.name
-        for key, group in _iter_tar_groups(path):
+        for key, group in iter_checked_groups(path, max_missing, report):
             report.total_seen += 1
             meta: dict = {}
             if "json" in group:

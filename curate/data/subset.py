@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.data.integrity import reading, writing
+
 __all__ = [
     "SUBSET_DTYPE",
     "uids_to_u8u8",
@@ -154,7 +156,7 @@ def save_subset(path: str | os.PathLike, uids: np.ndarray | Sequence[str]) -> np
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with writing(path, "subset (.npy, u8,u8)"), os.fdopen(fd, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
@@ -170,10 +172,10 @@ def load_subset(path: str | os.PathLike, require_sorted: bool = False) -> np.nda
     Raises ``ValueError`` naming the file when the dtype or shape is wrong, or (with
     ``require_sorted=True``) when the uids are not in lexicographic order.
     """
-    try:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"subset file not found: {path}")
+    with reading(path, "subset .npy (a 1-D u8,u8 array)"):  # truncated, an object array, not an npy
         arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:  # e.g. an object array
-        raise ValueError(f"{path}: cannot load subset file: {exc}") from exc
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"{path}: not a .npy subset array (got {type(arr).__name__})")
     _check_dtype(arr, str(path))

@@ -1,5 +1,7 @@
 """Evaluating a BLIP (MoS Table 3): zero-shot retrieval and classification by its ITC features,
-CIDEr of its captions, and the synthetic VQA (answers ranked by the decoder's likelihood)."""
+CIDEr of its captions, and the synthetic VQA (answers ranked by the decoder's likelihood); VQA v2,
+NLVR2 and RefCOCO+ after BLIP's task fine-tuning are in `curate.evaluation.blip_tasks`. Every
+runner takes ``(model, processor, task_dir, batch_size, task)``, ``task`` the suite's task entry."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import numpy as np
 import torch
 
 from curate.data.evalsets import sample_captions, sample_image, task_samples
-from curate.evaluation.task_types import check_runnable, runner
+from curate.evaluation.task_types import TASK_TYPES, check_runnable, runner
 from curate.training.blip import load_blip, tokenize
 
 log = logging.getLogger(__name__)
 
 
-#: MoS Table 3's fine-tuned tasks: BLIP reports them after task fine-tuning, not built here
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _image(parts: dict):
@@ -33,7 +36,7 @@ def encode_images(model, processor, images, batch_size: int):
     embeds, feats = [], []
     for start in range(0, len(images), batch_size):
         pix = processor.image_processor(images=images[start : start + batch_size], return_tensors="pt")["pixel_values"]
-        e = model.image_embeds(pix)
+        e = model.image_embeds(pix.to(_device(model)))
         embeds.append(e)
         feats.append(model.image_features(e))
     return torch.cat(embeds), torch.cat(feats)
@@ -44,11 +47,11 @@ def encode_texts(model, processor, texts, batch_size: int) -> torch.Tensor:
     feats = []
     for start in range(0, len(texts), batch_size):
         ids, attn = tokenize(processor, texts[start : start + batch_size])
-        feats.append(model.text_features(ids, attn))
+        feats.append(model.text_features(ids.to(_device(model)), attn.to(_device(model))))
     return torch.cat(feats)
 
 
-def retrieval_task(model, processor, task_dir, batch_size):
+def retrieval_task(model, processor, task_dir, batch_size, task=None):
     from curate.evaluation.evaluate import retrieval_metrics
 
     samples = task_samples(task_dir)
@@ -58,11 +61,11 @@ def retrieval_task(model, processor, task_dir, batch_size):
     index = [i for i, caps in enumerate(captions) for _ in caps]
     _, image_feat = encode_images(model, processor, images, batch_size)
     text_feat = encode_texts(model, processor, texts, batch_size)
-    metrics = retrieval_metrics((text_feat @ image_feat.T).numpy(), index)
+    metrics = retrieval_metrics((text_feat @ image_feat.T).cpu().numpy(), index)
     return metrics | {"n_images": len(images), "n_captions": len(texts)}
 
 
-def classification_task(model, processor, task_dir, batch_size):
+def classification_task(model, processor, task_dir, batch_size, task=None):
     from curate.evaluation.evaluate import classification_metrics
 
     samples = task_samples(task_dir)
@@ -75,7 +78,7 @@ def classification_task(model, processor, task_dir, batch_size):
         classifier.append(torch.nn.functional.normalize(feats.mean(0), dim=-1))
     _, image_feat = encode_images(model, processor, [_image(s) for s in samples], batch_size)
     targets = [int(s["cls"].decode("ascii").strip()) for s in samples]
-    metrics = classification_metrics((image_feat @ torch.stack(classifier).T).numpy(), targets)
+    metrics = classification_metrics((image_feat @ torch.stack(classifier).T).cpu().numpy(), targets)
     return metrics | {"n_samples": len(samples), "n_classes": len(classnames)}
 
 
@@ -86,13 +89,17 @@ def generate_captions(model, processor, images, batch_size: int, max_length: int
     for start in range(0, len(images), batch_size):
         pix = processor.image_processor(images=images[start : start + batch_size], return_tensors="pt")["pixel_values"]
         ids = model.captioner.generate(
-            pixel_values=pix, do_sample=False, num_beams=1, max_length=max_length, min_length=min_length
+            pixel_values=pix.to(_device(model)),
+            do_sample=False,
+            num_beams=1,
+            max_length=max_length,
+            min_length=min_length,
         )
         out.extend(t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
     return out
 
 
-def captioning_task(model, processor, task_dir, batch_size):
+def captioning_task(model, processor, task_dir, batch_size, task=None):
     from curate.evaluation.captioning_metrics import cider
 
     samples = task_samples(task_dir)
@@ -108,6 +115,7 @@ def statement_log_likelihoods(model, processor, image_embeds, statements) -> tor
     """Sum of the decoder's token log-probabilities of each statement (its ``[SEP]`` included)
     given one image's embeddings [1, P, H]."""
     ids, attn = tokenize(processor, statements)
+    ids, attn = ids.to(image_embeds.device), attn.to(image_embeds.device)
     logits, labels = model.decoder_logits(ids, attn, image_embeds.expand(len(statements), -1, -1))
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     target = labels[:, 1:]
@@ -116,7 +124,7 @@ def statement_log_likelihoods(model, processor, image_embeds, statements) -> tor
     return (picked * mask).sum(1)
 
 
-def synthetic_vqa_task(model, processor, task_dir, batch_size):
+def synthetic_vqa_task(model, processor, task_dir, batch_size, task=None):
     from curate.data.synthetic.vqa import vqa_accuracy
 
     samples = task_samples(task_dir)
@@ -134,19 +142,30 @@ def synthetic_vqa_task(model, processor, task_dir, batch_size):
     return metrics
 
 
-def evaluate_task(model, processor, task_dir, task_type: str, batch_size: int = 64) -> dict:
-    """A BLIP's metrics on one task folder, by its type's runner (`curate.evaluation.task_types`)."""
-    return runner(task_type, "blip")(model, processor, task_dir, batch_size)
+def evaluate_task(model, processor, task_dir, task_type: str, batch_size: int = 64, task: dict | None = None) -> dict:
+    """A BLIP's metrics on one task folder, by its type's runner (`curate.evaluation.task_types`);
+    `task` is the suite's task entry, completed by the registry (a fine-tuned type reads its
+    fine-tuning parameters there; their defaults when None)."""
+    if task is None:
+        task = TASK_TYPES.complete({"type": task_type, "name": task_type, "main_metric": None}, task_type)
+    return runner(task_type, "blip")(model, processor, task_dir, batch_size, task)
 
 
-def evaluate_blip_suite(model_dir, tasks: dict, batch_size: int = 64) -> list[dict]:
+def _completed(key: str, task: dict) -> dict:
+    """A suite's task entry with every parameter of its type (the workflow's config already is)."""
+    entry = {k: v for k, v in task.items() if k != "dir"}
+    return TASK_TYPES.complete(entry | {"name": entry.get("name", key), "main_metric": entry.get("main_metric")}, key)
+
+
+def evaluate_blip_suite(model_dir, tasks: dict, batch_size: int = 64, device: str | None = None) -> list[dict]:
     """DataComp-style records of the BLIP in `model_dir` on `tasks` = ``{key: {"dir", "type",
-    "main_metric", "name"}}``, in order."""
+    "main_metric", "name", ...}}``, in order, on `device` (default: CUDA when there is one)."""
     check_runnable(tasks, "blip")
     model, processor = load_blip(model_dir)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     records = []
     for key, task in tasks.items():
-        metrics = evaluate_task(model, processor, task["dir"], task["type"], batch_size)
+        metrics = evaluate_task(model, processor, task["dir"], task["type"], batch_size, task=_completed(key, task))
         main = task.get("main_metric")
         if main is not None and main not in metrics:
             raise ValueError(f"task {key!r}: main_metric {main!r} is not one of {sorted(metrics)}")

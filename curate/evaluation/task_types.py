@@ -7,15 +7,21 @@ A family's evaluator (`curate.evaluation.evaluate`, `.blip`, `.llava`) looks its
 and refuses a suite with a type it cannot run before it loads a model.
 
 Runner signatures, per family: clip ``(model, preprocess, tokenizer, task_dir, task_type,
-batch_size)``; blip and llava ``(model, processor, task_dir, batch_size)``; each returns the
-task's metrics.
+batch_size)``; blip ``(model, processor, task_dir, batch_size, task)`` with ``task`` the suite's
+completed task entry (a fine-tuned type reads its fine-tuning parameters there); llava ``(model,
+processor, task_dir, batch_size)``; each returns the task's metrics.
+
+The types BLIP fine-tunes before scoring (``vqa``, ``nlvr``, ``refcoco``; docs/algorithms.md
+§5.1) take the fine-tuning's parameters in the task entry; their defaults are the authors'
+settings (BLIP's ``configs/vqa.yaml`` and ``configs/nlvr.yaml`` with the 16 GPUs of BLIP's
+commands; ALBEF's ``configs/Grounding.yaml`` on 8 GPUs for RefCOCO+), and a tiny suite sets its own.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from curate.registry import Registry, optional, required
+from curate.registry import POSITIVE_INT, SEED, Registry, optional, required
 
 TASK_TYPES = Registry(
     "task type",
@@ -64,11 +70,45 @@ TASK_TYPES.register(
     doc="the synthetic world's VQA, answers ranked by the model",
     runners={"blip": "curate.evaluation.blip:synthetic_vqa_task"},
 )
+
+
+def finetuning_params(epochs: int, batch_size: int, lr: float, min_lr: float, weight_decay: float) -> dict:
+    """The parameters of a task fine-tuned before it is scored, with the authors' values as defaults."""
+    rate = {"type": "number", "minimum": 0}
+    return {
+        "epochs": optional(POSITIVE_INT, epochs, "passes over the task's train split (its lr steps once per epoch)"),
+        "max_steps": optional(
+            {"type": ["integer", "null"], "minimum": 1}, None, "stop after this many optimiser steps (null: all epochs)"
+        ),
+        "batch_size": optional(POSITIVE_INT, batch_size, "fine-tuning batch (global; full batches only)"),
+        "lr": optional(rate, lr, "AdamW's initial learning rate, cosine-decayed per epoch to min_lr"),
+        "min_lr": optional(rate, min_lr, "the cosine schedule's floor"),
+        "weight_decay": optional(rate, weight_decay, "AdamW's weight decay (every parameter, as BLIP)"),
+        "seed": optional(SEED, 0, "seeds the new heads, the data order and any sampled negatives"),
+    }
+
+
 TASK_TYPES.register(
-    "vqa", doc="VQA v2", runners={}, unbuilt={"blip": "VQA v2 (BLIP's VQA fine-tuning and answer ranking)"}
+    "vqa",
+    doc="VQA v2 accuracy after BLIP's VQA fine-tuning (question encoder + answer decoder, answers ranked)",
+    params=finetuning_params(epochs=10, batch_size=256, lr=2e-5, min_lr=0.0, weight_decay=0.05)
+    | {
+        "k_test": optional(POSITIVE_INT, 128, "candidates re-scored in full after the first-token pass (BLIP's k_test)")
+    },
+    runners={"blip": "curate.evaluation.blip_tasks:vqa_task"},
 )
-TASK_TYPES.register("nlvr", doc="NLVR2", runners={}, unbuilt={"blip": "NLVR2 (BLIP's NLVR fine-tuning)"})
-TASK_TYPES.register("refcoco", doc="RefCOCO+", runners={}, unbuilt={"blip": "RefCOCO+ (BLIP's grounding fine-tuning)"})
+TASK_TYPES.register(
+    "nlvr",
+    doc="NLVR2 accuracy after BLIP's NLVR fine-tuning (text encoder cross-attending to both images)",
+    params=finetuning_params(epochs=15, batch_size=256, lr=3e-5, min_lr=0.0, weight_decay=0.05),
+    runners={"blip": "curate.evaluation.blip_tasks:nlvr_task"},
+)
+TASK_TYPES.register(
+    "refcoco",
+    doc="RefCOCO+ accuracy: the candidate box whose crop the fine-tuned ITM head matches best",
+    params=finetuning_params(epochs=5, batch_size=256, lr=1e-5, min_lr=1e-6, weight_decay=0.02),
+    runners={"blip": "curate.evaluation.blip_tasks:refcoco_task"},
+)
 
 
 def check_runnable(tasks: dict, family: str) -> None:

@@ -1,7 +1,8 @@
 """Tiny BLIP and BLIP-2 models as their sources deliver them.
 
-- Hugging Face snapshots (``Salesforce/blip-itm-*-coco``, ``Salesforce/blip2-itm-vit-g*``):
-  ``save_pretrained`` of transformers' ``BlipForImageTextRetrieval`` / ``Blip2ForImageTextRetrieval``
+- Hugging Face snapshots (``Salesforce/blip-itm-*-coco``, ``Salesforce/blip-image-captioning-base``,
+  ``Salesforce/blip2-itm-vit-g*``): ``save_pretrained`` of transformers' ``BlipForImageTextRetrieval``
+  / ``BlipForConditionalGeneration`` / ``Blip2ForImageTextRetrieval``
   with their processors (``config.json``, ``model.safetensors``, ``preprocessor_config.json``,
   ``processor_config.json``, tokenizer files), as the Hub's repos hold them.
 - salesforce/BLIP's original checkpoints (``model_base.pth``, ``model_large.pth``,
@@ -79,7 +80,22 @@ def _spread(model, scale: float = 0.5) -> None:
 # --------------------------------------------------------------------------- Hub snapshots
 def build_blip_itm_snapshot(folder, tokenizer, seed: int, vision_width: int, image_size: int, patch: int = 16) -> Path:
     """A ``Salesforce/blip-itm-*-coco`` snapshot: ``BlipForImageTextRetrieval`` + ``BlipProcessor``."""
-    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipProcessor
+    return _build_blip_snapshot("BlipForImageTextRetrieval", folder, tokenizer, seed, vision_width, image_size, patch)
+
+
+def build_blip_caption_snapshot(
+    folder, tokenizer, seed: int, vision_width: int, image_size: int, patch: int = 16
+) -> Path:
+    """``Salesforce/blip-image-captioning-base``: ``BlipForConditionalGeneration`` + ``BlipProcessor``
+    (the processor Sieve's converted 14M / 129M captioners take)."""
+    return _build_blip_snapshot(
+        "BlipForConditionalGeneration", folder, tokenizer, seed, vision_width, image_size, patch
+    )
+
+
+def _build_blip_snapshot(class_name, folder, tokenizer, seed, vision_width, image_size, patch) -> Path:
+    import transformers
+    from transformers import BlipConfig, BlipProcessor
 
     text = dict(
         vocab_size=len(tokenizer),
@@ -104,7 +120,7 @@ def build_blip_itm_snapshot(folder, tokenizer, seed: int, vision_width: int, ima
     )
     config = BlipConfig(text_config=text, vision_config=vision, image_text_hidden_size=EMBED_DIM)
     with seeded(seed):
-        model = BlipForImageTextRetrieval(config).eval()
+        model = getattr(transformers, class_name)(config).eval()
     folder = Path(folder)
     model.save_pretrained(str(folder))
     save_processor_files(BlipProcessor(image_processor(image_size), tokenizer), folder)

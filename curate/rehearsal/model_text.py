@@ -209,3 +209,12 @@ def shape_wnids() -> list[str]:
 
     _, offsets = wordnet_files()
     return sorted(f"n{offsets[f'{shape}.n.01']:08d}" for shape in SHAPE_SYNONYMS)
+
+
+def build_wnid_list(path) -> Path:
+    """DataComp's ``imagenet21k_wordnet_ids.txt`` at `path`: one WordNet id per line, here the
+    shape synsets' (`shape_wnids`), the synthetic world's ImageNet-21k."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{wnid}\n" for wnid in shape_wnids()))
+    return path

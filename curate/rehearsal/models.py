@@ -3,7 +3,8 @@ tiny weights, in the local internet's layout (`curate.rehearsal`):
 
 - plain URLs at ``R/web/<host>/<path>``: OpenAI's CLIP ``.pt`` files (TorchScript, `model_clip`),
   salesforce/BLIP's original ``.pth`` checkpoints and LAVIS's BLIP-2 Q-Former (`model_blip`),
-  fastText's ``lid.176.bin`` and nltk_data's ``wordnet.zip`` (`model_text`);
+  fastText's ``lid.176.bin``, nltk_data's ``wordnet.zip`` and DataComp's ImageNet-21k WordNet id
+  list (`model_text`);
 - Hub model repos at ``R/hub/models/<org>/<name>/``: open_clip's layout for the tags open_clip
   fetches from the Hub (EVA-CLIP), transformers' ``save_pretrained`` layouts for BLIP / BLIP-2 ITM,
   GIT, CLIP ViT-L/14-336 and Vicuna, sentence-transformers' for all-MiniLM-L6-v2 (`model_blip`,
@@ -20,7 +21,7 @@ builder here is an error naming it: a new catalogue entry needs its tiny stand-i
 rehearsal can run.
 
 What the rehearsal scale has to say beside the catalogue's entries: the ``sha256`` of every entry
-that pins one (OpenAI's six) is the tiny file's, from ``R/models.json`` (or null). Architectures
+that pins one (OpenAI's six, lid.176, the ImageNet-21k ids) is the tiny file's, from ``R/models.json`` (or null). Architectures
 need no override: `fetch_model` takes an OpenAI checkpoint's architecture from its tensors and a
 Hub repo's from its ``open_clip_config.json``, as open_clip's loaders do.
 """
@@ -47,11 +48,15 @@ BLIP_ORIGINALS = {
 BLIP2_QFORMER = "LAVIS/models/BLIP2/blip2_pretrained_vitL.pth"
 LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
 WORDNET_URL = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/wordnet.zip"
+IMAGENET21K_WNIDS_URL = (
+    "https://github.com/sagadre/datacomp_baseline_assets/releases/download/v0.1.0-alpha/imagenet21k_wordnet_ids.txt"
+)
 #: Hub repos built with transformers: (builder, its arguments, the model card's words)
 BLIP_ITM_SNAPSHOTS = {
     "Salesforce/blip-itm-base-coco": (64, 48),  # ViT-B/16 at 384 px -> 64 wide, 3x3 patches
     "Salesforce/blip-itm-large-coco": (128, 48),
 }
+BLIP_CAPTION_SNAPSHOTS = {"Salesforce/blip-image-captioning-base": (64, 48)}
 BLIP2_ITM_SNAPSHOTS = {
     "Salesforce/blip2-itm-vit-g": 28,  # ViT-g/14 at 224 px -> 2x2 patches
     "Salesforce/blip2-itm-vit-g-coco": 42,  # at 364 px -> 3x3
@@ -141,6 +146,8 @@ class _Builder:
             model_text.build_lid_model(path, seed)
         elif url == WORDNET_URL:
             model_text.build_wordnet_zip(path)
+        elif url == IMAGENET21K_WNIDS_URL:
+            model_text.build_wnid_list(path)
         else:
             raise ValueError(f"models.{name}: the rehearsal has no tiny stand-in for {url}")
 
@@ -154,6 +161,10 @@ class _Builder:
             width, size = BLIP_ITM_SNAPSHOTS[repo]
             model_blip.build_blip_itm_snapshot(folder, self.blip_tokenizer(), seed, width, size)
             what = "BlipForImageTextRetrieval and its BlipProcessor (save_pretrained)"
+        elif repo in BLIP_CAPTION_SNAPSHOTS:
+            width, size = BLIP_CAPTION_SNAPSHOTS[repo]
+            model_blip.build_blip_caption_snapshot(folder, self.blip_tokenizer(), seed, width, size)
+            what = "BlipForConditionalGeneration and its BlipProcessor (save_pretrained)"
         elif repo in BLIP2_ITM_SNAPSHOTS:
             model_blip.build_blip2_itm_snapshot(folder, self.blip_tokenizer(), seed, BLIP2_ITM_SNAPSHOTS[repo])
             what = "Blip2ForImageTextRetrieval and its Blip2Processor (save_pretrained)"

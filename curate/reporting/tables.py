@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from curate.data.integrity import read_json
 from curate.data.records import aggregate, read_records
 from curate.data.subset import load_subset, u8u8_to_uids
 
@@ -43,6 +45,15 @@ def evaluation_columns(records: list[dict], groups: dict[str, list[str]]) -> dic
         main = record["metrics"].get("main_metric")
         ordered[record["key"]] = math.nan if main is None else float(main)
     return ordered
+
+
+def absent_uids(reshard) -> float:
+    """How many of a subset's uids its reshard did not find in the pool (its meta.json's
+    ``missing_uids``); NaN without a reshard."""
+    if reshard is None:
+        return math.nan
+    meta = read_json(Path(reshard) / "meta.json", "reshard meta.json")
+    return int(meta["missing_uids"])
 
 
 LABELS = ("selection", "pool", "recipe", "suite")
@@ -103,16 +114,18 @@ def leaderboard(
     """One row per selection: its labels, subset quality and evaluation (table1's layout).
 
     Each input row holds the `labels` (default: selection, pool, recipe, suite), subset (a .npy
-    path) and its evaluations, one jsonl path per seed (``evaluations``; or one ``evaluation``).
-    The evaluation columns are means over the seeds; `seed_columns` follow them.
+    path), its evaluations, one jsonl path per seed (``evaluations``; or one ``evaluation``), and
+    reshard (its folder: ``absent_uids`` counts the subset's uids the pool did not hold; NaN for a
+    row without one). The evaluation columns are means over the seeds; `seed_columns` follow them.
     """
     truth = load_ground_truth(truth_paths) if truth_paths else None
     table, per_seed = [], {}
     for row in rows:
         quality = selection_quality(load_subset(row["subset"]), truth)
+        absent = {"absent_uids": absent_uids(row.get("reshard"))}
         runs = read_runs(row, groups)
         per_seed[row["selection"]] = runs
-        table.append({k: row[k] for k in labels} | quality | seed_means(runs))
+        table.append({k: row[k] for k in labels} | quality | absent | seed_means(runs))
     if not table:
         return pd.DataFrame(table)
     seeds = seed_columns(per_seed, ["Average", *groups])
@@ -137,7 +150,7 @@ def comparison_table(
     if waiting.empty:
         return built
     table = pd.concat([built, waiting], ignore_index=True)[list(built.columns)]
-    return table.astype({"subset_size": "Int64", "unique_uids": "Int64", "seeds": "Int64"})
+    return table.astype({"subset_size": "Int64", "unique_uids": "Int64", "absent_uids": "Int64", "seeds": "Int64"})
 
 
 def write_table(table: pd.DataFrame, path) -> None:

@@ -1,17 +1,25 @@
-"""The SIEVE captioner (docs/algorithms.md §4) through transformers' BLIP classes.
+"""The SIEVE captioner (docs/algorithms.md §4) through transformers' BLIP and GIT classes.
 
-One code path for the real and the tiny captioner: a folder (or hub id) holding a
-``BlipForConditionalGeneration`` and its ``BlipProcessor`` is loaded by `load_captioner` and
-sampled by `generate_captions`.
+One code path for the real and the tiny captioners: a folder holding a
+``BlipForConditionalGeneration`` and its ``BlipProcessor``, or a ``GitForCausalLM`` and its
+``GitProcessor`` (the folder's ``config.json`` says which: `captioner_family`), is loaded by
+`load_captioner` and sampled by `generate_captions`.
 
 - Real scale: the paper's captioner is BLIP ViT-B/16 *pretrained on 14M* curated pairs
-  (``model_base_14M.pth`` of salesforce/BLIP, converted to the transformers layout with
-  transformers' ``convert_blip_original_pytorch_to_hf.py``; it is pretrained at 224 px). The
-  hub's ``Salesforce/blip-image-captioning-base`` is the same architecture but fine-tuned on COCO
-  (and 129M-pretrained) and preprocesses at 384 px: usable, but not the paper's checkpoint.
-  ``load_captioner(source, image_size=224)`` swaps in CLIP-style preprocessing (§4) for either;
-  `generate_captions` interpolates the position embeddings when the size differs from the
-  model's.
+  (``model_base_14M.pth`` of salesforce/BLIP, converted to ``BlipForConditionalGeneration`` by the
+  workflow's ``convert_model`` rule, `curate.scoring.itm.convert_blip_checkpoint` with ``target=
+  "blip_caption"``, with the tokenizer of the Hub's ``Salesforce/blip-image-captioning-base``; it is
+  pretrained at 224 px); its Table 2 ablation is ``model_base.pth`` (129M) the same way, and its
+  Table 3 compares ``microsoft/git-base`` (GIT, 10M pairs), a Hub snapshot. The Hub's
+  ``Salesforce/blip-image-captioning-base`` itself is fine-tuned on COCO and preprocesses at
+  384 px: not the paper's checkpoint. ``load_captioner(source, image_size=224)`` swaps in
+  CLIP-style preprocessing (§4) for any of them (a ``source: pretrained`` captioner's
+  ``image_size``); `generate_captions` interpolates the position embeddings when the size differs
+  from the model's.
+- GIT is prompted and sampled with Sieve's settings as BLIP is: its decoder starts from
+  ``[CLS] a picture of`` (GIT's bos is BERT's ``[CLS]``, its eos ``[SEP]``), both lengths count
+  those prompt tokens (the image tokens GIT puts before the text are not in ``input_ids``), and
+  the prompt's characters are cut from the decoded text.
 - Tests and the synthetic workflow: `build_tiny_captioner` trains a tiny BLIP (64 px, 2+2
   layers, a WordPiece tokenizer built locally) on curated pairs and saves it in the same layout.
 
@@ -34,6 +42,7 @@ BLIP's ``caption[len(self.prompt):]`` does.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +58,8 @@ __all__ = [
     "CAPTION_SETTINGS",
     "CLIP_MEAN",
     "CLIP_STD",
+    "CAPTIONER_FAMILIES",
+    "captioner_family",
     "clip_style_image_processor",
     "load_captioner",
     "batch_seed",
@@ -130,24 +141,47 @@ def clip_style_image_processor(image_size: int):
     )
 
 
-def load_captioner(source, image_size: int | None = None):
-    """``(model.eval(), processor)`` from a folder (``local-dir:`` prefix optional) or a hub id.
+#: A captioner folder's transformers ``model_type`` -> its classes (model, processor).
+CAPTIONER_FAMILIES = {
+    "blip": ("BlipForConditionalGeneration", "BlipProcessor"),
+    "git": ("GitForCausalLM", "GitProcessor"),
+}
 
-    ``BlipForConditionalGeneration.from_pretrained(source)`` and
-    ``BlipProcessor.from_pretrained(source)``. Real-scale sources: the paper's BLIP ViT-B/16
-    14M-pretrain checkpoint converted to this layout, or ``Salesforce/blip-image-captioning-base``
-    (COCO-finetuned; not the paper's). Nothing is downloaded when ``HF_HUB_OFFLINE=1``.
+
+def captioner_family(source) -> str:
+    """``blip`` or ``git``: the ``model_type`` of a captioner folder's ``config.json``."""
+    config = Path(_source_path(source)) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(
+            f"{config.parent}: no config.json (not a transformers captioner folder; an original BLIP "
+            "checkpoint is converted first, models.<name>.convert: blip_caption)"
+        )
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type not in CAPTIONER_FAMILIES:
+        raise ValueError(f"{config}: model_type {model_type!r} is not a captioner ({', '.join(CAPTIONER_FAMILIES)})")
+    return model_type
+
+
+def load_captioner(source, image_size: int | None = None):
+    """``(model.eval(), processor)`` from a captioner folder (``local-dir:`` prefix optional).
+
+    The family's ``from_pretrained(source)`` (`CAPTIONER_FAMILIES`): BLIP (the paper's BLIP
+    ViT-B/16 14M or 129M pretraining checkpoint converted to this layout, the tiny captioner) or
+    GIT (``microsoft/git-base``'s snapshot). Nothing is downloaded when ``HF_HUB_OFFLINE=1``.
     ``image_size``: replace the processor's image preprocessing by `clip_style_image_processor`
-    at that size (§4 says 224 for the real captioner); None keeps the saved one (the tiny
+    at that size (§4: 224 for the real captioners); None keeps the saved one (the tiny
     captioner saves CLIP-style preprocessing at its own size).
     """
-    from transformers import BlipForConditionalGeneration, BlipProcessor
+    import transformers
 
     path = _source_path(source)
-    model = BlipForConditionalGeneration.from_pretrained(path)
-    processor = BlipProcessor.from_pretrained(path)
+    model_class, processor_class = (getattr(transformers, c) for c in CAPTIONER_FAMILIES[captioner_family(path)])
+    model = model_class.from_pretrained(path)
+    processor = processor_class.from_pretrained(path)
     if image_size is not None:
-        processor = BlipProcessor(image_processor=clip_style_image_processor(image_size), tokenizer=processor.tokenizer)
+        processor = processor_class(
+            image_processor=clip_style_image_processor(image_size), tokenizer=processor.tokenizer
+        )
     return model.eval(), processor
 
 
@@ -156,8 +190,16 @@ def batch_seed(seed: int, batch_index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(batch_index)]).generate_state(1, np.uint64)[0] % (2**63 - 1))
 
 
-def _prompt_inputs(processor, n: int, prompt: str) -> dict:
-    enc = processor.tokenizer([prompt] * n, return_tensors="pt", padding=True)
+def _prompt_inputs(model, processor, n: int, prompt: str) -> dict:
+    """The decoder's prompt for ``n`` images. BLIP: ``[CLS] prompt [SEP]`` (its ``generate`` puts
+    ``[DEC]`` in place of ``[CLS]`` and drops the ``[SEP]``); GIT: ``[CLS] prompt``, its bos
+    and the prompt's tokens, as GIT's own conditional captioning is prompted."""
+    tokenizer = processor.tokenizer
+    if model.config.model_type == "git":
+        ids = [tokenizer.cls_token_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+        input_ids = torch.tensor([ids] * n, dtype=torch.long)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    enc = tokenizer([prompt] * n, return_tensors="pt", padding=True)
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
@@ -174,7 +216,7 @@ def generate_caption_ids(
     device = next(model.parameters()).device
     pix = processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
     pix = pix.to(device=device, dtype=next(model.parameters()).dtype)
-    inputs = {k: v.to(device) for k, v in _prompt_inputs(processor, len(images), settings.prompt).items()}
+    inputs = {k: v.to(device) for k, v in _prompt_inputs(model, processor, len(images), settings.prompt).items()}
     interpolate = tuple(pix.shape[-2:]) != (model.config.vision_config.image_size,) * 2
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -407,10 +449,16 @@ def build_tiny_captioner(
 
 
 def caption_pool_chunk(
-    model_dir, tar_paths: Sequence, seed: int, batch_size: int = 32, settings: CaptionSettings = CAPTION_SETTINGS
+    model_dir,
+    tar_paths: Sequence,
+    seed: int,
+    batch_size: int = 32,
+    settings: CaptionSettings = CAPTION_SETTINGS,
+    image_size: int | None = None,
 ):
     """Caption every kept sample of a pool chunk's shards (§4): ``settings.num_captions``
-    seeded nucleus captions per image.
+    seeded nucleus captions per image, the images preprocessed CLIP-style at ``image_size`` (None:
+    the processor saved with the model; `load_captioner`).
 
     Returns ``(DataFrame[uid, text, captions], report)``: one row per kept sample in reading
     order, ``text`` its alt-text, ``captions`` the list of captions (prompt stripped);
@@ -421,7 +469,7 @@ def caption_pool_chunk(
 
     from curate.data.shards import SkipReport, iter_pool_batches
 
-    model, processor = load_captioner(model_dir)
+    model, processor = load_captioner(model_dir, image_size=image_size)
     report = SkipReport()
     uids: list[str] = []
     texts: list[str] = []

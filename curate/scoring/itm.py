@@ -21,15 +21,17 @@ Scores go to ``scores/{pool}/{scorer}/{chunk}.parquet`` under the column ``itm_s
 ``itc_score`` (`curate.workflow.paths.score_column`), in the format of the CLIP scores
 (`curate.scoring.clip_score.save_scores`).
 
-Original checkpoints (``library: url`` models with ``convert: blip_itm``): salesforce/BLIP's
-``model_base.pth`` / ``model_large.pth`` hold ``{'model': state_dict}`` of BLIP's pretraining model
-(ViT + BERT text encoder with its ITC projections and ITM head, plus momentum encoders, the
-decoder and the queues). `convert_blip_checkpoint` renames the keys as transformers'
-``convert_blip_original_pytorch_to_hf.py`` does (`blip_key_to_transformers`), keeps those of
-``BlipForImageTextRetrieval`` (the others are listed in the record), reads the architecture off the
-tensors' shapes (image size from the position embeddings: 224 for the pretraining checkpoints),
-and saves model + processor (tokenizer and image processor of a Hub BLIP ITM folder, resized to
-the checkpoint's image size) in the ``save_pretrained`` layout.
+Original checkpoints (``library: url`` models with ``convert: blip_itm`` or ``blip_caption``):
+salesforce/BLIP's ``model_base_14M.pth``, ``model_base.pth`` and ``model_large.pth`` hold
+``{'model': state_dict}`` of BLIP's pretraining model (ViT + BERT text encoder with its ITC
+projections and ITM head, the text decoder, plus momentum encoders and the queues).
+`convert_blip_checkpoint` renames the keys as transformers' ``convert_blip_original_pytorch_to_hf.py``
+does (`blip_key_to_transformers`), keeps those of the target model - ``BlipForImageTextRetrieval``
+(``blip_itm``: ViT, text encoder, projections, ITM head) or ``BlipForConditionalGeneration``
+(``blip_caption``: ViT and text decoder, Sieve's captioner) - and lists the others in the record,
+reads the architecture off the tensors' shapes (image size from the position embeddings: 224 for
+the pretraining checkpoints), and saves model + processor (tokenizer and image processor of a Hub
+BLIP folder, resized to the checkpoint's image size) in the ``save_pretrained`` layout.
 
 BLIP-2 ViT-L/14 pretrain (LAVIS ``blip2_pretrained_vitL.pth``) cannot be converted:
 LAVIS's CLIP ViT-L/14 applies a LayerNorm to the patch embeddings before the first block
@@ -187,10 +189,36 @@ def _blip_scores(model, pixel_values, input_ids, attention_mask, head: str):
             encoder_attention_mask=image_atts,
         ).last_hidden_state
         return model.itm_head(text[:, 0, :]).float().softmax(-1)[:, 1]
-    text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     image_feat = normalize(model.vision_proj(image_embeds[:, 0, :]), dim=-1)
-    text_feat = normalize(model.text_proj(text[:, 0, :]), dim=-1)
+    text_feat = _blip_text_features(model, input_ids, attention_mask)
     return (image_feat * text_feat).sum(-1)
+
+
+def _blip_text_features(model, input_ids, attention_mask):
+    """BLIP's contrastive text features: the text encoder alone (no image), its ``[CLS]`` output
+    through ``text_proj``, L2-normalised."""
+    from torch.nn.functional import normalize
+
+    text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return normalize(model.text_proj(text[:, 0, :]), dim=-1)
+
+
+def blip_text_features(model, processor, texts, device: str = "cpu") -> np.ndarray:
+    """``len(texts) x D`` float32 contrastive text features of a BLIP ITM model (the ITC head's
+    text side: ``[CLS]`` first, text cut at 35 tokens, L2-normalised), as Sieve's BLIP text
+    encoder reads captions (SIEVE Table 4)."""
+    import torch
+
+    text = processor.tokenizer(
+        [str(t) for t in texts],
+        padding="longest",
+        truncation=True,
+        max_length=MAX_TEXT_TOKENS["blip"],
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        feats = _blip_text_features(model, text["input_ids"].to(device), text["attention_mask"].to(device))
+    return feats.float().cpu().numpy().astype(np.float32)
 
 
 def score_chunk_itm(
@@ -280,15 +308,18 @@ def _count_layers(keys, prefix: str) -> int:
     return max(found) + 1
 
 
-def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64):
-    """The ``BlipConfig`` of a converted BLIP ITM state dict, read off its tensors' shapes, with
-    the special token ids of ``tokenizer`` (BLIP's: ``[DEC]`` bos, ``[SEP]``, ``[PAD]``).
+def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64, text_prefix: str = "text_encoder."):
+    """The ``BlipConfig`` of a converted BLIP state dict, read off its tensors' shapes (the text
+    model's under ``text_prefix``: ``text_encoder.`` for ITM, ``text_decoder.bert.`` for the
+    captioner), with the special token ids of ``tokenizer`` (BLIP's: ``[DEC]`` bos, ``[SEP]``,
+    ``[PAD]``).
 
     The number of heads is not in the weights: BLIP's ViT-B/16 and ViT-L/16 and its BERT-base
     text encoder all have ``head_dim`` = 64. BLIP's ViT uses LayerNorm eps 1e-6 (timm's), its
     BERT 1e-12."""
     from transformers import BlipConfig
 
+    prefix = text_prefix
     keys = list(state)
     patch = state["vision_model.embeddings.patch_embedding.weight"]
     positions = state["vision_model.embeddings.position_embedding"].shape[1]
@@ -296,7 +327,7 @@ def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64)
     if grid * grid != positions - 1:
         raise ValueError(f"{positions} vision positions are not a square grid plus [CLS]")
     vision_hidden, patch_size = patch.shape[0], patch.shape[-1]
-    words = state["text_encoder.embeddings.word_embeddings.weight"]
+    words = state[f"{prefix}embeddings.word_embeddings.weight"]
     text_hidden = words.shape[1]
     vision = dict(
         hidden_size=vision_hidden,
@@ -311,10 +342,10 @@ def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64)
         vocab_size=words.shape[0],
         hidden_size=text_hidden,
         encoder_hidden_size=vision_hidden,
-        num_hidden_layers=_count_layers(keys, "text_encoder.encoder.layer."),
+        num_hidden_layers=_count_layers(keys, f"{prefix}encoder.layer."),
         num_attention_heads=text_hidden // head_dim,
-        intermediate_size=state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
-        max_position_embeddings=state["text_encoder.embeddings.position_embeddings.weight"].shape[0],
+        intermediate_size=state[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=state[f"{prefix}embeddings.position_embeddings.weight"].shape[0],
         layer_norm_eps=1e-12,
     )
     if tokenizer is not None:  # those it has; transformers' defaults are BLIP's (bos [DEC] 30522)
@@ -325,34 +356,50 @@ def blip_config_from_state_dict(state: dict, tokenizer=None, head_dim: int = 64)
             pad_token_id=tokenizer.pad_token_id,
         )
         text.update({k: v for k, v in ids.items() if v is not None})
-    return BlipConfig(
-        vision_config=vision, text_config=text, image_text_hidden_size=state["vision_proj.weight"].shape[0]
+    projection = (
+        {"image_text_hidden_size": state["vision_proj.weight"].shape[0]} if "vision_proj.weight" in state else {}
     )
+    return BlipConfig(vision_config=vision, text_config=text, **projection)
 
 
-def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: int = 64) -> dict:
-    """Convert an original BLIP checkpoint into a ``BlipForImageTextRetrieval`` folder at
-    ``out_dir`` with the processor of ``processor_dir`` (its image size set to the checkpoint's);
-    returns the record also written to ``out_dir/conversion.json``. Raises when a weight of the
-    ITM model is not in the checkpoint or has another shape. ``head_dim``: attention head width
+#: What an original BLIP checkpoint converts to (a ``models`` entry's ``convert``): the
+#: transformers class and the prefix of its text model's weights.
+BLIP_CONVERSIONS = {
+    "blip_itm": ("BlipForImageTextRetrieval", "text_encoder."),
+    "blip_caption": ("BlipForConditionalGeneration", "text_decoder.bert."),
+}
+
+
+def convert_blip_checkpoint(
+    checkpoint_path, out_dir, processor_dir, head_dim: int = 64, target: str = "blip_itm"
+) -> dict:
+    """Convert an original BLIP checkpoint into a ``BlipForImageTextRetrieval`` (``target``
+    ``blip_itm``) or ``BlipForConditionalGeneration`` (``blip_caption``) folder at ``out_dir``
+    with the processor of ``processor_dir`` (its image size set to the checkpoint's); returns the
+    record also written to ``out_dir/conversion.json``. Raises when a weight of the target model
+    is not in the checkpoint or has another shape (the captioner's output embedding, tied to its
+    word embeddings, may be absent). ``head_dim``: attention head width
     (`blip_config_from_state_dict`)."""
     import torch
-    from transformers import BlipForImageTextRetrieval, BlipProcessor
+    import transformers
+    from transformers import BlipProcessor
 
     from curate.scoring.pretrained import file_sha256
 
+    if target not in BLIP_CONVERSIONS:
+        raise ValueError(f"no BLIP conversion {target!r}; known: {', '.join(BLIP_CONVERSIONS)}")
+    class_name, text_prefix = BLIP_CONVERSIONS[target]
     original = load_original_state_dict(checkpoint_path)
     renamed = {blip_key_to_transformers(k): v for k, v in original.items()}
     processor = BlipProcessor.from_pretrained(str(processor_dir))
-    config = blip_config_from_state_dict(renamed, processor.tokenizer, head_dim=head_dim)
-    model = BlipForImageTextRetrieval(config).eval()
+    config = blip_config_from_state_dict(renamed, processor.tokenizer, head_dim=head_dim, text_prefix=text_prefix)
+    model = getattr(transformers, class_name)(config).eval()
     expected = model.state_dict()
     kept = {k: v for k, v in renamed.items() if k in expected}
-    missing = sorted(k for k in expected if k not in kept and not k.endswith("position_ids"))
+    tied = set(_tied_keys(model))
+    missing = sorted(k for k in expected if k not in kept and not k.endswith("position_ids") and k not in tied)
     if missing:
-        raise ValueError(
-            f"{checkpoint_path}: no weights for {len(missing)} keys of BlipForImageTextRetrieval, e.g. {missing[:5]}"
-        )
+        raise ValueError(f"{checkpoint_path}: no weights for {len(missing)} keys of {class_name}, e.g. {missing[:5]}")
     wrong = [k for k, v in kept.items() if v.shape != expected[k].shape]
     if wrong:
         raise ValueError(
@@ -360,8 +407,9 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
             f"{expected[wrong[0]].shape})"
         )
     result = model.load_state_dict({k: v.to(torch.float32) for k, v in kept.items()}, strict=False)
-    if result.missing_keys and any(not k.endswith("position_ids") for k in result.missing_keys):
+    if any(not k.endswith("position_ids") and k not in tied for k in result.missing_keys):
         raise ValueError(f"{checkpoint_path}: missing {result.missing_keys[:5]}")
+    model.tie_weights()
     size = config.vision_config.image_size
     processor.image_processor.size = {"height": size, "width": size}
     out_dir = Path(out_dir)
@@ -371,6 +419,7 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
     dropped = sorted(k for k in original if blip_key_to_transformers(k) not in kept)
     record = {
         "checkpoint": str(checkpoint_path),
+        "target": class_name,
         "checkpoint_sha256": file_sha256(checkpoint_path),
         "processor": str(processor_dir),
         "image_size": size,
@@ -382,14 +431,19 @@ def convert_blip_checkpoint(checkpoint_path, out_dir, processor_dir, head_dim: i
     return record
 
 
+def _tied_keys(model) -> list[str]:
+    """The weights of ``model`` that transformers ties to another (the captioner's output
+    embedding to its word embeddings): a checkpoint need not hold them."""
+    tied = getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or {}
+    return list(tied) if isinstance(tied, dict) else list(tied)
+
+
 def convert_model(entry: dict, fetched_dir, out_dir, processor_dir, head_dim: int = 64) -> dict:
     """Convert a fetched ``library: url`` model (its folder's ``fetch.json`` names the file) as its
-    config entry's ``convert`` says."""
-    from curate.scoring.pretrained import FETCH_RECORD
+    config entry's ``convert`` says (:data:`BLIP_CONVERSIONS`)."""
+    from curate.scoring.pretrained import fetched_file
 
-    fetched_dir = Path(fetched_dir)
     kind = entry.get("convert")
-    if kind != "blip_itm":
-        raise ValueError(f"no conversion {kind!r}; known: blip_itm")
-    fetched = json.loads((fetched_dir / FETCH_RECORD).read_text())
-    return convert_blip_checkpoint(fetched_dir / fetched["file"], out_dir, processor_dir, head_dim=head_dim)
+    if kind not in BLIP_CONVERSIONS:
+        raise ValueError(f"no conversion {kind!r}; known: {', '.join(BLIP_CONVERSIONS)}")
+    return convert_blip_checkpoint(fetched_file(fetched_dir), out_dir, processor_dir, head_dim=head_dim, target=kind)

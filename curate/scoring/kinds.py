@@ -1,15 +1,18 @@
 """Scorer kinds: what a config ``scorers`` entry can be (its ``library``).
 
 Each kind is one entry of :data:`SCORER_KINDS`: its parameters, the rule that scores a chunk with
-it (and its env), the files that rule reads (``inputs``), and the columns it writes. Every kind's
-chunk files land at the same path (``scores/{pool}/{scorer}/{chunk}.parquet``), so selections and
-fusions read any scorer alike; the score itself is in the kind's :func:`score_column`.
+it (and its env), the files that rule reads (``inputs``), and the columns it writes (``columns``:
+the float32 scores, ``text_columns``: strings riding along). Every kind's chunk files land at the
+same path (``scores/{pool}/{scorer}/{chunk}.parquet``), so selections and fusions read any scorer
+alike; the score itself is in the kind's :func:`score_column`. The columns are the files'
+contract (:func:`score_contract`): its writer writes exactly them, its readers check them.
 
 Adding a kind: its module (the scoring code), its rule and script, its env, and one entry here.
 """
 
 from __future__ import annotations
 
+from curate.data.scorefiles import score_contract as _contract
 from curate.registry import NAME, POSITIVE_INT, SEED, ConfigError, Registry, optional, required
 
 SCORER_KINDS = Registry(
@@ -35,6 +38,18 @@ def score_column(scorer: dict) -> str:
 def score_columns(scorer: dict) -> list[str]:
     """Every numeric column a scorer's chunk files hold (the score first)."""
     return SCORER_KINDS.of(scorer, "scorer").columns(scorer)
+
+
+def text_columns(scorer: dict) -> list[str]:
+    """The string columns a scorer's chunk files hold after its scores (Sieve's best caption)."""
+    columns = SCORER_KINDS.of(scorer, "scorer").spec.get("text_columns")
+    return list(columns(scorer)) if columns else []
+
+
+def score_contract(scorer: dict) -> dict[str, str]:
+    """The exact columns and dtypes of a scorer's chunk files (`curate.data.scorefiles.score_contract`):
+    ``uid``, its score columns, its text columns."""
+    return _contract(score_columns(scorer), text_columns(scorer))
 
 
 def _check_pretrained(config: dict, where: str, entry: dict) -> None:
@@ -124,7 +139,7 @@ SCORER_KINDS.register(
 def _sieve_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
     return {
         "captions": ws.path("captions", pool=pool, captioner=entry["captioner"], chunk=chunk),
-        "sentence_encoder": ws.path("sentence_encoder_model", sentence_encoder=entry["sentence_encoder"]),
+        "sentence_encoder": ws.sentence_encoder_model(entry["sentence_encoder"]),
     }
 
 
@@ -134,10 +149,14 @@ SCORER_KINDS.register(
     params={
         "captioner": required(NAME, "whose captions are compared", ref="captioners"),
         "sentence_encoder": required(NAME, "the sentence encoder", ref="sentence_encoders"),
+        "num_captions": optional(
+            POSITIVE_INT, None, "compare only the first k of the captioner's captions (Sieve Table 5); none: all"
+        ),
     },
     rule="sieve_score_chunk",
     inputs=_sieve_inputs,
     columns=lambda entry: ["sieve_score", "sieve_mean"],
+    text_columns=lambda entry: ["best_caption"],
     score_column=lambda entry: "sieve_score",
 )
 

@@ -7,7 +7,8 @@ top-1 label is ``en``; the caption's newlines are replaced by spaces first (fast
 :func:`load_langid` is ``fasttext.load_model``, :func:`predict_languages` is the top-1
 ``model.predict`` label without its ``__label__`` prefix.
 
-The real model (``lid.176.bin``) is a download; offline runs on the embedded synthetic pool use
+The real model (``lid.176.bin``) is a ``models`` entry (``fasttext-lid176``) fetched by the
+workflow's ``fetch_model`` rule: :func:`load_langid` takes its folder as well as a file. Offline runs on the embedded synthetic pool use
 a small supervised fastText model trained here by :func:`train_langid` on captions of the
 synthetic world (English from the caption grammar; German, Spanish and French from
 ``curate.data.synthetic.captions.non_english_caption``, the very function the pool uses for its
@@ -21,6 +22,11 @@ deterministic *only if* the 90 % of the input matrix that fastText leaves uninit
 thread holds zeros (see :func:`train_langid`), which is why training runs in a child process
 whose ``malloc`` returns zeroed memory. Then the same seed gives byte-identical ``.bin`` files
 (checked by ``tests/unit/test_langid.py``).
+
+DataComp's LAION-2B filter decides English with **gcld3** instead (Google's CLD3, whose model ships
+inside the package): :func:`gcld3_languages` is ``NNetLanguageIdentifier(min_num_bytes=0,
+max_num_bytes=1000).FindLanguage(text).language`` on the text with newlines replaced, as DataComp
+calls it. :func:`english_mask` runs either kind of detector from its ``langid_models`` entry.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ __all__ = [
     "load_langid",
     "predict_languages",
     "is_english",
+    "gcld3_languages",
+    "english_mask",
     "synthetic_langid_corpus",
     "train_langid",
     "accuracy_english",
@@ -78,10 +86,15 @@ _TRAIN_ARGS = dict(
 # --------------------------------------------------------------------------- loading / predicting
 def load_langid(path):
     """Load a fastText language-ID model (``fasttext.load_model``): ``lid.176.bin`` or a model
-    written by :func:`train_langid`."""
+    written by :func:`train_langid`. ``path`` may be the folder ``fetch_model`` put a ``library:
+    url`` model in (the file its ``fetch.json`` names)."""
     import fasttext
 
+    from curate.scoring.pretrained import fetched_file
+
     path = Path(path)
+    if path.is_dir():
+        path = fetched_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"fastText language-ID model not found: {path}")
     return fasttext.load_model(str(path))
@@ -124,6 +137,30 @@ def is_english(model, texts: Iterable[str]) -> np.ndarray:
     """Boolean mask: fastText's top-1 language is ``en`` (docs/algorithms.md §2)."""
     langs = predict_languages(model, texts)
     return np.fromiter((lang == ENGLISH for lang in langs), dtype=bool, count=len(langs))
+
+
+def gcld3_languages(texts: Iterable[str], min_num_bytes: int = 0, max_num_bytes: int = 1000) -> list[str]:
+    """gcld3's language of each text, as DataComp's LAION-2B filter asks it (docs/algorithms.md §2):
+    one ``NNetLanguageIdentifier(min_num_bytes, max_num_bytes)`` and ``FindLanguage(text=...)
+    .language`` on the text with newlines replaced by spaces. gcld3 answers for any input, its
+    "und" included (and a language even for an empty text); non-strings count as ``""``."""
+    import gcld3
+
+    detector = gcld3.NNetLanguageIdentifier(min_num_bytes=int(min_num_bytes), max_num_bytes=int(max_num_bytes))
+    return [detector.FindLanguage(text=_clean(t)).language for t in texts]
+
+
+def english_mask(detector: dict, model_path, texts: Sequence) -> np.ndarray:
+    """Boolean mask of the texts a ``langid_models`` entry (``detector``, completed) calls English:
+    fastText's top-1 label (``model_path``: its file or fetched folder) or gcld3's language
+    (``model_path`` None: its model ships inside the package)."""
+    texts = list(texts)
+    if detector["library"] == "gcld3":
+        langs = gcld3_languages(texts, detector["min_num_bytes"], detector["max_num_bytes"])
+        return np.fromiter((lang == ENGLISH for lang in langs), dtype=bool, count=len(langs))
+    if detector["library"] != "fasttext":
+        raise ValueError(f"unknown language detector library {detector['library']!r}")
+    return is_english(load_langid(model_path), texts)
 
 
 # --------------------------------------------------------------------------- synthetic detector

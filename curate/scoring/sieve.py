@@ -178,17 +178,23 @@ def sieve_alignment(
     }
 
 
-def sieve_score_frame(encoder, captions, batch_size: int = 256):
+def sieve_score_frame(encoder, captions, batch_size: int = 256, num_captions: int | None = None):
     """The Sieve score file of one chunk from its captions file (`curate.scoring.captioning.
     caption_pool_chunk`): ``DataFrame[uid, sieve_score, sieve_mean, best_caption]``, where
     ``sieve_score`` is the max alignment (§4; 0 when the best caption is exactly empty after
-    masking), ``sieve_mean`` the mean over the unmasked captions and ``best_caption`` the best caption as generated.
+    masking), ``sieve_mean`` the mean over the unmasked captions and ``best_caption`` the best
+    caption as generated. ``num_captions``: score with the first k captions of each sample only
+    (SIEVE Table 5's 1, 2 and 4 captions, from the same 8 sampled captions); None: all of them.
     """
     import pandas as pd
 
-    result = sieve_alignment(
-        encoder, captions["text"].tolist(), [list(c) for c in captions["captions"]], batch_size=batch_size
-    )
+    per_sample = [list(c) for c in captions["captions"]]
+    if num_captions is not None:
+        short = [len(c) for c in per_sample if len(c) < num_captions]
+        if short:
+            raise ValueError(f"num_captions={num_captions}, but a sample has only {short[0]} captions")
+        per_sample = [c[:num_captions] for c in per_sample]
+    result = sieve_alignment(encoder, captions["text"].tolist(), per_sample, batch_size=batch_size)
     return pd.DataFrame(
         {
             "uid": pd.Series(captions["uid"].tolist(), dtype=object),

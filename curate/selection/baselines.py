@@ -12,7 +12,9 @@ Rules and their quirks (reproduced on purpose; see docs/algorithms.md §2):
 * :func:`laion2b_filter` — gcld3 English and CLIP B/32 score ``>= 0.28``.
 * :func:`text_based_filter` — fastText English and some whitespace token whose FIRST WordNet
   synset's offset is in the ImageNet-21k synset set. The WordNet lookup is injected
-  (:func:`wordnet_lookup` is the real one; :func:`synthetic_concepts` the synthetic world's).
+  (:func:`wordnet_lookup` is the real one, nltk's reader over the fetched corpus, with
+  :func:`read_wnids` of DataComp's ImageNet-21k id list; :func:`synthetic_concepts` the synthetic
+  world's).
 * :func:`caption_filter_for_image_based` — **(quirk)** the image-based baseline's caption filter
   is not basic_filter's: ``len(fasttext.tokenize(t)) > 1`` and ``len(t) > 5``.
 * :func:`image_based_filter` — faiss k-means (L2, seed 0, 20 iterations) on the caption-filtered
@@ -41,7 +43,9 @@ __all__ = [
     "laion2b_filter",
     "text_based_filter",
     "vocabulary_lookup",
+    "load_wordnet",
     "wordnet_lookup",
+    "read_wnids",
     "offsets_from_wnids",
     "synthetic_concepts",
     "synthetic_targets",
@@ -129,9 +133,9 @@ def laion2b_filter(english, clip_b32_scores, threshold: float = 0.28) -> np.ndar
     """DataComp's LAION-2B reproduction (docs/algorithms.md §2) -> boolean keep-mask.
 
     ``english AND clip_b32_similarity_score >= threshold`` (0.28). In DataComp the language
-    test is **gcld3** (Google's CLD3), not fastText: pass gcld3's English mask for a faithful
-    reproduction (the synthetic pool passes its fastText mask, gcld3 needing its own model).
-    A NaN score is never kept.
+    test is **gcld3** (Google's CLD3), not fastText: the configured ``laion2b_filter`` passes
+    gcld3's English mask (`curate.scoring.langid.gcld3_languages`); the tiny pool's ``laion2b``
+    its synthetic fastText detector's. A NaN score is never kept.
     """
     s = np.asarray(clip_b32_scores, dtype=np.float64)
     if s.ndim != 1:
@@ -193,27 +197,65 @@ def vocabulary_lookup(mapping: Mapping[str, int], lowercase: bool = True) -> Cal
     return lookup
 
 
-def wordnet_lookup() -> Callable[[str], int | None]:
-    """The real lookup: ``token -> nltk.corpus.wordnet.synsets(token)[0].offset()`` (or None).
+def load_wordnet(folder):
+    """nltk's ``WordNetCorpusReader`` over the WordNet corpus in ``folder``: nltk_data's
+    ``wordnet.zip`` as the ``wordnet`` models entry fetches and unpacks it (the corpus files -
+    ``lexnames``, ``index.*``, ``data.*``, ``*.exc`` - in ``folder/wordnet/``, or in ``folder``
+    itself). It is what ``nltk.corpus.wordnet`` reads after ``nltk.download("wordnet")``, which
+    DataComp calls; nothing is downloaded here. The folder joins ``nltk.data.path``, the only
+    places nltk reads corpora from."""
+    import warnings
+    from pathlib import Path
 
-    Needs ``nltk`` and its WordNet corpus (``nltk.download("wordnet")``), neither of which is
-    part of the offline environment; raises ImportError / LookupError naming what is missing.
-    nltk lower-cases the token and lemmatises it (``morphy``: "circles" -> "circle").
+    try:
+        import nltk.data
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    except ImportError as e:
+        raise ImportError("text_based filter: the WordNet lookup needs nltk (requirements.lock pins it)") from e
+
+    class Reader(WordNetCorpusReader):
+        """nltk's reader, except that the corpus named "wordnet" (which nltk's reader opens by name
+        through nltk_data to map WordNet 3.0 onto the loaded version, for its multilingual lookups)
+        is this very corpus, not one found on nltk's data path."""
+
+        def index_sense(self, version=None):
+            return super().index_sense(None if version == "wordnet" else version)
+
+    folder = Path(folder).resolve()
+    root = folder / "wordnet" if (folder / "wordnet" / "lexnames").is_file() else folder
+    if not (root / "lexnames").is_file():
+        raise FileNotFoundError(f"{folder}: no WordNet corpus (lexnames, index.*, data.*) there or in wordnet/")
+    # nltk reads corpora only under its data path (nltk.pathsec): the fetched folder is put there
+    if str(folder) not in nltk.data.path:
+        nltk.data.path.append(str(folder))
+    with warnings.catch_warnings():  # "multilingual functions are not available": no Open Multilingual Wordnet
+        warnings.simplefilter("ignore")
+        return Reader(str(root), None)
+
+
+def read_wnids(path) -> set[int]:
+    """The WordNet offsets of a synset-id list, one id a line (ImageNet-21k's
+    ``imagenet21k_wordnet_ids.txt`` as DataComp reads it); ``path`` may be the folder
+    ``fetch_model`` put it in."""
+    from pathlib import Path
+
+    from curate.scoring.pretrained import fetched_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = fetched_file(path)
+    return offsets_from_wnids(path.read_text().splitlines())
+
+
+def wordnet_lookup(folder) -> Callable[[str], int | None]:
+    """The real lookup: ``token -> wordnet.synsets(token)[0].offset()`` (or None), with nltk's
+    WordNet reader over the corpus in ``folder`` (`load_wordnet`).
+
+    nltk lower-cases the token and lemmatises it (``morphy``: "circles" -> "circle"); a word with
+    senses in several parts of speech gives its nouns first, then verbs, adjectives, adverbs.
     Results are cached per token.
     """
-    try:
-        from nltk.corpus import wordnet  # noqa: PLC0415 (lazy: optional dependency)
-    except ImportError as e:
-        raise ImportError(
-            "text_based filter: the WordNet lookup needs nltk (pip install nltk) and its WordNet "
-            "data (python -m nltk.downloader wordnet); not available in this environment"
-        ) from e
-    try:
-        wordnet.ensure_loaded()
-    except LookupError as e:
-        raise LookupError(
-            "text_based filter: nltk is installed but its WordNet data is missing (python -m nltk.downloader wordnet)"
-        ) from e
+    wordnet = load_wordnet(folder)
     cache: dict[str, int | None] = {}
 
     def lookup(token: str) -> int | None:
@@ -541,11 +583,19 @@ def _scores(score_files: list, column: str) -> pd.Series:
     return pd.Series(scores, index=uids)
 
 
-def _english(meta: pd.DataFrame, langid_path, method: str) -> np.ndarray:
-    from curate.scoring.langid import is_english, load_langid
+def _english(meta: pd.DataFrame, params: dict, inputs: dict) -> np.ndarray:
+    """The selection's language detector (its ``langid_models`` entry, ``params["langid_model"]``)
+    on the pool's texts: fastText from its file or folder, gcld3 from its package."""
+    from curate.scoring.langid import english_mask
 
-    english = is_english(load_langid(langid_path), meta["text"].tolist())
-    log.info("%s: %d of %d listed samples are English", method, int(english.sum()), len(meta))
+    english = english_mask(params["langid_model"], inputs.get("langid"), meta["text"].tolist())
+    log.info(
+        "%s: %d of %d listed samples are English (%s)",
+        params["method"],
+        int(english.sum()),
+        len(meta),
+        params["langid_model"]["library"],
+    )
     return english
 
 
@@ -556,7 +606,7 @@ def _english(meta: pd.DataFrame, langid_path, method: str) -> np.ndarray:
 
 def select_basic_filter(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
-    english = _english(meta, inputs["langid"], "basic_filter")
+    english = _english(meta, params, inputs)
     keep = basic_filter(
         meta["text"].tolist(),
         meta["original_width"],
@@ -570,21 +620,18 @@ def select_basic_filter(params: dict, inputs: dict) -> list[str]:
 
 def select_text_based(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
-    english = _english(meta, inputs["langid"], "text_based")
+    english = _english(meta, params, inputs)
     if params["concepts"] == "synthetic":
         lookup, targets = vocabulary_lookup(synthetic_concepts()), synthetic_targets()
-    else:
-        raise ValueError(
-            "text_based with WordNet concepts needs the ImageNet-21k synset list "
-            "(`wordnet_lookup` + `offsets_from_wnids`); not configured here"
-        )
+    else:  # DataComp's: nltk's WordNet and ImageNet-21k's synset ids, each a fetched `models` entry
+        lookup, targets = wordnet_lookup(inputs["wordnet"]), read_wnids(inputs["synsets"])
     keep = text_based_filter(meta["text"].tolist(), english, lookup, targets)
     return meta["uid"][keep].tolist()
 
 
 def select_laion2b(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
-    english = _english(meta, inputs["langid"], "laion2b")
+    english = _english(meta, params, inputs)
     scores = _scores(inputs["scores"], params["score_column"]).reindex(meta["uid"])
     keep = laion2b_filter(english, scores.to_numpy(np.float64), params["threshold"])
     return meta["uid"][keep].tolist()
@@ -592,7 +639,7 @@ def select_laion2b(params: dict, inputs: dict) -> list[str]:
 
 def select_image_based(params: dict, inputs: dict) -> list[str]:
     meta = pool_metadata(inputs["metadata"])
-    english = _english(meta, inputs["langid"], params["method"])
+    english = _english(meta, params, inputs)
     uids, keep = image_based_mask(
         meta,
         english,

@@ -207,7 +207,13 @@ def _check_sampler(config: dict, where: str, entry: dict) -> None:
 
 
 def _baseline_inputs(ws, pool: str, entry: dict) -> dict:
-    inputs = {"metadata": ws.chunk_inputs(pool), "langid": ws.path("langid_model", langid=entry["langid"])}
+    inputs = {"metadata": ws.chunk_inputs(pool)}
+    langid = ws.langid_model(entry["langid"])
+    if langid is not None:  # gcld3's model ships inside its package
+        inputs["langid"] = langid
+    if entry.get("concepts") == "wordnet":
+        inputs["wordnet"] = ws.model_folder(entry["wordnet"])
+        inputs["synsets"] = ws.model_folder(entry["synsets"])
     if entry.get("embeddings") is not None:
         clip = entry["embeddings"]
         inputs["embeddings"] = ws.per_chunk("embeddings", pool, scorer=clip)
@@ -217,7 +223,26 @@ def _baseline_inputs(ws, pool: str, entry: dict) -> dict:
     return inputs
 
 
-_LANGID = {"langid": required(NAME, "the fastText language detector", ref="langid_models", paper=True)}
+_LANGID = {
+    "langid": required(NAME, "the language detector (DataComp: fastText lid.176)", ref="langid_models", paper=True)
+}
+
+
+def _langid_entry(config: dict, entry: dict) -> dict:
+    """The baseline's language detector entry, which says how to run it (`curate.scoring.langid.english_mask`)."""
+    return {"langid_model": config["langid_models"][entry["langid"]]}
+
+
+_CONCEPTS = optional(
+    {"enum": ["synthetic", "wordnet"]}, "wordnet", "WordNet's ImageNet-21k synsets, or the synthetic world's concepts"
+)
+#: Where DataComp's text-based filter looks words up: nltk's WordNet and ImageNet-21k's synset ids.
+_WORDNET = {
+    "wordnet": optional(NAME, "wordnet", "the `models` entry of nltk's WordNet corpus (unpacked)", ref="models"),
+    "synsets": optional(
+        NAME, "imagenet21k-wordnet-ids", "the `models` entry of ImageNet-21k's WordNet ids (a text file)", ref="models"
+    ),
+}
 _IMAGE_BASED = {
     "embeddings": required(NAME, "the CLIP scorer whose image embeddings are clustered", ref="scorers"),
     "target": required(NAME, "the suite whose downstream set's images pick the target clusters", ref="suites"),
@@ -235,6 +260,7 @@ SELECTIONS.register(
     "basic_filter",
     run=baselines.select_basic_filter,
     inputs=_baseline_inputs,
+    config_params=_langid_entry,
     doc="English, > 2 words, > 5 characters, min side and aspect ratio of the original image",
     params={
         **_LANGID,
@@ -246,20 +272,19 @@ SELECTIONS.register(
     "text_based",
     run=baselines.select_text_based,
     inputs=_baseline_inputs,
+    config_params=_langid_entry,
     doc="English and a caption word naming an ImageNet-21k concept",
     params={
         **_LANGID,
-        "concepts": optional(
-            {"enum": ["synthetic", "wordnet"]},
-            "wordnet",
-            "WordNet's ImageNet-21k synsets, or the synthetic world's concepts",
-        ),
+        "concepts": _CONCEPTS,
     },
+    extra_params=lambda entry, where: _WORDNET if entry.get("concepts", _CONCEPTS.default) == "wordnet" else {},
 )
 SELECTIONS.register(
     "laion2b",
     run=baselines.select_laion2b,
     inputs=_baseline_inputs,
+    config_params=_langid_entry,
     doc="English and a CLIP score at least the threshold",
     params={
         **_LANGID,
@@ -271,6 +296,7 @@ SELECTIONS.register(
     "image_based",
     run=baselines.select_image_based,
     inputs=_baseline_inputs,
+    config_params=_langid_entry,
     doc="caption-filtered samples whose image falls in a k-means cluster the downstream set hits",
     params={**_LANGID, **_IMAGE_BASED},
 )
@@ -278,6 +304,7 @@ SELECTIONS.register(
     "image_based_clip_score",
     run=baselines.select_image_based,
     inputs=_baseline_inputs,
+    config_params=_langid_entry,
     doc="the image-based filter and the CLIP score's top fraction of the whole pool",
     params={
         **_LANGID,

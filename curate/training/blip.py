@@ -31,11 +31,10 @@ through transformers' BLIP classes, and holds the loss weighting both share.
 - Optimiser and schedule as LAVIS's ``linear_warmup_step_lr``: AdamW (betas 0.9/0.999, weight
   decay on matrices only), lr ``max(min_lr, lr * lr_decay_rate ** epoch)``, linear warm-up from
   ``warmup_lr`` over the first ``warmup`` steps of epoch 0; full batches only.
-- Evaluation (`evaluate_blip_suite`): retrieval and zero-shot classification by ITC features,
-  captioning CIDEr of greedy captions (`curate.training.llava.cider`), synthetic VQA by ranking each
-  question's candidate statements by the decoder's log-likelihood given the image. Other task
-  types (VQA v2, NLVR2, RefCOCO+ need BLIP's task fine-tuning) raise: no number without an
-  evaluator.
+- Evaluation (`curate.evaluation.blip`): retrieval and zero-shot classification by ITC features,
+  captioning CIDEr of greedy captions, synthetic VQA by ranking each question's candidate
+  statements by the decoder's log-likelihood given the image; VQA v2, NLVR2 and RefCOCO+ after
+  BLIP's task fine-tuning of copies of the model's parts (`curate.evaluation.blip_tasks`).
 """
 
 from __future__ import annotations
@@ -267,7 +266,8 @@ def load_blip(model_dir):
     if not (model_dir / "retrieval" / "config.json").is_file():
         raise FileNotFoundError(
             f"{model_dir} is not a transformers BLIP folder (retrieval/, captioner/, itc.json): a LAVIS "
-            "checkpoint (recipe mos-blip) must be converted to transformers' layout first, which is not built"
+            "checkpoint (a library: lavis recipe's run) is read through its conversion, rule convert_blip_lavis "
+            "(curate.training.lavis_convert)"
         )
     itc = json.loads((model_dir / "itc.json").read_text())
     model = TinyBlip(

@@ -98,12 +98,21 @@ def check_structure(config: dict, root: Path = REPO) -> None:
 
 def registries() -> dict[str, Registry]:
     """The config sections whose entries are completed by a registry, with that registry."""
+    from curate.scoring.components import CAPTIONERS, LANGID_MODELS, SENTENCE_ENCODERS
     from curate.scoring.kinds import SCORER_KINDS
     from curate.selection.fusion import FUSIONS
     from curate.selection.methods import SELECTIONS
     from curate.training.trainers import TRAINERS
 
-    return {"scorers": SCORER_KINDS, "fusions": FUSIONS, "selections": SELECTIONS, "recipes": TRAINERS}
+    return {
+        "captioners": CAPTIONERS,
+        "sentence_encoders": SENTENCE_ENCODERS,
+        "langid_models": LANGID_MODELS,
+        "scorers": SCORER_KINDS,
+        "fusions": FUSIONS,
+        "selections": SELECTIONS,
+        "recipes": TRAINERS,
+    }
 
 
 def complete_entries(config: dict) -> None:
@@ -144,9 +153,6 @@ def check_references(config: dict) -> None:
             require_entry(config, "tables", table, f"scales.{scale}.tables")
             for selection in selections:
                 require_entry(config, "selections", selection, f"scales.{scale}.tables.{table}")
-    for captioner, entry in config.get("captioners", {}).items():
-        if entry["source"] == "train":
-            require_entry(config, "curated_sets", entry["curated_set"], f"captioners.{captioner}.curated_set")
     for section, registry in registries().items():
         for name, entry in config[section].items():
             where = f"{section}.{name}"

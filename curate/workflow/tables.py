@@ -41,6 +41,7 @@ def table_rows(ws, table: str, labels: bool = False) -> list[dict]:
                 "recipe": recipe,
                 "suite": suite,
                 "subset": ws.path("subset", pool=pool, selection=selection),
+                "reshard": ws.path("reshard", pool=pool, selection=selection),
                 "evaluation": evaluations[0],
                 "evaluations": evaluations,
             }
@@ -58,6 +59,7 @@ def table_inputs(ws, table: str) -> dict:
     rows = table_rows(ws, table)
     inputs = {
         "subsets": [row["subset"] for row in rows],
+        "reshards": [row["reshard"] for row in rows],
         "evaluations": [path for row in rows for path in row["evaluations"]],
     }
     pool = ws.scale["pool"]

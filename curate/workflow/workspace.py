@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 
 from curate.data.chunks import chunk_names, chunk_shard_ids
-from curate.scoring.kinds import SCORER_KINDS, score_column
+from curate.data.scorefiles import score_contract as _contract
+from curate.scoring.components import LANGID_MODELS, is_trained
+from curate.scoring.kinds import SCORER_KINDS, score_column, score_contract
 from curate.selection.fusion import FUSIONS
-from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of
+from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of, score_source
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.training.trainers import TRAINERS, train_rule
 from curate.workflow.paths import Paths, chunk_input_template
@@ -83,6 +85,35 @@ class Workspace:
             return self.model_folder(entry["model"])
         return self.path("trained_scorer", scorer=scorer)
 
+    def captioner_model(self, captioner: str) -> str:
+        """A captioner's folder: trained here, or its ``models`` entry's fetched (converted) one."""
+        entry = self.config["captioners"][captioner]
+        if is_trained(entry):
+            return self.path("captioner_model", captioner=captioner)
+        return self.model_folder(entry["model"])
+
+    def sentence_encoder_model(self, encoder: str) -> str:
+        """A sentence encoder's folder: trained here, or its ``models`` entry's."""
+        entry = self.config["sentence_encoders"][encoder]
+        if is_trained(entry):
+            return self.path("sentence_encoder_model", sentence_encoder=encoder)
+        return self.model_folder(entry["model"])
+
+    def langid_model(self, langid: str) -> str | None:
+        """A language detector's file (trained here) or fetched folder; None for one whose model
+        ships inside its package (gcld3)."""
+        entry = self.config["langid_models"][langid]
+        if LANGID_MODELS.of(entry).spec.get("packaged"):
+            return None
+        if is_trained(entry):
+            return self.path("langid_model", langid=langid)
+        return self.model_folder(entry["model"])
+
+    def trained(self, section: str) -> str:
+        """A wildcard pattern of the entries of ``captioners``, ``sentence_encoders`` or
+        ``langid_models`` that are built here (``source: train``)."""
+        return names_pattern(n for n, e in self.config[section].items() if is_trained(e))
+
     def scorer_inputs(self, scorer: str, pool: str, chunk: str) -> dict:
         entry = self.config["scorers"][scorer]
         return SCORER_KINDS.of(entry).inputs(self, scorer, entry, pool, chunk)
@@ -123,10 +154,30 @@ class Workspace:
     def batch_size(self, scorer: str) -> int:
         return self.config["scorers"][scorer]["batch_size"] or self.config["score_batch_size"]
 
+    def score_contract(self, scorer: str) -> dict:
+        """The exact columns and dtypes of a scorer's chunk files, from its kind's registry entry."""
+        return score_contract(self.config["scorers"][scorer])
+
+    def fused_contract(self) -> dict:
+        """The exact columns and dtypes of a fusion's fused chunk files."""
+        return _contract([FUSED_COLUMN])
+
+    def selection_score_contract(self, selection: str) -> dict | None:
+        """The contract of the score files a selection reads (its ``scores`` input), None if it reads none."""
+        source = score_source(self.config["selections"][selection])
+        if source is None:
+            return None
+        kind, name = source
+        return self.score_contract(name) if kind == "scorer" else self.fused_contract()
+
     # ---- fusions -----------------------------------------------------------------------------
     def fusion_columns(self, fusion: str) -> list[str]:
         """Each scorer's score column, in the fusion's scorer order."""
         return [score_column(self.config["scorers"][s]) for s in self.config["fusions"][fusion]["scorers"]]
+
+    def fusion_contracts(self, fusion: str) -> list[dict]:
+        """Each scorer's score-file contract, in the fusion's scorer order (as its files come)."""
+        return [self.score_contract(s) for s in self.config["fusions"][fusion]["scorers"]]
 
     def fusion_score_files(self, pool: str, fusion: str, chunks: list[str] | None = None) -> list[str]:
         """Score files of a fusion, chunk-major: for each chunk, one file per scorer in order."""
@@ -204,10 +255,14 @@ class Workspace:
 
     def selection_params(self, selection: str) -> dict:
         """A selection's entry, resolved for this run (an SCS sampler's ``n: samples_seen`` becomes
-        its recipe's count), and the column its score source writes (each scorer's files hold the
-        score under its own name: clip_score, sieve_score, ...; fused files ``score``)."""
+        its recipe's count), the column its score source writes (each scorer's files hold the
+        score under its own name: clip_score, sieve_score, ...; fused files ``score``), and what
+        its method reads of other entries (a baseline's language detector)."""
         entry = resolve_selection(self.config, self.config["selections"][selection])
-        return entry | {"score_column": score_column_of(self.config, entry)}
+        extra = SELECTIONS.of(entry).spec.get("config_params")
+        return (
+            entry | {"score_column": score_column_of(self.config, entry)} | (extra(self.config, entry) if extra else {})
+        )
 
     def strategy_scores(self, pool: str, selection: str) -> list[str]:
         return self.selection_inputs(pool, selection)["scores"]
@@ -266,6 +321,21 @@ class Workspace:
             "reshard": self.path("reshard", pool=pool, selection=selection),
             "curated_set": self.path("curated_set", curated_set=tokenizer["curated_set"]),
         }
+
+    def lavis_blip_inputs(self, pool: str, selection: str, recipe: str) -> dict:
+        """The reshard LAVIS trains on and the fetched ``models`` its ViT and text model start from."""
+        entry = self.config["recipes"][recipe]
+        return {
+            "reshard": self.path("reshard", pool=pool, selection=selection),
+            "vision_init": self.path("pretrained_model", model=entry["vision_init"]),
+            "text_init": self.path("pretrained_model", model=entry["text_init"]),
+        }
+
+    def blip_model(self, pool: str, selection: str, recipe: str) -> str:
+        """The transformers-layout BLIP that evaluate_blip reads: the trained model, or for a
+        LAVIS recipe its conversion (rule convert_blip_lavis)."""
+        lavis = self.config["recipes"][recipe].get("library") == "lavis"
+        return self.path("blip_converted" if lavis else "model", pool=pool, selection=selection, recipe=recipe)
 
 
 __all__ = ["Workspace", "names_pattern", "FUSED_COLUMN"]

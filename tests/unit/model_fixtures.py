@@ -102,3 +102,22 @@ def build_tiny_blip2_itm(out_dir, seed=0, image_size=32, num_query_tokens=4):
     model.save_pretrained(str(out_dir))
     processor.save_pretrained(str(out_dir))
     return out_dir
+
+
+def transformers_key_to_blip(key: str) -> str:
+    """The inverse of blip_key_to_transformers on BlipForImageTextRetrieval's keys (tests: an original
+    checkpoint written from a transformers model)."""
+    replacements = [
+        ("vision_model.embeddings.patch_embedding", "visual_encoder.patch_embed.proj"),
+        ("vision_model.embeddings.position_embedding", "visual_encoder.pos_embed"),
+        ("vision_model.embeddings.class_embedding", "visual_encoder.cls_token"),
+        ("vision_model.post_layernorm", "visual_encoder.norm"),
+        ("vision_model.encoder.layers", "visual_encoder.blocks"),
+        ("self_attn.projection", "attn.proj"),
+        ("self_attn.qkv", "attn.qkv"),
+        ("layer_norm1", "norm1"),
+        ("layer_norm2", "norm2"),
+    ]
+    for new, old in replacements:
+        key = key.replace(new, old)
+    return key

@@ -134,11 +134,12 @@ def test_text_based_on_synthetic_captions():
     assert not text_based_filter(fr, np.zeros(10, bool), lookup, targets).any()
 
 
-def test_wordnet_lookup_clear_error_without_nltk(monkeypatch):
+def test_wordnet_lookup_clear_error_without_nltk(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "nltk", None)
     monkeypatch.setitem(sys.modules, "nltk.corpus", None)
-    with pytest.raises(ImportError, match="nltk.*WordNet"):
-        wordnet_lookup()
+    monkeypatch.setitem(sys.modules, "nltk.corpus.reader.wordnet", None)
+    with pytest.raises(ImportError, match="WordNet lookup needs nltk"):
+        wordnet_lookup(tmp_path)
 
 
 def test_offsets_from_wnids():

@@ -270,16 +270,21 @@ def test_suite_tasks_by_type(tmp_path):
     assert captions["type"] == "captioning"
     assert (tmp_path / "captions/test/0.tar").read_bytes() == (tmp_path / "retrieval/test/0.tar").read_bytes()
     assert write_suite_task(tmp_path / "vqa", "vqa", {"type": "synthetic_vqa"}, 6, seed=1)["type"] == "synthetic_vqa"
+    nlvr = write_suite_task(tmp_path / "nlvr", "nlvr", {"type": "nlvr"}, 6, seed=1, n_train_samples=4)
+    assert (nlvr["n_test"], nlvr["n_train"]) == (6, 4) and (tmp_path / "nlvr/train/nshards.txt").is_file()
+    assert write_suite_task(tmp_path / "ref", "ref", {"type": "refcoco"}, 3, seed=1)["n_train"] == 3
 
 
-def test_the_tiny_suite_evaluates_every_task_and_unbuilt_tasks_fail_loudly(tiny, tmp_path):
+def test_the_tiny_suite_evaluates_every_task(tiny, tmp_path):
     model, processor = tiny
     cb.save_blip(model, processor, tmp_path / "model")
     suite = load_config(ROOT)["suites"]["synthetic-blip"]
     tasks = {}
     for key, spec in suite["tasks"].items():
-        write_suite_task(tmp_path / key, key, spec, 12, seed=5)
+        write_suite_task(tmp_path / key, key, spec, 12, seed=5, n_train_samples=8)
         tasks[key] = dict(spec, dir=tmp_path / key)
+        if spec["type"] in ("vqa", "nlvr", "refcoco"):  # the suite's 4 epochs, in batches the 8 samples fill
+            tasks[key]["batch_size"] = 4
     records = eb.evaluate_blip_suite(tmp_path / "model", tasks, batch_size=8)
     by_key = {r["key"]: r["metrics"] for r in records}
     assert list(by_key) == list(suite["tasks"])
@@ -287,10 +292,8 @@ def test_the_tiny_suite_evaluates_every_task_and_unbuilt_tasks_fail_loudly(tiny,
     assert by_key["objects"]["n_classes"] == 48 and 0 <= by_key["objects"]["acc1"] <= 1
     assert by_key["captions"]["main_metric"] >= 0 and len(by_key["captions"]["examples"]) == 5
     assert 0 <= by_key["vqa"]["vqa_accuracy"] <= 1 and by_key["vqa"]["n_questions"] == 12
-    real = load_config(ROOT)["suites"]["mos-blip"]["tasks"]
-    for key in ("vqav2", "nlvr2", "refcoco_plus"):
-        with pytest.raises(NotImplementedError, match="no evaluator"):
-            eb.evaluate_blip_suite(tmp_path / "nowhere", {key: dict(real[key], dir=tmp_path)})
+    assert by_key["nlvr"]["n_pairs"] == by_key["refcoco"]["n_expressions"] == 12
+    assert {by_key[k]["finetune_steps"] for k in ("vqa", "nlvr", "refcoco")} == {4 * 2}
 
 
 def test_statement_ranking_prefers_what_the_decoder_learned(tiny):
@@ -329,6 +332,8 @@ def test_paper_tables_read_the_tiny_suites_records():
         {"key": "objects", "metrics": {"main_metric": 0.25, "acc1": 0.25}},
         {"key": "captions", "metrics": {"main_metric": 1.234, "cider": 1.234}},
         {"key": "vqa", "metrics": {"main_metric": 0.7, "vqa_accuracy": 0.7}},
+        {"key": "nlvr", "metrics": {"main_metric": 0.55, "accuracy": 0.55}},
+        {"key": "refcoco", "metrics": {"main_metric": 0.625, "accuracy": 0.625}},
     ]
     row = {
         "label": "- | -",
@@ -349,8 +354,8 @@ def test_paper_tables_read_the_tiny_suites_records():
     assert frame["flickr_i2t_reproduced"] == pytest.approx(40.0) and frame["coco_t2i_reproduced"] == pytest.approx(60.0)
     assert frame["imagenet_reproduced"] == pytest.approx(25.0) and frame["vqa_reproduced"] == pytest.approx(70.0)
     assert frame["coco_caption_reproduced"] == pytest.approx(123.4)
-    for blank in ("imagenet_r", "nlvr", "refcoco_plus"):
-        assert frame[f"{blank}_reproduced"] is None or math.isnan(frame[f"{blank}_reproduced"])
+    assert frame["nlvr_reproduced"] == pytest.approx(55.0) and frame["refcoco_plus_reproduced"] == pytest.approx(62.5)
+    assert frame["imagenet_r_reproduced"] is None or math.isnan(frame["imagenet_r_reproduced"])
     assert set(config["suites"]["mos-blip"]["paper_metrics"]) == {c["metric"] for c in table["columns"]}
 
 
@@ -360,8 +365,15 @@ def test_paper_tables_read_the_tiny_suites_records():
 
 def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
     recipe = load_config(ROOT)["recipes"]["mos-blip"]
-    cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", seed=0)
+    cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", 0, tmp_path / "deit.pth", tmp_path / "bert")
     run, model = cfg["run"], cfg["model"]
+    assert model["vision_init"] == str((tmp_path / "deit.pth").resolve())
+    assert model["text_init"] == str((tmp_path / "bert").resolve())
+    assert run["dist_backend"] == "nccl" and run["device"] == "cuda"
+    cpu = run_config(
+        dict(recipe, device="cpu", world_size=2, nodes=1, batch_size=8, queue_size=16), "r", "o", 0, "v", "t"
+    )
+    assert cpu["run"]["dist_backend"] == "gloo" and cpu["run"]["batch_size_train"] == 4
     assert model["arch"] == "weighted_blip_pretrain" and model["model_type"] == "base"
     assert model["load_pretrained"] is False and model["image_size"] == 224
     assert run["task"] == "image_text_pretrain" and run["lr_sched"] == "linear_warmup_step_lr"
@@ -373,9 +385,16 @@ def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
     with pytest.raises(ValueError, match="split over"):
         per_gpu_batch(dict(recipe, world_size=16))
     with pytest.raises(ValueError, match="queue_size"):
-        run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, seed=0)
-    one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml")
-    assert one_node[:4] == ["torchrun", "--nnodes=1", "--nproc_per_node=14", "--standalone"]
+        run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, 0, "v", "t")
+    one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml", python="/venv/bin/python")
+    assert one_node[:6] == [
+        "/venv/bin/python",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=14",
+        "--standalone",
+    ]
     assert one_node[-4:] == ["-m", "curate.training.lavis_blip", "--cfg-path", "run.yaml"]
     two = torchrun_command(recipe, "run.yaml", rdzv_endpoint="node1:29500")
     assert "--nproc_per_node=7" in two and "--rdzv-endpoint=node1:29500" in two
@@ -425,6 +444,16 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
             lambda c: c["recipes"]["tiny-mos-blip"]["tokenizer"].update(curated_set="nope"),
             r"recipes\.tiny-mos-blip\.tokenizer\.curated_set",
         ),
+        (lambda c: c["recipes"]["mos-blip"].update(vision_init="nope"), r"recipes\.mos-blip\.vision_init"),
+        (lambda c: c["recipes"]["mos-blip"].pop("text_init"), "text_init"),
+        (lambda c: c["recipes"]["mos-blip"].update(backend="mpi"), "backend"),
+        # curate's own loops run one process: only torchrun launchers take a world size
+        (
+            lambda c: c["recipes"]["tiny-mos-blip"].update(world_size=2),
+            r"recipes\.tiny-mos-blip\.world_size.*one process",
+        ),
+        (lambda c: c["recipes"]["mos-clip"].update(world_size=8), r"recipes\.mos-clip\.world_size.*one process"),
+        (lambda c: c["recipes"]["mos-llava"].update(nodes=2), r"recipes\.mos-llava\.world_size.*one process"),
     ],
 )
 def test_blip_config_errors_name_the_key(user_config, mutate, key):
@@ -434,6 +463,15 @@ def test_blip_config_errors_name_the_key(user_config, mutate, key):
     mutate(user_config)
     with pytest.raises(ConfigError, match=key):
         check_config(user_config)
+
+
+def test_distributed_backend_follows_the_device(config):
+    from curate.training.trainers import dist_backend
+
+    blip = config["recipes"]["mos-blip"]
+    assert dist_backend(blip) == "nccl"
+    assert dist_backend(dict(blip, device="cpu")) == "gloo"
+    assert dist_backend(dict(blip, device="cpu", backend="nccl")) == "nccl"
 
 
 def test_blip_entries(config):

@@ -19,6 +19,16 @@ def test_default_config_is_valid(user_config):
     assert config["scale"] == "tiny" and config["data_root"] == "data"
 
 
+def test_integrity_tolerances_have_defaults_and_are_checked(user_config):
+    """What a job tolerates losing (curate.data.integrity) comes from config.yaml, else the schema."""
+    assert check_config(user_config)["integrity"] == {"max_shard_missing": 0.01, "max_subset_missing": 0.01}
+    del user_config["integrity"]
+    assert check_config(user_config)["integrity"] == {"max_shard_missing": 0.01, "max_subset_missing": 0.01}
+    user_config["integrity"] = {"max_subset_missing": 1.5}
+    with pytest.raises(ConfigError, match="integrity.max_subset_missing"):
+        check_config(user_config)
+
+
 def test_parsing_the_workflow_imports_no_torch():
     """What rules/common.smk imports, and the config's preparation, never import torch."""
     code = (

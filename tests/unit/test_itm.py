@@ -30,7 +30,11 @@ from curate.scoring.itm import (  # noqa: E402
     model_family,
     score_chunk_itm,
 )
-from tests.unit.model_fixtures import build_tiny_blip2_itm, build_tiny_blip_itm  # noqa: E402
+from tests.unit.model_fixtures import (  # noqa: E402
+    build_tiny_blip2_itm,
+    build_tiny_blip_itm,
+    transformers_key_to_blip,
+)
 
 COLOURS = [(200, 20, 20), (20, 20, 200), (20, 180, 20), (220, 220, 30), (90, 90, 90)]
 TEXTS = [
@@ -259,24 +263,6 @@ def test_tiny_itm_throughput_on_cpu(blip_dir, blip2_dir, tmp_path):
 
 
 # ---- Original BLIP checkpoints ---------------------------------------------------------------
-
-
-def transformers_key_to_blip(key: str) -> str:
-    """The inverse of blip_key_to_transformers on BlipForImageTextRetrieval's keys (test only)."""
-    replacements = [
-        ("vision_model.embeddings.patch_embedding", "visual_encoder.patch_embed.proj"),
-        ("vision_model.embeddings.position_embedding", "visual_encoder.pos_embed"),
-        ("vision_model.embeddings.class_embedding", "visual_encoder.cls_token"),
-        ("vision_model.post_layernorm", "visual_encoder.norm"),
-        ("vision_model.encoder.layers", "visual_encoder.blocks"),
-        ("self_attn.projection", "attn.proj"),
-        ("self_attn.qkv", "attn.qkv"),
-        ("layer_norm1", "norm1"),
-        ("layer_norm2", "norm2"),
-    ]
-    for new, old in replacements:
-        key = key.replace(new, old)
-    return key
 
 
 @pytest.mark.parametrize(

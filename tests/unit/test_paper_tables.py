@@ -455,10 +455,15 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
         status_of(tiny, papers, "sieve", "table1", "Medium (128 Million) | Sieve+CLIPScore")["runs_as"]
         == "sieve_clip_top20"
     )
-    assert (
-        status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")["status"]
-        == "captioner not available: blip-b16-129m"
+    # Sieve's ablations (other captioners, text encoders, caption counts) share the tiny Sieve's runs
+    blip129m = status_of(tiny, papers, "sieve", "table2", "10 | BLIP-129M")
+    assert (blip129m["runs_as"], blip129m["stand_ins"]) == (
+        "sieve_10",
+        "blip-b16-129m -> tiny-blip; all-minilm-l6-v2 -> tiny-minilm",
     )
+    assert status_of(tiny, papers, "sieve", "table4", "CLIP")["runs_as"] == "sieve_top20"
+    assert status_of(tiny, papers, "sieve", "table5", "1 | 0.0")["runs_as"] == "sieve_top20"
+    assert status_of(tiny, papers, "sieve", "table3", "Sieve-GIT | +CLIPScore")["runs_as"] == "sieve_clip_top20"
     for paper, doc in papers.items():
         for table in doc["tables"].values():
             for resolved in resolve_table(tiny, table, METHODS, DATA):
@@ -513,7 +518,7 @@ def test_sieve_basic_filtering_is_datacomps_basic_filter_at_paper_scale_with_a_t
     assert (entry["langid"], entry["min_side"], entry["max_aspect"]) == ("fasttext-lid176", 200, 3.0)
     assert paper["selections"]["basic_filter"]["min_side"] == 32
     row = status_of(paper, papers, "sieve", "table1", "Large (1.28 Billion) | Basic Filtering")
-    assert (row["built"], row["status"]) == (False, "model not available: fasttext-lid176")
+    assert (row["built"], row["status"], row["runs_as"]) == (True, "ok", "basic_filter_datacomp")
 
 
 def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
@@ -527,7 +532,8 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     by_recipe = {}
     for evaluation in runs:
         by_recipe.setdefault(Path(evaluation).parts[-2], set()).add(Path(evaluation).parts[-3])
-    assert len(by_recipe["tiny-clip"]) == 18
+    # Sieve Table 1's LAION filtering among them: the tiny laion2b (a table1 run) stands in for DataComp's
+    assert len(by_recipe["tiny-clip"]) == 19 and "laion2b" in by_recipe["tiny-clip"]
     # beyond table1's and table2's runs: IN-weighted r = 2, 4, 16, FLYT's IN-weighted SCS, Sieve's
     # top 10 and 15 % and Sieve + CLIP with CLIP weight 0.3 and 0.7
     assert len(by_recipe["tiny-clip"] - tables) == 8
@@ -542,3 +548,24 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
         "drop10_reader",
         "mos_drop10_tiny",
     }
+
+
+@pytest.mark.parametrize("table_id", ["table1", "table2", "table3", "table4", "table5"])
+def test_every_mos_table_column_reads_its_paper_suites_records(table_id):
+    """At the paper scale each MoS table's suite maps every column (Tables 2, 4, 5: mos-clip;
+    Table 1: mos-llava; Table 3: mos-blip, its fine-tuned VQA, NLVR and RefCOCO+ included)."""
+    import yaml
+
+    config = load_config(ROOT)
+    table = yaml.safe_load((ROOT / "papers" / "mos.yaml").read_text())["tables"][table_id]
+    suite = config["suites"][table["defaults"]["suite"]]
+    specs = {c["metric"]: paper_metric_spec(suite, c["metric"]) for c in table["columns"]}
+    assert all(specs.values()), [m for m, s in specs.items() if not s]
+    read = {}  # task -> the metrics the table reads from it
+    for spec in specs.values():
+        read.setdefault(spec["task"], set()).add(spec.get("metric", "main_metric"))
+    assert set(read) <= set(suite["tasks"])
+    records = [record(task, 0.5, **{m: 0.5 for m in metrics}) for task, metrics in read.items()]
+    row = built("e") | {"suite": table["defaults"]["suite"]}
+    frame = build_paper_table(dict(table, rows=table["rows"][:1]), [row], {"e": records}, config["suites"])
+    assert [frame.iloc[0][f"{c['key']}_reproduced"] for c in table["columns"]] == [50.0] * len(table["columns"])

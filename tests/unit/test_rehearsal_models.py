@@ -188,6 +188,37 @@ def test_original_blip_checkpoints_convert_and_score(internet, tmp_path):
         assert np.all((scores > 0) & (scores < 1)) and np.ptp(scores) > 0
 
 
+def test_sieves_blip_originals_convert_to_a_captioner_and_a_text_encoder(internet, tmp_path):
+    """Sieve's 14M checkpoint, converted with the Hub captioner's processor (``blip_caption``) and
+    as an ITM model (``blip_itm``, its text encoder), captions and embeds."""
+    from curate.scoring.captioning import generate_captions, load_captioner
+    from curate.scoring.itm import convert_model
+    from curate.scoring.sentence import encode_sentences, load_sentence_encoder
+
+    root, _, mirrors = internet
+    for name in ("blip-b16-14m", "blip-itm-b16-14m"):
+        entry = MODELS[name]
+        fetch_model(name, entry, tmp_path / name, mirrors=mirrors)
+        processor = hub_path(root, MODELS[entry["processor"]]["id"])
+        record = convert_model(entry, tmp_path / name, tmp_path / f"{name}-hf", processor)
+        assert record["image_size"] == 32
+    model, processor = load_captioner(tmp_path / "blip-b16-14m-hf")
+    captions = generate_captions(model, processor, _images()[:2], seed=0)
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions[1])
+    emb = encode_sentences(load_sentence_encoder(tmp_path / "blip-itm-b16-14m-hf", "blip_itm"), TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_imagenet21k_wnids_are_the_shape_synsets_of_the_wordnet(internet, tmp_path):
+    from curate.selection.baselines import read_wnids
+
+    _, manifest, mirrors = internet
+    name = "imagenet21k-wordnet-ids"
+    record = fetch_model(name, pinned(MODELS[name], manifest, name), tmp_path / "ids", mirrors=mirrors)
+    wnids = manifest["wordnet"]["shape_wnids"]
+    assert read_wnids(tmp_path / "ids" / record["file"]) == {int(w[1:]) for w in wnids}
+
+
 def test_blip_captioner_and_lavis_checkpoints_have_their_sources_layout(internet, tmp_path):
     root, _, mirrors = internet
     fetch_model("blip-b16-14m", MODELS["blip-b16-14m"], tmp_path / "14m", mirrors=mirrors)
@@ -221,6 +252,7 @@ def test_blip_captioner_and_lavis_checkpoints_have_their_sources_layout(internet
 def test_hub_snapshots_fetch_and_load_with_from_pretrained(internet, tmp_path):
     from transformers import AutoModelForCausalLM, AutoProcessor, CLIPVisionModel, GitForCausalLM
 
+    from curate.scoring.captioning import generate_captions, load_captioner
     from curate.scoring.itm import itm_scores, load_itm_model
     from curate.scoring.sentence import encode_sentences, load_sentence_encoder
 
@@ -233,7 +265,11 @@ def test_hub_snapshots_fetch_and_load_with_from_pretrained(internet, tmp_path):
         record = fetch_model(name, entry, out, cache_dir=tmp_path / "cache", snapshot_download=download)
         assert record["sha256"] == manifest[name]["sha256"] and (out / "README.md").is_file()
         repo = entry["id"]
-        if repo.startswith("Salesforce/blip"):
+        if repo == "Salesforce/blip-image-captioning-base":
+            model, processor = load_captioner(out)
+            captions = generate_captions(model, processor, images[:2], seed=0)
+            assert len(captions) == 2 and all(isinstance(c, str) for c in captions[0])
+        elif repo.startswith("Salesforce/blip"):
             model, processor, family = load_itm_model(out)
             for head in ("itm", "itc"):
                 assert np.isfinite(itm_scores(model, processor, family, images, TEXTS, head)).all()
@@ -321,8 +357,9 @@ def test_langid_model_is_fasttexts_with_lid176_labels(internet, tmp_path):
     from curate.rehearsal.model_text import LID_LANGUAGES
     from curate.scoring.langid import load_langid, predict_languages
 
-    _, _, mirrors = internet
-    record = fetch_model("fasttext-lid176", MODELS["fasttext-lid176"], tmp_path / "lid", mirrors=mirrors)
+    _, manifest, mirrors = internet
+    entry = pinned(MODELS["fasttext-lid176"], manifest, "fasttext-lid176")
+    record = fetch_model("fasttext-lid176", entry, tmp_path / "lid", mirrors=mirrors)
     model = load_langid(tmp_path / "lid" / record["file"])
     assert sorted(model.get_labels()) == sorted(f"__label__{lang}" for lang in LID_LANGUAGES)
     assert predict_languages(model, ["a red circle on the left of a blue background"]) == ["en"]

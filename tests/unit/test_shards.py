@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -168,12 +169,17 @@ def test_shard_writer_deterministic_with_fixed_time(tmp_path):
 
 
 def _raw_tar(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> None:
+    """A hand-made shard: the tar, and the record every pool shard is read against (a parquet
+    row of status success per sample, a _stats.json counting them)."""
     with tarfile.open(path, "w") as tar:
         for key, members in samples:
             for ext, data in members.items():
                 info = tarfile.TarInfo(f"{key}.{ext}")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+    keys = [key for key, _ in samples]
+    pq.write_table(pa.table({"key": keys, "status": ["success"] * len(keys)}), path.with_suffix(".parquet"))
+    path.with_name(f"{path.stem}_stats.json").write_text(json.dumps({"count": len(keys), "successes": len(keys)}))
 
 
 def _bad_pool(tmp_path: Path) -> tuple[list[Path], list[str]]:

@@ -129,10 +129,10 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     assert int(jobs["paper_table"]) == sum(len(t) for t in PAPER_TABLES.values())
     assert jobs["figure"] == "5"
     # rows and points that are the same method after stand-ins share a run: the paper tables need
-    # 18 (10 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
+    # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
     # (FLYT Table 2, left) and that no paper row at tiny trains
-    assert jobs["train_clip"] == "27"
+    assert jobs["train_clip"] == "28"
     # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
     assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
@@ -143,3 +143,80 @@ def test_dry_run_submission(tmp_path, snakemake_run):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert jobs["submission"] == "1" and jobs["train_clip"] == "1"
+
+
+def jobs_by_rule(result) -> dict[str, list[dict]]:
+    """Each job of a dry run's listing, by rule: its wildcards as a dict."""
+    jobs: dict[str, list[dict]] = {}
+    for rule, body in re.findall(
+        r"^(?:local)?rule (\w+):\n(.*?)(?:\n\n|\Z)", result.stdout + result.stderr, re.M | re.S
+    ):
+        wildcards = re.search(r"^\s+wildcards: (.*)$", body, re.M)
+        pairs = [w.split("=", 1) for w in wildcards.group(1).split(", ")] if wildcards else []
+        jobs.setdefault(rule, []).append(dict(pairs))
+    return jobs
+
+
+def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_path, snakemake_run):
+    """At the paper scale, Sieve's tables and DataComp's baselines run with the papers' own models
+    on real pools: each captioner, sentence encoder and language detector is fetched (BLIP's
+    checkpoints converted), the pool is captioned and Sieve-scored, and nothing is trained on the
+    synthetic world. The DataComp pools are cut to two chunks each to keep the DAG small."""
+    small = tmp_path / "small.yaml"
+    small.write_text(
+        "pools:\n"
+        "  datacomp-medium: {n_shards: 4, shards_per_chunk: 2}\n"
+        "  datacomp-large: {n_shards: 4, shards_per_chunk: 2}\n"
+    )
+    targets = [*PAPER_TABLES["sieve"], "results/datacomp/leaderboard_medium.csv"]
+    targets.append("data/subsets/datacomp-medium/text_based_datacomp.npy")
+    result = snakemake_run(
+        tmp_path, "-n", "--cores", "2", "--config", "scale=paper", "--", *targets, configfiles=[small], timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = jobs_by_rule(result)
+    fetched = {job["model"] for job in jobs["fetch_model"]}
+    assert fetched == {
+        "blip-b16-14m",  # Sieve's captioner (its pretraining checkpoint) ...
+        "blip-b16-129m",  # ... Table 2's ...
+        "git-base-10m",  # ... and Table 3's
+        "blip-caption-b16",  # the Hub BLIP captioner whose tokenizer the converted BLIPs use
+        "all-minilm-l6-v2",  # Sieve's sentence encoder; Table 4's: CLIP L/14's text tower, BLIP-14M's
+        "openai-clip-l14",
+        "blip-itm-b16-14m",
+        "blip-itm-b16-ft",
+        "fasttext-lid176",  # DataComp's basic and text-based filters
+        "openai-clip-b32",  # the LAION filter's CLIP (its gcld3 has no file)
+        "wordnet",  # the text-based filter's WordNet and ImageNet-21k ids
+        "imagenet21k-wordnet-ids",
+    }
+    assert {job["model"] for job in jobs["convert_model"]} == {"blip-b16-14m", "blip-b16-129m", "blip-itm-b16-14m"}
+    captioned = {(job["pool"], job["captioner"]) for job in jobs["caption_chunk"]}
+    assert captioned == {
+        ("datacomp-medium", "blip-b16-14m"),
+        ("datacomp-medium", "blip-b16-129m"),
+        ("datacomp-medium", "git-base-10m"),
+        ("datacomp-large", "blip-b16-14m"),
+    }
+    assert len(jobs["caption_chunk"]) == 2 * len(captioned)
+    assert {job["scorer"] for job in jobs["sieve_score_chunk"]} == {
+        "sieve-blip14m",
+        "sieve-blip129m",
+        "sieve-git",
+        "sieve-blip14m-clip-text",
+        "sieve-blip14m-blip-text",
+        "sieve-blip14m-caps1",
+        "sieve-blip14m-caps2",
+        "sieve-blip14m-caps4",
+    }
+    selections = {job["selection"] for job in jobs["select_subset"]}
+    assert {
+        "basic_filter_datacomp",
+        "laion2b_filter",
+        "text_based_datacomp",
+        "sieve_20",
+        "sieve_caps1_20",
+    } <= selections
+    assert not {"basic_filter", "laion2b", "text_based", "sieve_top20"} & selections  # the tiny pool's settings
+    built_here = ("train_captioner", "train_sentence_encoder", "train_langid", "train_scorer", "synthesize_")
+    assert not [rule for rule in jobs if rule.startswith(built_here)]

@@ -92,7 +92,8 @@ def test_tiny_blip_trains_with_transformers_and_evaluates_on_its_tiny_suite(tmp_
     result = snakemake_run(tmp_path, "-n", "--cores", "2", "--", *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
-    assert jobs["train_blip"] == "4" and jobs["evaluate_blip"] == "4" and jobs["synthesize_task"] == "4"
+    assert jobs["train_blip"] == "4" and jobs["evaluate_blip"] == "4"
+    assert jobs["synthesize_task"] == str(len(user_config()["suites"]["synthetic-blip"]["tasks"])) == "6"
     assert jobs["sample_weights"] == "1" and int(jobs["synthesize_curated_set"]) >= 1
     for other in ("train_blip_lavis", "evaluate_model", "evaluate_llava", "train_clip", "train_weighted_clip"):
         assert other not in jobs
@@ -108,5 +109,10 @@ def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, sna
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
-    assert jobs["train_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
+    assert jobs["train_blip_lavis"] == "1" and jobs["convert_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
     assert "train_blip" not in jobs and "synthesize_task" not in jobs
+    # LAVIS's initialisations are fetched `models`, not downloaded by the training job
+    assert jobs["fetch_model"] == "2"
+    for model in ("deit-base-patch16-224", "bert-base-uncased"):
+        assert f"data/models/pretrained/{model}" in result.stdout + result.stderr
+    assert "data/models/synthetic-tiny/weight_clean/mos-blip.transformers" in result.stdout + result.stderr

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from ..shards import ShardWriter, shard_name
+from ..shards import ShardWriter, record_shard, shard_name
 from . import captions as cap
 from .render import (
     corrupt_bytes,
@@ -161,7 +161,8 @@ def write_pool_chunk(
     """Write one chunk of the synthetic pool and its ground truth; return counts per noise type.
 
     ``out_dir`` receives, for each GLOBAL shard id in ``shard_ids``, ``{id:08d}.tar``,
-    ``{id:08d}.parquet`` and ``{id:08d}_stats.json`` holding ``samples_per_shard`` samples each.
+    ``{id:08d}.parquet`` and ``{id:08d}_stats.json`` holding ``samples_per_shard`` samples each,
+    and ``_{id:08d}_sha256.json``, their sizes and checksums (`curate.data.shards.record_shard`).
     ``ground_truth_path`` receives one row per generated sample (see ``GROUND_TRUTH_SCHEMA``).
     Images are drawn at their stored ("original") size: clean ones with a side in
     ``[image_size, 2.5 * image_size]``, tiny ones in ``[image_size / 8, 3 * image_size / 8]``,
@@ -353,6 +354,7 @@ def write_pool_chunk(
                     original_height=h,
                 )
                 gt_rows.append(gt)
+        record_shard(writer.tar_path)  # its readers notice a change in place
         shard_files.append(writer.tar_path.name)
 
     ground_truth_path = Path(ground_truth_path)

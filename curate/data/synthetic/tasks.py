@@ -272,14 +272,23 @@ def write_task(out_dir, task: str, n_samples: int, seed: int, image_size: int = 
     return summary
 
 
-def write_suite_task(out_dir, key: str, spec: dict, n_samples: int, seed: int) -> dict:
+def write_suite_task(
+    out_dir, key: str, spec: dict, n_samples: int, seed: int, n_train_samples: int | None = None
+) -> dict:
     """Write task `key` of a synthetic suite by its type: ``synthetic_vqa`` is the question
-    answering task (`curate.data.synthetic.vqa`); a ``captioning`` task is the held-out retrieval
+    answering task (`curate.data.synthetic.vqa`); ``vqa``, ``nlvr`` and ``refcoco`` are the
+    fine-tuned tasks' analogues (`curate.data.synthetic.finetuned_tasks`), with a train split of
+    `n_train_samples` (default `n_samples`); a ``captioning`` task is the held-out retrieval
     task's images with their five captions as references; any other key is a task of `TASKS`."""
+    from .finetuned_tasks import STREAM_INDEX, write_finetuned_task
+
     if spec.get("type") == "synthetic_vqa":
         from .vqa import write_vqa_task
 
         return write_vqa_task(out_dir, n_samples, seed)
+    if spec.get("type") in STREAM_INDEX:
+        n_train = n_samples if n_train_samples is None else n_train_samples
+        return write_finetuned_task(out_dir, spec["type"], n_samples, n_train, seed) | {"task": key}
     if spec.get("type") == "captioning":
         return write_task(out_dir, "retrieval", n_samples, seed) | {"task": key, "type": "captioning"}
     return write_task(out_dir, key, n_samples, seed)
