@@ -57,6 +57,8 @@ def claim_comparisons(ws) -> list[dict]:
     config = ws.config
     out = []
     for name, claim in config.get("claims", {}).items():
+        if claim is None:  # left out by the run's config
+            continue
         kind = claim["kind"]
         base = {"name": name, "kind": kind, "claim": claim["claim"], "source": claim["source"]}
         base["metric"] = claim.get("metric", "Average") if kind != "drops_noise" else f"kept {claim['noise_type']}"

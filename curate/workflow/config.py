@@ -187,6 +187,8 @@ def check_references(config: dict) -> None:
                     f"tables.{table}.selections: {selection!r} needs ground truth, which only synthetic pools have"
                 )
     for claim, entry in config.get("claims", {}).items():
+        if entry is None:
+            continue
         names = [entry.get("selection"), entry.get("baseline"), *(entry.get("baselines") or [])]
         for name in [n for pair in entry.get("pairs") or [] for n in pair] + [n for n in names if n]:
             require_entry(config, "selections", name, f"claims.{claim}")
