@@ -127,12 +127,15 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert int(jobs["paper_table"]) == sum(len(t) for t in PAPER_TABLES.values())
-    assert jobs["figure"] == "5"
+    # 7 figures: the 5 curves and mixtures, plus the ground-truth figures noise_kept and
+    # precision_vs_average (issue 16), drawn from tables whose runs the papers already train
+    assert jobs["figure"] == "7"
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
-    # (FLYT Table 2, left) and that no paper row at tiny trains
-    assert jobs["train_clip"] == "28"
+    # (FLYT Table 2, left) and that no paper row at tiny trains; the precision_vs_average figure 3
+    # more (mean_top20, mos_top20 and mflyt_top20: table2's top-20 % fusions no paper row trains)
+    assert jobs["train_clip"] == "31"
     # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
     assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
