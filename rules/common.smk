@@ -3,6 +3,14 @@
 from pathlib import Path
 
 from curate.reporting.papers import load_papers, table_ids
+from curate.workflow.claims import (
+    claim_comparisons,
+    claims_inputs,
+    ground_truth_inputs,
+    ground_truth_rows,
+    noise_harm_inputs,
+    noise_harm_rows,
+)
 from curate.workflow.figure_plans import figure_plans
 from curate.workflow.paper_rows import (
     implemented_methods,

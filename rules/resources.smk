@@ -21,6 +21,8 @@ rule train_scorer:
         directory(P("trained_scorer")),
     log:
         P.log("train_scorer", "scorer"),
+    wildcard_constraints:
+        scorer=WS.trained_scorers_of_kind("open_clip"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
@@ -34,6 +36,32 @@ rule train_scorer:
         scratch=P("scorer_scratch"),
     script:
         "../scripts/train_scorer.py"
+
+
+# A BLIP image-text matching scorer built here: a tiny BLIP pretrained on a curated set
+# (curate.training.blip), its retrieval model saved where the ITM scorer loads it.
+rule train_itm_scorer:
+    input:
+        curated_set=lambda wildcards: P(
+            "curated_set",
+            curated_set=config["scorers"][wildcards.scorer]["curated_set"],
+        ),
+    output:
+        directory(P("trained_scorer")),
+    log:
+        P.log("train_itm_scorer", "scorer"),
+    wildcard_constraints:
+        scorer=WS.trained_scorers_of_kind("blip_itm"),
+    conda:
+        "../envs/blip.yaml"
+    threads: config["threads"]
+    params:
+        scorer=lambda wildcards: config["scorers"][wildcards.scorer],
+        recipe=lambda wildcards: config["recipes"][
+            config["scorers"][wildcards.scorer]["recipe"]
+        ],
+    script:
+        "../scripts/train_itm_scorer.py"
 
 
 rule synthesize_task:

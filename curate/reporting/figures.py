@@ -71,13 +71,23 @@ def score_disparity(S: np.ndarray) -> np.ndarray:
 
 
 def curve_values(points: list[dict], records: dict, suite: dict, metric: str) -> pd.DataFrame:
-    """series, x, value (percent) of every point, sorted by series then x."""
+    """series, x, value (percent; the mean over the point's seeds, ``evaluations``, else its one
+    ``evaluation``) and the value's 95 % t-interval ``low``, ``high`` (NaN with one seed) of every
+    point, sorted by series then x."""
+    from curate.reporting.stats import t_interval
+
     spec = paper_metric_spec(suite, metric)
     rows = []
     for point in points:
-        value = metric_value(records[point["evaluation"]], suite.get("groups", {}), spec)
-        rows.append({"series": point["series"], "x": point["x"], "value": None if value is None else 100 * value})
-    return pd.DataFrame(rows, columns=["series", "x", "value"]).sort_values(["series", "x"], kind="stable")
+        paths = point.get("evaluations") or [point["evaluation"]]
+        values = [metric_value(records[p], suite.get("groups", {}), spec) for p in paths]
+        if any(v is None for v in values):
+            mean = low = high = None
+        else:
+            mean, low, high = (100 * v for v in t_interval(values))
+        rows.append({"series": point["series"], "x": point["x"], "value": mean, "low": low, "high": high})
+    columns = ["series", "x", "value", "low", "high"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["series", "x"], kind="stable")
 
 
 def join_scores(paths_by_scorer: dict[str, list]) -> pd.DataFrame:
@@ -125,7 +135,21 @@ def draw_curve(
     for ax, metric in zip(axes[0], metrics):
         values = curve_values(points, records, suite, metric)
         for series, group in values.groupby("series", sort=False):
-            ax.plot(group["x"], group["value"], marker="o", linewidth=2, markersize=7, label=series)
+            low, high = group["low"].astype(float), group["high"].astype(float)
+            if low.notna().any():  # the seeds' 95 % t-intervals
+                y = group["value"].astype(float)
+                ax.errorbar(
+                    group["x"],
+                    y,
+                    yerr=[y - low, high - y],
+                    marker="o",
+                    linewidth=2,
+                    markersize=7,
+                    capsize=4,
+                    label=series,
+                )
+            else:
+                ax.plot(group["x"], group["value"], marker="o", linewidth=2, markersize=7, label=series)
         ax.set_xlabel(x_label)
         label = METRIC_LABELS.get(metric, metric)
         if "paper_metrics" in suite:  # a stand-in suite: say what the analogue is
@@ -191,6 +215,44 @@ def draw_noise_scores(scores: pd.DataFrame, truth: pd.DataFrame, scorers: list, 
     _save(fig, path)
 
 
+def draw_noise_kept(table: pd.DataFrame, title: str, path) -> None:
+    """A heat map: per selection (rows), the share of each sample type of the pool it keeps (the
+    ``kept_<type>`` columns of results/noise_kept.csv)."""
+    plt = _pyplot()
+    columns = [c for c in table.columns if c.startswith("kept_")]
+    shares = table[columns].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 * len(columns) + 4, 0.42 * len(table) + 2.5))
+    image = ax.imshow(shares, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), [c.removeprefix("kept_") for c in columns], rotation=45, ha="right")
+    ax.set_yticks(
+        range(len(table)), [f"{s} (precision {p:.2f})" for s, p in zip(table["selection"], table["precision"])]
+    )
+    for (i, j), value in np.ndenumerate(shares):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color="white" if value < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="share of the pool's samples of the type kept")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def draw_precision_vs_average(table: pd.DataFrame, title: str, path) -> None:
+    """Each selection's downstream Average (mean over seeds, 95 % t-interval) against its precision,
+    with Spearman's rho and its bootstrap interval (results/precision_vs_average.csv)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    y = 100 * table["Average"].astype(float)
+    low, high = 100 * table["Average_lo95"].astype(float), 100 * table["Average_hi95"].astype(float)
+    yerr = None if low.isna().all() else [y - low, high - y]
+    ax.errorbar(table["precision"], y, yerr=yerr, fmt="o", capsize=4, markersize=7)
+    for x, value, name in zip(table["precision"], y, table["selection"]):
+        ax.annotate(name, (x, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    rho, rho_low, rho_high = (float(table[c].iloc[0]) for c in ("spearman_rho", "rho_lo95", "rho_hi95"))
+    ax.set_xlabel("precision (share of the kept samples that are clean)")
+    ax.set_ylabel("Average (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title}\nSpearman rho {rho:.2f} [{rho_low:.2f}, {rho_high:.2f}] (95 % bootstrap)")
+    _save(fig, path)
+
+
 def draw(plan_type: str, inputs: dict, params: dict, path) -> None:
     """Read a figure's inputs (as figure_plan lists them) and draw it."""
     if plan_type == "curve":
@@ -224,5 +286,9 @@ def draw(plan_type: str, inputs: dict, params: dict, path) -> None:
         draw_noise_scores(
             join_scores(by_scorer), load_ground_truth(inputs["ground_truth"]), params["scorers"], params["title"], path
         )
+    elif plan_type == "noise_kept":
+        draw_noise_kept(pd.read_csv(inputs["table"][0]), params["title"], path)
+    elif plan_type == "precision_vs_average":
+        draw_precision_vs_average(pd.read_csv(inputs["table"][0]), params["title"], path)
     else:
         raise ValueError(f"unknown figure type {plan_type!r}")

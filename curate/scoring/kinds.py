@@ -67,6 +67,17 @@ def _check_pretrained(config: dict, where: str, entry: dict) -> None:
         )
 
 
+def _check_trained_itm(config: dict, where: str, entry: dict) -> None:
+    if entry.get("source") != "train":
+        return
+    recipe = config["recipes"][entry["recipe"]]
+    if recipe.get("trainer") != "blip" or recipe.get("library") != "transformers" or entry["head"] != "itm":
+        raise ConfigError(
+            f"{where}: a trained ITM scorer is a tiny BLIP (a recipe of trainer blip, library transformers) "
+            f"scored with its itm head; recipes.{entry['recipe']} is not one, or head is not itm"
+        )
+
+
 def _model_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
     return {"shards": ws.chunk_input(pool, chunk), "model": ws.scorer_model(scorer)}
 
@@ -92,18 +103,32 @@ SCORER_KINDS.register(
     score_column=lambda entry: "clip_score",
 )
 
+#: A BLIP ITM scorer built here: a tiny BLIP (`recipe`: a blip recipe of library transformers)
+#: pretrained on a curated set, its retrieval model and processor saved as a transformers folder.
+_TRAINED_ITM = {
+    "curated_set": required(NAME, "the curated set it is trained on", ref="curated_sets"),
+    "recipe": required(NAME, "the tiny BLIP recipe it is trained with", ref="recipes"),
+    "seed": required(SEED),
+}
+
 SCORER_KINDS.register(
     "blip_itm",
     doc="BLIP / BLIP-2 image-text matching through transformers (ITM head or ITC cosine)",
     params={
-        "source": optional({"const": "pretrained"}, "pretrained"),
-        **_PRETRAINED,
+        "source": optional(
+            {"enum": ["pretrained", "train"]},
+            "pretrained",
+            "train: a tiny BLIP built here; pretrained: a `models` entry",
+        ),
         "head": required(
             {"enum": list(ITM_COLUMNS)},
             "itm: softmax of the ITM head, class 1; itc: the contrastive cosine (BLIP-2: max over queries)",
         ),
     },
-    check=_check_pretrained,
+    extra_params=lambda entry, where: _TRAINED_ITM if entry.get("source") == "train" else _PRETRAINED,
+    check=lambda config, where, entry: (
+        _check_pretrained(config, where, entry) or _check_trained_itm(config, where, entry)
+    ),
     rule="itm_score_chunk",
     inputs=_model_inputs,
     columns=lambda entry: [ITM_COLUMNS[entry["head"]]],

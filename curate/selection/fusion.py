@@ -427,6 +427,16 @@ def fuse_sum(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     return weighted_sum(S, np.ones(S.shape[1]))
 
 
+@FUSIONS.register(
+    "mean",
+    params={"normalise": optional({"enum": ["minmax", "zscore"]}, "minmax", "per-scorer normalisation over the pool")},
+)
+def fuse_mean(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
+    """The mean of the pool-normalised scores (min-max by default): the baseline MoS's mixture is
+    compared with (the same normalised scores, every scorer weighted alike)."""
+    return _normalised(S, fusion, stats).mean(axis=1)
+
+
 @FUSIONS.register("standardised_sum")
 def fuse_standardised_sum(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     """The sum of the scores z-scored over the pool, unbiased std (FLYT's "Standardized Sum")."""

@@ -100,6 +100,45 @@ def select_oracle(params: dict, inputs: dict) -> list[str]:
     return clean_uids(inputs["ground_truth"])
 
 
+def noise_mix_uids(truth: pd.DataFrame, size: float, noise_type: str | None, share: float, seed: int) -> list[str]:
+    """``int(size * N)`` uids of a pool of N samples: ``round(share * n)`` drawn (seeded) from the
+    samples of ``noise_type``, the rest the first clean samples of one seeded order of the clean
+    ones, which every share and noise type shares (so two such subsets differ only in the noise
+    swapped in). A pool with too few samples of either kind raises."""
+    n = int(len(truth) * size)
+    k = round(n * share) if noise_type is not None else 0
+    rng = np.random.default_rng(seed)
+    clean = sorted(truth.loc[truth["is_clean"].astype(bool), "uid"])
+    clean = [clean[i] for i in rng.permutation(len(clean))]
+    if len(clean) < n - k:
+        raise ValueError(f"the pool has {len(clean)} clean samples, fewer than the {n - k} asked for")
+    noisy = sorted(truth.loc[truth["noise_type"] == noise_type, "uid"]) if k else []
+    if len(noisy) < k:
+        raise ValueError(f"the pool has {len(noisy)} samples of {noise_type!r}, fewer than the {k} asked for")
+    picked = [noisy[i] for i in np.random.default_rng([seed, 1]).permutation(len(noisy))[:k]]
+    return clean[: n - k] + picked
+
+
+@SELECTIONS.register(
+    "noise_mix",
+    params={
+        "size": required(FRACTION, "the subset's size as a fraction of the pool"),
+        "noise_type": optional({"type": ["string", "null"]}, None, "the noise type mixed in (null: clean only)"),
+        "share": optional({"type": "number", "minimum": 0, "maximum": 1}, 0.0, "its share of the subset"),
+        "seed": optional(SEED, 0),
+    },
+    inputs=lambda ws, pool, entry: {"ground_truth": ws.per_chunk("ground_truth", pool)},
+    needs_ground_truth=True,
+    labels=lambda config, entry: _labels(sampler=f"clean + {entry['share']:g} {entry['noise_type'] or 'nothing'}"),
+)
+def select_noise_mix(params: dict, inputs: dict) -> list[str]:
+    """Clean samples with one noise type swapped in at a fixed share, at a fixed size (ground truth,
+    synthetic pools only): what that noise does to a model, against the same clean samples alone."""
+    frames = [pd.read_parquet(p, columns=["uid", "is_clean", "noise_type"]) for p in inputs["ground_truth"]]
+    truth = pd.concat(frames, ignore_index=True)
+    return noise_mix_uids(truth, params["size"], params["noise_type"], params["share"], params["seed"])
+
+
 # ---------------------------------------------------------------------------------------------
 # A subset made elsewhere
 

@@ -479,3 +479,33 @@ def train_blip(recipe: dict, shard_dir, out_dir, seed: int, tokenizer_texts, thr
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------
+
+
+def train_itm_scorer(recipe: dict, curated_set, out_dir, seed: int, threads: int = 1) -> dict:
+    """A trained ITM scorer (``scorers.<name>: {library: blip_itm, source: train}``): a tiny BLIP
+    pretrained on the curated set's shards (`train_blip`, its tokenizer fitted on their
+    captions) whose retrieval model (the ITM and ITC heads) and processor are saved in `out_dir`,
+    the folder `curate.scoring.itm.load_itm_model` reads. Returns the training summary."""
+    import shutil
+
+    from curate.data.shards import iter_webdataset_pairs, shard_paths
+
+    out = Path(out_dir)
+    scratch = out / "_train"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shards = shard_paths(curated_set)
+    captions = [text for _, text in iter_webdataset_pairs(shards)]
+    # the curated set as the trainer reads a reshard: its tars and how many samples they hold
+    view = scratch / "data"
+    view.mkdir(parents=True)
+    for shard in shards:
+        (view / Path(shard).name).symlink_to(Path(shard).resolve())
+    (view / "meta.json").write_text(json.dumps({"written": len(captions)}) + "\n")
+    summary = train_blip(recipe, view, scratch / "blip", seed=seed, tokenizer_texts=captions, threads=threads)
+    model, processor = load_blip(scratch / "blip")
+    model.retrieval.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(scratch)
+    return summary

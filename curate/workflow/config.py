@@ -143,7 +143,7 @@ def check_references(config: dict) -> None:
     """Every name that refers to another entry names one (a paper name known to a scale's
     stand-ins is allowed where the parameter says so: that entry is then not built)."""
     from curate.workflow.scales import known_paper_names
-    from curate.workflow.tables import table_selections
+    from curate.workflow.tables import GROUND_TRUTH_TABLES, table_selections
 
     paper_names = known_paper_names(config)
     for model, entry in config.get("models", {}).items():
@@ -183,8 +183,11 @@ def check_references(config: dict) -> None:
                     f"tables.{table}.pending: {name!r} is a selection that is built; list it under selections"
                 )
         pool = config["pools"][config["scales"][config["scale"]]["pool"]]
+        if table in GROUND_TRUTH_TABLES:
+            continue  # built from a synthetic pool's ground truth only; elsewhere not asked for
         for selection in table_selections(config, table):
-            if config["selections"][selection]["method"] == "oracle" and pool["source"] != "synthetic":
+            entry = config["selections"][selection]
+            if registries()["selections"].of(entry).spec.get("needs_ground_truth") and pool["source"] != "synthetic":
                 raise ConfigError(
                     f"tables.{table}.selections: {selection!r} needs ground truth, which only synthetic pools have"
                 )
@@ -200,6 +203,23 @@ def check_references(config: dict) -> None:
         if (entry.get("url") is None) == (entry.get("path") is None):
             raise ConfigError(f"published_uids.{name}: give exactly one of url or path")
     check_pools(config)
+    for claim, entry in config.get("claims", {}).items():
+        if entry is None:
+            continue
+        names = [entry.get("selection"), entry.get("baseline"), *(entry.get("baselines") or [])]
+        for name in [n for pair in entry.get("pairs") or [] for n in pair] + [n for n in names if n]:
+            require_entry(config, "selections", name, f"claims.{claim}")
+        if entry.get("table"):
+            require_entry(config, "tables", entry["table"], f"claims.{claim}.table")
+        if entry["kind"] == "at_least_each_input" and config["selections"][entry["selection"]].get("fusion") is None:
+            raise ConfigError(f"claims.{claim}.selection: {entry['selection']!r} fuses no scorers")
+        if entry["kind"] == "drops_noise":
+            from curate.data.synthetic.pool import NOISE_TYPES
+
+            if entry["noise_type"] not in NOISE_TYPES:
+                raise ConfigError(
+                    f"claims.{claim}.noise_type: {entry['noise_type']!r} is not one of {list(NOISE_TYPES)}"
+                )
     for figure, entry in config.get("figures", {}).items():
         selections = list((entry.get("selections") or {}).values())
         selections += [s for series in (entry.get("series") or {}).values() for s in series]
@@ -257,13 +277,15 @@ def assemble_config(config: dict, root: Path = REPO) -> dict:
 
 def check_config(config: dict, root: Path = REPO) -> dict:
     """The whole config checked and completed: structure and run defaults, every registry entry
-    with its defaults, the scale's stand-ins applied, every reference checked."""
-    from curate.workflow.scales import apply_stand_ins
+    with its defaults, the recipes of the seeds' replicates added (`curate.workflow.scales.seeds`),
+    the scale's stand-ins applied, every reference checked."""
+    from curate.workflow.scales import apply_stand_ins, replicate_recipes
 
     config = copy.deepcopy(config)
     check_structure(config, root)
     check_scale(config)
     complete_entries(config)
+    config["recipes"].update(replicate_recipes(config))
     config = apply_stand_ins(config)
     check_references(config)
     return config

@@ -11,8 +11,10 @@ def selection_available(config: dict, selection: str) -> bool:
     """Whether the workflow can build a selection on the scale's pool (config with stand-ins applied)."""
     if selection not in config["selections"] or selection_references_missing(config, selection):
         return False
+    from curate.selection.methods import SELECTIONS
+
     pool = scale_entry(config).get("pool")
-    if config["selections"][selection]["method"] == "oracle":
+    if SELECTIONS.of(config["selections"][selection]).spec.get("needs_ground_truth"):  # the oracle's kind
         return pool is not None and config["pools"][pool]["source"] == "synthetic"
     return True
 
@@ -35,19 +37,21 @@ def figure_plan(ws, name: str) -> dict | None:
             for selection, x in members.items():
                 if selection_available(config, selection):
                     run = runs_as(config, selection)
+                    evaluations = ws.replicate_paths("evaluation", pool=pool, selection=run, recipe=recipe, suite=suite)
                     points.append(
                         {
                             "series": series,
                             "x": x,
                             "selection": selection,
-                            "evaluation": ws.path("evaluation", pool=pool, selection=run, recipe=recipe, suite=suite),
+                            "evaluation": evaluations[0],
+                            "evaluations": evaluations,
                         }
                     )
         if not points:
             return None
         return {
             "type": kind,
-            "inputs": {"evaluations": list(dict.fromkeys(p["evaluation"] for p in points))},
+            "inputs": {"evaluations": list(dict.fromkeys(e for p in points for e in p["evaluations"]))},
             "params": params
             | {
                 "points": points,
@@ -90,6 +94,10 @@ def figure_plan(ws, name: str) -> dict | None:
             "inputs": {"scores": scores, "ground_truth": truth},
             "params": params | {"scorers": figure["scorers"], "n_chunks": len(truth)},
         }
+    if kind in ("noise_kept", "precision_vs_average"):  # drawn from the ground-truth table of that name
+        if config["pools"][pool]["source"] != "synthetic":
+            return None
+        return {"type": kind, "inputs": {"table": [ws.path("table", table=kind)]}, "params": params}
     raise ValueError(f"figures.{name}: unknown type {kind!r}")
 
 

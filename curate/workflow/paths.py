@@ -92,6 +92,18 @@ TEMPLATES = {
 
 RESULTS = "results"
 
+#: The recipe name of a table row's replicate trained with ``seed`` (config ``seeds``: replicate r
+#: trains the row's recipe with the recipe's seed + r). Its model and evaluation live where the
+#: ``model`` and ``evaluation`` templates put a recipe of that name:
+#: ``models/{pool}/{selection}/{recipe}.seed{seed}/``; replicate 0 keeps the recipe's own name, so
+#: a one-seed run's paths are those of a run without replicates.
+REPLICATE = "{recipe}.seed{seed}"
+
+
+def replicate_name(recipe: str, seed: int) -> str:
+    """The recipe (and path segment) of the replicate of ``recipe`` trained with ``seed``."""
+    return REPLICATE.format(recipe=recipe, seed=int(seed))
+
 
 def fields(name: str) -> list[str]:
     """The wildcard names of a template, in order (``data`` and ``results`` excluded)."""

@@ -98,9 +98,10 @@ def apply_stand_ins(config: dict) -> dict:
             if move is not None:
                 move(selection, config, entry)
     # the scorers scored together: stand-ins in, paper scorers nothing stands in for left out
-    group = _dedupe([mapping.get(s, s) for s in resolved.get("score_group", [])])
-    papers = known_paper_names(config)
-    resolved["score_group"] = [s for s in group if s in resolved.get("scorers", {}) or s not in papers]
+    if "score_group" in resolved:
+        group = _dedupe([mapping.get(s, s) for s in resolved["score_group"]])
+        papers = known_paper_names(config)
+        resolved["score_group"] = [s for s in group if s in resolved.get("scorers", {}) or s not in papers]
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
         if moved and fusion.get("head_pool") is not None:
@@ -115,3 +116,33 @@ def apply_stand_ins(config: dict) -> dict:
             if accuracy["suite"] != entry["suite"] and spec and "task" in spec:
                 accuracy.update(suite=entry["suite"], task=spec["task"])
     return resolved
+
+
+def seeds(config: dict) -> int:
+    """How many seeds every table row is trained with: the config's ``seeds``, else the scale's,
+    else 1."""
+    return int(config.get("seeds") or scale_entry(config).get("seeds") or 1)
+
+
+def replicate_recipes(config: dict) -> dict:
+    """The recipes of the replicates of a run with k = :func:`seeds` seeds (complete recipes in,
+    complete recipes out): for each recipe and r = 1 .. k-1, a copy whose ``seed`` is the
+    recipe's plus r, named by `curate.workflow.paths.replicate_name`. None when k = 1, so a
+    one-seed run's config is that of a run without replicates."""
+    from curate.workflow.paths import replicate_name
+
+    out = {}
+    for name, recipe in config["recipes"].items():
+        for r in range(1, seeds(config)):
+            seed = int(recipe["seed"]) + r
+            out[replicate_name(name, seed)] = copy.deepcopy(recipe) | {"seed": seed}
+    return out
+
+
+def replicates(config: dict, recipe: str) -> list[str]:
+    """The recipes a table row with ``recipe`` is trained with, one per seed (replicate 0 is the
+    recipe itself)."""
+    from curate.workflow.paths import replicate_name
+
+    seed = int(config["recipes"][recipe]["seed"])
+    return [recipe] + [replicate_name(recipe, seed + r) for r in range(1, seeds(config))]

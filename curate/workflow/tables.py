@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from curate.selection.methods import SELECTIONS
 
+#: Tables only a synthetic pool's ground truth can give (`curate.workflow.claims`).
+GROUND_TRUTH_TABLES = ("noise_kept", "precision_vs_average", "noise_harm")
+
 
 def table_selections(config: dict, table: str, scale: str | None = None) -> list[str]:
     """The selections of ``table`` at ``scale`` (default: the config's): the scale's own ``tables``
@@ -24,21 +27,26 @@ def selection_labels(config: dict, selection: str) -> dict:
 
 def table_rows(ws, table: str, labels: bool = False) -> list[dict]:
     """One row per selection of a table, all on the scale's pool, recipe and suite; with
-    ``labels``, each row also names its fusion, scorers and sampler."""
+    ``labels``, each row also names its fusion, scorers and sampler. ``evaluations`` holds one
+    evaluation per seed (`curate.workflow.scales.replicates`), ``evaluation`` the first."""
     pool, recipe, suite = ws.scale["pool"], ws.scale["recipe"], ws.scale["suite"]
-    return [
-        (selection_labels(ws.config, selection) if labels else {})
-        | {
-            "selection": selection,
-            "pool": pool,
-            "recipe": recipe,
-            "suite": suite,
-            "subset": ws.path("subset", pool=pool, selection=selection),
-            "reshard": ws.path("reshard", pool=pool, selection=selection),
-            "evaluation": ws.path("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite),
-        }
-        for selection in table_selections(ws.config, table)
-    ]
+    rows = []
+    for selection in table_selections(ws.config, table):
+        evaluations = ws.replicate_paths("evaluation", pool=pool, selection=selection, recipe=recipe, suite=suite)
+        rows.append(
+            (selection_labels(ws.config, selection) if labels else {})
+            | {
+                "selection": selection,
+                "pool": pool,
+                "recipe": recipe,
+                "suite": suite,
+                "subset": ws.path("subset", pool=pool, selection=selection),
+                "reshard": ws.path("reshard", pool=pool, selection=selection),
+                "evaluation": evaluations[0],
+                "evaluations": evaluations,
+            }
+        )
+    return rows
 
 
 def pending_rows(config: dict, table: str) -> list[dict]:
@@ -52,7 +60,7 @@ def table_inputs(ws, table: str) -> dict:
     inputs = {
         "subsets": [row["subset"] for row in rows],
         "reshards": [row["reshard"] for row in rows],
-        "evaluations": [row["evaluation"] for row in rows],
+        "evaluations": [path for row in rows for path in row["evaluations"]],
     }
     pool = ws.scale["pool"]
     if ws.config["pools"][pool]["source"] == "synthetic":

@@ -46,6 +46,12 @@ class Workspace:
         every reader of a scorer's files on that pool reads the metadata instead of a GPU job's."""
         return (self.config["pools"][pool].get("precomputed") or {}).get(scorer, scorer)
 
+    def replicate_paths(self, name: str, recipe: str, **values) -> list[str]:
+        """Template ``name`` (``model``, ``evaluation``) of each seed's replicate of ``recipe``."""
+        from curate.workflow.scales import replicates
+
+        return [self.paths(name, recipe=run, **values) for run in replicates(self.config, recipe)]
+
     # ---- pools -------------------------------------------------------------------------------
     def chunks(self, pool: str) -> list[str]:
         entry = self.config["pools"][pool]
@@ -227,6 +233,12 @@ class Workspace:
 
     def pools_with_metadata(self) -> str:
         return names_pattern(n for n in self.config["pools"] if self.has_metadata(n))
+
+    def trained_scorers_of_kind(self, kind: str) -> str:
+        """A wildcard pattern of the scorers of ``kind`` built here (``source: train``)."""
+        return names_pattern(
+            n for n, e in self.config["scorers"].items() if e["library"] == kind and e.get("source") == "train"
+        )
 
     def score_files(self, pool: str, scorer: str) -> list[str]:
         return self.per_chunk("scores", pool, scorer=scorer)

@@ -225,6 +225,39 @@ def test_training_reads_the_weights_is_deterministic_and_skips_all_zero_batches(
     assert cb.TEMP_RANGE[0] <= float(model.temp.detach()) <= cb.TEMP_RANGE[1]
 
 
+def test_a_trained_itm_scorer_is_a_folder_the_itm_scorer_loads(tmp_path):
+    """`train_itm_scorer` (rule train_itm_scorer, the bench scale's ITM scorers): a tiny BLIP
+    trained on a curated set's shards, saved as a BLIP retrieval folder that scores pairs
+    through the ITM scorer's own loader."""
+    from PIL import Image
+
+    from curate.scoring.itm import itm_scores, load_itm_model
+
+    write_pool(tmp_path / "curated", samples_per_shard=6, n_samples=12)
+    recipe = {
+        "trainer": "blip",
+        "library": "transformers",
+        "model": "tiny-blip",
+        "tokenizer": {"curated_set": "c"},
+        "epochs": 1,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "wd": 0.05,
+        "lr_decay_rate": 0.85,
+        "warmup": 1,
+        "arch": {"hidden": 32},
+    }
+    summary = cb.train_itm_scorer(recipe, tmp_path / "curated", tmp_path / "scorer", seed=0)
+    assert summary["steps"] == 3
+    assert not (tmp_path / "scorer" / "_train").exists()
+    assert json.loads((tmp_path / "scorer" / "train_summary.json").read_text()) == json.loads(json.dumps(summary))
+    model, processor, family = load_itm_model(tmp_path / "scorer")
+    assert family == "blip"
+    images = [Image.new("RGB", (32, 32), (200, 0, 0))] * 2
+    scores = itm_scores(model, processor, family, images, ["a red square number 1", "a blue cat"], head="itm")
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
 # ---------------------------------------------------------------------------------------------
 # Synthetic VQA and the tiny suite's evaluation
 

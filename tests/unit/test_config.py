@@ -128,7 +128,7 @@ def test_dangling_reference_names_the_key(user_config, mutate, key):
 
 def test_an_unknown_scale_names_the_scale_and_the_valid_ones(user_config):
     user_config["scale"] = "huge"
-    with pytest.raises(ConfigError, match=r"scale: 'huge' is not a scale \(scales: tiny, small, medium"):
+    with pytest.raises(ConfigError, match=r"scale: 'huge' is not a scale \(scales: tiny, bench, small, medium"):
         check_config(user_config)
 
 

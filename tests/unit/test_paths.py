@@ -6,6 +6,7 @@ import pytest
 
 from curate.data.chunks import chunk_folder, chunk_name, chunk_names, chunk_shard_ids, n_chunks
 from curate.data.shards import shard_paths
+from curate.selection.methods import SELECTIONS
 from curate.workflow.paths import TEMPLATES, Paths, fields, template
 from curate.workflow.tables import table_selections
 from curate.workflow.workspace import Workspace, names_pattern
@@ -111,11 +112,9 @@ def _every_input(ws: Workspace, pool: str) -> list[str]:
         if entry["library"] == "embedding" and entry["method"].endswith("classifier"):
             inputs += _paths_of(ws.classifier_inputs(scorer, pool))
     for selection, entry in config["selections"].items():
-        if entry["method"] == "oracle":
-            continue  # needs ground truth: refused on a real pool (test_config)
+        if SELECTIONS.of(entry).spec.get("needs_ground_truth"):
+            continue  # the oracle, noise_mix: refused on a real pool (test_config)
         if entry["method"] == "uids_file" and entry["path"] is None:
-            from curate.selection.methods import SELECTIONS
-
             if SELECTIONS.of(entry).unavailable(config, entry, pool):
                 continue  # published uids not configured (or not for this pool): the row says so
         references = [entry.get("scorer")] + config["fusions"].get(entry.get("fusion"), {}).get("scorers", [])

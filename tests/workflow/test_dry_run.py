@@ -130,7 +130,9 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
     assert int(jobs["paper_table"]) == sum(len(t) for t in PAPER_TABLES.values())
-    assert jobs["figure"] == "5"
+    # 7 figures: the 5 curves and mixtures, plus the ground-truth figures noise_kept and
+    # precision_vs_average (issue 16), drawn from tables whose runs the papers already train
+    assert jobs["figure"] == "7"
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
@@ -138,8 +140,9 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # the IN weights of HYPE's three scores (the tiny hyperbolic CLIP's, each one's top 20 %) four
     # more. FLYT's Sum, Standardized Sum and IN-weighted r = 8 hold HYPE's scores and no longer
     # share table2's runs, which the paper tables no longer need: no change. The DataComp
-    # leaderboard's Density-Based Pruning one more (its own subset)
-    assert jobs["train_clip"] == "33"
+    # leaderboard's Density-Based Pruning one more (its own subset); the precision_vs_average figure 3
+    # more (mean_top20, mos_top20 and mflyt_top20: table2's top-20 % fusions no paper row trains)
+    assert jobs["train_clip"] == "36"
     # the tiny hyperbolic CLIP: trained once, scores every chunk, each of its columns a scorer
     assert jobs["train_scorer"] == "4" and jobs["hype_score_chunk"] == "4"
     assert jobs["column_score_chunk"] == "12"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import captions as cap
-from .render import encode_jpeg, render_scene, render_sign
+from .render import encode_jpeg, render_scene, render_sign, render_text_in_image
 from .world import (
     BACKGROUND_ADJECTIVES,
     BACKGROUNDS,
@@ -47,6 +47,10 @@ TASKS: dict[str, dict[str, str]] = {
     "position": {"type": "classification", "group": "Composition"},
     "digits": {"type": "classification", "group": "OCR"},
     "retrieval": {"type": "retrieval", "group": "Retrieval"},
+    # a probe, not a skill: a colour word written over a scene of another colour; the label is the
+    # WRITTEN colour, so its accuracy is how often a model reads instead of looking (the OCR
+    # shortcut text-in-image pairs teach). Appended last: the other tasks' seed streams are unchanged.
+    "typographic": {"type": "classification", "group": "Probe"},
 }
 #: captions per retrieval image
 RETRIEVAL_CAPTIONS = 5
@@ -122,6 +126,13 @@ TEMPLATES: dict[str, list[str]] = {
         "something {c} of the frame.",
         "objects {c}.",
     ],
+    "typographic": [
+        "a photo of a {c} shape.",
+        "a {c} shape.",
+        "{c} shapes.",
+        "something {c}.",
+        "a drawing in {c}.",
+    ],
     "digits": [
         "a photo of {c}.",
         "{c}.",
@@ -141,6 +152,8 @@ def task_classnames(task: str) -> list[str]:
         return [f"the number {d}" for d in DIGITS]
     if task == "retrieval":
         raise ValueError("the retrieval task has no classes")
+    if task == "typographic":
+        return list(COLOUR_NAMES)
     attr, values = _ATTRIBUTE_TASKS[task]
     if task == "background":
         return [BACKGROUND_ADJECTIVES[v] for v in values]
@@ -193,6 +206,9 @@ def task_image(task: str, label: int, rng: np.random.Generator, image_size: int 
     """One eval image of class ``label`` of a classification task (PIL RGB)."""
     if task == "digits":
         return render_sign(DIGITS[label], image_size, image_size, rng)
+    if task == "typographic":  # the label's colour (and some shape) written over another scene
+        image, _, _ = render_text_in_image(random_scene(rng, colour=COLOUR_NAMES[label]), image_size, image_size, rng)
+        return image
     if task == "objects":
         colour, shape = object_class_names()[label].split(" ")
         scene = random_scene(rng, colour=colour, shape=shape)
