@@ -33,6 +33,7 @@ wildcard_constraints:
     sentence_encoder=r"[^/]+",
     langid=r"[^/]+",
     model=r"[^/]+",
+    dataset=r"[^/]+",
 
 
 def get_chunk_shard_ids(wildcards):
@@ -81,6 +82,14 @@ def get_captioner_model(wildcards):
 
 def get_conversion_inputs(wildcards):
     return WS.conversion_inputs(wildcards.model)
+
+
+def get_embed_dataset_inputs(wildcards):
+    return WS.embed_dataset_inputs(wildcards.dataset, wildcards.scorer)
+
+
+def get_mixer_downstream(wildcards):
+    return WS.mixer_downstream(wildcards.fusion)
 
 
 def get_classifier_inputs(wildcards):

@@ -40,7 +40,7 @@ GPU_RULES = {
     "train_sentence_encoder",
     "sieve_score_chunk",
     "embed_curated_set",
-    "embed_downstream_set",
+    "embed_dataset",
     "train_mixer",
     "itm_score_chunk",
     "evaluate_blip",
