@@ -3,8 +3,17 @@
 # package, then install the named Snakemake profile `slurm` (profiles/slurm/) where Snakemake looks
 # profile names up. Idempotent: a second run with an unchanged requirements.lock installs nothing,
 # and the profile is only written when absent or still as setup left it (cluster/README.md).
+#
+#   ./setup.sh           the project's env
+#   ./setup.sh --lavis   also LAVIS's own env, .venv-lavis (setup-lavis.sh: 6 GB, minutes). Without
+#                        it, the first LAVIS job (recipe mos-blip) builds that env itself.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+if [ "${1:-}" = "--lavis" ]; then
+  "$0"
+  exec ./setup-lavis.sh
+fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.requirements.sha256

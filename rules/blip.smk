@@ -20,7 +20,7 @@ rule train_blip:
 
 rule train_blip_lavis:
     input:
-        reshard=P("reshard"),
+        unpack(get_lavis_blip_inputs),
     output:
         directory(P("model")),
     log:
@@ -34,14 +34,31 @@ rule train_blip_lavis:
         gpu=get_training_gpus,
     params:
         recipe=lambda wildcards: config["recipes"][wildcards.recipe],
+        lavis_python=config["lavis_python"],
     script:
         "../scripts/train_blip_lavis.py"
+
+
+# A LAVIS run's last checkpoint in the transformers layout evaluate_blip reads.
+rule convert_blip_lavis:
+    input:
+        P("model"),
+    output:
+        directory(P("blip_converted")),
+    log:
+        P.log("convert_blip_lavis", "pool", "selection", "recipe"),
+    wildcard_constraints:
+        recipe=WS.recipes_trained_by("train_blip_lavis"),
+    conda:
+        "../envs/blip.yaml"
+    script:
+        "../scripts/convert_blip_lavis.py"
 
 
 rule evaluate_blip:
     input:
         tasks=get_task_dirs,
-        model=P("model"),
+        model=get_blip_model,
     output:
         P("evaluation"),
     log:

@@ -148,6 +148,14 @@ def get_tiny_blip_inputs(wildcards):
     return WS.tiny_blip_inputs(wildcards.pool, wildcards.selection, wildcards.recipe)
 
 
+def get_lavis_blip_inputs(wildcards):
+    return WS.lavis_blip_inputs(wildcards.pool, wildcards.selection, wildcards.recipe)
+
+
+def get_blip_model(wildcards):
+    return WS.blip_model(wildcards.pool, wildcards.selection, wildcards.recipe)
+
+
 def paper_table_rows(paper, table):
     """Every row of a paper table resolved at the current scale (built or not, and why)."""
     return resolve_table(

@@ -20,7 +20,7 @@ weighting) puts a ``weight`` field into every sample's ``.json`` (`WEIGHT_KEY`);
 from __future__ import annotations
 
 import json
-import re
+import logging
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -28,17 +28,16 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from curate.data.shards import add_tar_member
+from curate.data.shards import add_tar_member, iter_checked_groups, iter_tar_groups, shard_files
 from curate.data.subset import u8u8_to_uids
+
+log = logging.getLogger(__name__)
 
 SAMPLES_PER_SHARD = 10_000
 #: The field of a reshard sample's .json that holds its loss weight (sample weighting).
 WEIGHT_KEY = "weight"
 #: Why a pool sample was not written, as meta.json counts them.
 NOT_WRITTEN = ("not_in_subset", "no_json", "bad_json", "bad_uid")
-
-_BASE_PLUS_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
-_META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
 
 def repeat_counts(subset: np.ndarray) -> Counter:
@@ -62,25 +61,14 @@ def iter_raw_samples(tar_paths: Iterable) -> Iterator[tuple[str, dict[str, bytes
     """``(key, {suffix: bytes})`` of every sample of the tars, grouped as webdataset groups them:
     regular members only, metadata members (``__...__``) and names without a suffix skipped, the
     key up to the first dot of the name, suffixes lower-cased, a repeated suffix starting a new
-    sample."""
+    sample. A pool shard is read against its record (`iter_checked_groups`: a damaged or
+    changed shard stops the reshard); a tar without one (made elsewhere) is read as it is."""
     for path in tar_paths:
-        key, group = None, {}
-        with tarfile.open(path, mode="r|*") as tar:
-            for info in tar:
-                if not info.isreg() or _META_MEMBER.match(info.name):
-                    continue
-                match = _BASE_PLUS_EXT.match(info.name)
-                if match is None:
-                    continue
-                prefix, suffix = match.group(1), match.group(2).lower()
-                data = tar.extractfile(info).read()
-                if prefix != key or suffix in group:
-                    if group:
-                        yield key, group
-                    key, group = prefix, {}
-                group[suffix] = data
-        if group:
-            yield key, group
+        if shard_files(Path(path))[1].is_file():
+            yield from iter_checked_groups(path)
+        else:
+            log.warning("%s has no img2dataset record beside it: read without checking it", path)
+            yield from iter_tar_groups(path)
 
 
 def _shuffled(records: Iterable, buffer_size: int, rng: np.random.Generator) -> Iterator:

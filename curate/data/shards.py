@@ -579,7 +579,7 @@ def _tail_state(path: Path, offset: int, size: int) -> tuple[str | None, str]:
     return None, ""
 
 
-def _iter_tar_groups(path: Path, check: ShardCheck | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_tar_groups(path: Path, check: ShardCheck | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
     """The member groups (key -> {ext: bytes}) of one tar, in order. With a ``check``, the tar is
     hashed as it streams, and where and why reading stopped is filled in; a tar that stops early
     ends the groups there (the caller compares with the record) instead of raising."""
@@ -603,10 +603,14 @@ def _iter_tar_groups(path: Path, check: ShardCheck | None = None) -> Iterator[tu
                     check.end = info.offset
                     if not info.isfile():
                         continue
-                    key, ext = _split_member(info.name)
-                    if key.rsplit("/", 1)[-1].startswith("__") or not ext:
+                    if _META_MEMBER.match(info.name):
                         continue
-                    if key != current_key:  # the previous sample is whole: hand it on first
+                    key, ext = _split_member(info.name)
+                    if not ext:
+                        continue
+                    # webdataset's grouping: a new name, or a suffix the group already has,
+                    # starts the next sample; the previous one is whole: hand it on first
+                    if key != current_key or ext in group:
                         if current_key is not None:
                             complete_exts = frozenset(group)
                             yield current_key, group
@@ -650,10 +654,32 @@ def inspect_shard(tar_path) -> ShardCheck:
     `ShardCheck` (what the download rule looks at before it trusts a shard it already has)."""
     path = Path(tar_path)
     check, expected = _start_check(path)
-    for key, _ in _iter_tar_groups(path, check):
+    for key, _ in iter_tar_groups(path, check):
         if key.rsplit("/", 1)[-1] in expected:
             check.read += 1
     return check.finish()
+
+
+def iter_checked_groups(
+    tar_path, max_missing: float | None = None, report: "SkipReport | None" = None
+) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The member groups ``(key, {suffix: bytes})`` of one pool shard, as webdataset groups
+    them, read against the shard's record: after the last group, a shard missing more than
+    ``max_missing`` of its recorded samples (default: the job's ``integrity.max_shard_missing``)
+    raises `ShardDamagedError`, one that changed since its checksums were recorded
+    `FileChangedError`; a smaller loss is logged and added to ``report``."""
+    path = Path(tar_path)
+    limit = tolerances().max_shard_missing if max_missing is None else max_missing
+    check, expected = _start_check(path)
+    for key, group in iter_tar_groups(path, check):
+        if key.rsplit("/", 1)[-1] in expected:
+            check.read += 1
+        yield key, group
+    check.finish().verdict(limit)
+    if report is not None:
+        report.add_shard(check)
+    if check.unread:
+        log.warning("pool shard %s: %s (within integrity.max_shard_missing %.2f%%)", path, check.damage(), 100 * limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -742,6 +768,10 @@ class SkipReport:
             json.dump(self.as_dict(), f, indent=2)
 
 
+#: webdataset's metadata members (``__key__``, ``__meta__/...``), never part of a sample.
+_META_MEMBER = re.compile(r"__[^/]*__($|/)")
+
+
 def _split_member(name: str) -> tuple[str, str]:
     """webdataset's rule: the key is the path up to the first dot of the basename."""
     slash = name.rfind("/")
@@ -776,14 +806,10 @@ def iter_pool_samples(
     for p in paths:  # fail before yielding anything
         if not p.is_file():
             raise FileNotFoundError(f"pool shard not found: {p}")
-    limit = tolerances().max_shard_missing if max_missing is None else max_missing
     seen: set[str] = set()
     for path in paths:
         shard = path.name
-        check, expected = _start_check(path)
-        for key, group in _iter_tar_groups(path, check):
-            if key.rsplit("/", 1)[-1] in expected:
-                check.read += 1
+        for key, group in iter_checked_groups(path, max_missing, report):
             report.total_seen += 1
             meta: dict = {}
             if "json" in group:
@@ -821,12 +847,6 @@ def iter_pool_samples(
             seen.add(uid)
             report.total_kept += 1
             yield PoolSample(key=key.rsplit("/", 1)[-1], uid=uid, image=image, text=text, meta=meta, jpg=jpg)
-        check.finish().verdict(limit)
-        report.add_shard(check)
-        if check.unread:
-            log.warning(
-                "pool shard %s: %s (within integrity.max_shard_missing %.2f%%)", path, check.damage(), 100 * limit
-            )
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,6 +56,9 @@ BLIP_ITM_SNAPSHOTS = {
     "Salesforce/blip-itm-base-coco": (64, 48),  # ViT-B/16 at 384 px -> 64 wide, 3x3 patches
     "Salesforce/blip-itm-large-coco": (128, 48),
 }
+#: LAVIS BLIP pretraining's initialisations (`curate.training.lavis_inits` builds them tiny).
+DEIT_URL = "https://dl.fbaipublicfiles.com/deit/deit_base_patch16_224-b5f2ef4d.pth"
+BERT_REPO = "google-bert/bert-base-uncased"
 BLIP_CAPTION_SNAPSHOTS = {"Salesforce/blip-image-captioning-base": (64, 48)}
 BLIP2_ITM_SNAPSHOTS = {
     "Salesforce/blip2-itm-vit-g": 28,  # ViT-g/14 at 224 px -> 2x2 patches
@@ -148,6 +151,10 @@ class _Builder:
             model_text.build_wordnet_zip(path)
         elif url == IMAGENET21K_WNIDS_URL:
             model_text.build_wnid_list(path)
+        elif url == DEIT_URL:
+            from curate.training.lavis_inits import tiny_deit_checkpoint
+
+            tiny_deit_checkpoint(path, image_size=32, seed=seed)  # the rehearsal's mos-blip image_size
         else:
             raise ValueError(f"models.{name}: the rehearsal has no tiny stand-in for {url}")
 
@@ -177,6 +184,12 @@ class _Builder:
         elif repo == "lmsys/vicuna-7b-v1.5":
             model_hf.build_llama_snapshot(folder, seed)
             what = "LlamaForCausalLM in float16, two .bin shards with their index, a SentencePiece tokenizer.model"
+        elif repo == BERT_REPO:
+            from curate.rehearsal.model_common import english_captions
+            from curate.training.lavis_inits import tiny_bert_folder
+
+            tiny_bert_folder(folder, english_captions(seed), seed=seed)
+            what = "BertForMaskedLM (save_pretrained) with bert-base-uncased's vocab.txt and tokenizer_config.json"
         elif repo == "sentence-transformers/all-MiniLM-L6-v2":
             model_hf.build_minilm_snapshot(folder, seed)
             return  # sentence-transformers writes its own README.md

@@ -266,7 +266,8 @@ def load_blip(model_dir):
     if not (model_dir / "retrieval" / "config.json").is_file():
         raise FileNotFoundError(
             f"{model_dir} is not a transformers BLIP folder (retrieval/, captioner/, itc.json): a LAVIS "
-            "checkpoint (recipe mos-blip) must be converted to transformers' layout first, which is not built"
+            "checkpoint (a library: lavis recipe's run) is read through its conversion, rule convert_blip_lavis "
+            "(curate.training.lavis_convert)"
         )
     itc = json.loads((model_dir / "itc.json").read_text())
     model = TinyBlip(

@@ -12,20 +12,51 @@ envs/lavis.yaml and reads what this module writes:
   warm-up), AdamW weight decay ``wd``, the global batch split over ``world_size`` GPUs.
 - `reshard_index`: where each sample's image sits in the reshard's tars, with its caption and
   weight, so LAVIS reads the subset as a map-style dataset (epochs, DistributedSampler).
-- `torchrun_command`: LAVIS's training launched with torchrun over the recipe's GPUs.
+- `torchrun_command`: LAVIS's training launched with torchrun (``python -m torch.distributed.run``
+  of LAVIS's interpreter) over the recipe's ``world_size`` processes: GPUs with nccl on a
+  cluster, CPU processes with gloo in the rehearsal (`curate.training.trainers.dist_backend`).
+- `vit_arch`, `med_config`: the architecture of the model to build, read off its initialisation
+  (``vision_init``: a DeiT-layout ViT checkpoint; ``text_init``: a BERT folder's config.json),
+  so the same code builds LAVIS's ViT-B/16 + BERT-base from DeiT-B and bert-base-uncased and a
+  tiny one from tiny files in the same layouts (the rehearsal). Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
-from curate.training.trainers import complete_recipe
+from curate.training.trainers import complete_recipe, dist_backend
 
 MODEL_ARCH = "weighted_blip_pretrain"
 DATASET_NAME = "weighted_reshard"
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+#: Attention head width of LAVIS's ViTs (B/16: 12 heads of 768, L/16: 16 of 1024); a checkpoint
+#: does not record its heads. A ViT narrower than this has one head.
+VIT_HEAD_DIM = 64
+#: What `curate.training.lavis_blip` writes beside LAVIS's checkpoints (rank 0, before training):
+#: the architecture it built and the tokenizer it trained with, which the conversion reads.
+ARCH_FILE = "arch.json"
+TOKENIZER_DIR = "tokenizer"
+CHECKPOINT_DIR = "train"  # LAVIS's output_dir/<job id>: checkpoint_<epoch>.pth, log.txt
+#: The fields of a BERT config.json that size LAVIS's text encoder/decoder (its med config keeps
+#: its own others: no token type embeddings, cross-attention to the ViT).
+TEXT_SIZE_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "layer_norm_eps",
+    "hidden_act",
+    "pad_token_id",
+)
 
 
 def per_gpu_batch(recipe: dict) -> int:
@@ -36,8 +67,10 @@ def per_gpu_batch(recipe: dict) -> int:
     return batch // world
 
 
-def run_config(recipe: dict, shard_dir, out_dir, seed: int) -> dict:
-    """LAVIS's run config of BLIP pretraining on the reshard in `shard_dir` (outputs in `out_dir`)."""
+def run_config(recipe: dict, shard_dir, out_dir, seed: int, vision_init, text_init) -> dict:
+    """LAVIS's run config of BLIP pretraining on the reshard in `shard_dir` (outputs in `out_dir`),
+    the ViT initialised from the checkpoint file `vision_init` and the text encoder/decoder and
+    tokenizer from the BERT folder `text_init`."""
     recipe = complete_recipe(recipe)
     batch = int(recipe["batch_size"])
     queue = int(recipe["queue_size"])
@@ -53,6 +86,8 @@ def run_config(recipe: dict, shard_dir, out_dir, seed: int) -> dict:
             "image_size": image_size,
             "queue_size": queue,
             "alpha": float(recipe["alpha"]),
+            "vision_init": str(Path(vision_init).resolve()),
+            "text_init": str(Path(text_init).resolve()),
         },
         "datasets": {
             DATASET_NAME: {
@@ -83,6 +118,7 @@ def run_config(recipe: dict, shard_dir, out_dir, seed: int) -> dict:
             "train_splits": ["train"],
             "device": str(recipe["device"]),
             "world_size": int(recipe["world_size"]),
+            "dist_backend": dist_backend(recipe),
             "dist_url": "env://",
             "distributed": True,
         },
@@ -94,15 +130,16 @@ def dataset_defaults() -> dict:
     return {"datasets": {DATASET_NAME: {"data_type": "images", "build_info": {"storage": None}}}}
 
 
-def torchrun_command(recipe: dict, cfg_path, rdzv_endpoint: str | None = None) -> list[str]:
-    """``torchrun`` of `curate.training.lavis_blip` over ``world_size`` GPUs on ``nodes`` nodes (default 1,
+def torchrun_command(recipe: dict, cfg_path, python: str = "python", rdzv_endpoint: str | None = None) -> list[str]:
+    """torchrun (``<python> -m torch.distributed.run``, `python` being LAVIS's interpreter) of
+    `curate.training.lavis_blip` over ``world_size`` processes on ``nodes`` nodes (default 1,
     standalone; more nodes need the job started on each, e.g. under ``srun``, and a rendezvous
     endpoint ``host:port``)."""
     recipe = complete_recipe(recipe)
     world, nodes = int(recipe["world_size"]), int(recipe["nodes"])
     if world % nodes:
         raise ValueError(f"world_size {world} does not split over {nodes} nodes")
-    cmd = ["torchrun", f"--nnodes={nodes}", f"--nproc_per_node={world // nodes}"]
+    cmd = [str(python), "-m", "torch.distributed.run", f"--nnodes={nodes}", f"--nproc_per_node={world // nodes}"]
     if nodes == 1:
         cmd.append("--standalone")
     else:
@@ -157,3 +194,82 @@ def read_image_bytes(entry: dict) -> bytes:
     with open(entry["shard"], "rb") as f:
         f.seek(entry["offset"])
         return f.read(entry["size"])
+
+
+def vit_arch(shapes: dict) -> dict:
+    """The ViT of a DeiT-layout checkpoint (``cls_token``, ``pos_embed``, ``patch_embed.proj``,
+    ``blocks.<i>.*``), from ``{key: shape}``: width, depth, heads (`VIT_HEAD_DIM` each), patch
+    size and MLP ratio, as LAVIS's ``VisionTransformer`` takes them."""
+    for key in ("cls_token", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
+        if key not in shapes:
+            raise ValueError(f"not a DeiT/ViT checkpoint: no {key!r}")
+    width = int(shapes["cls_token"][-1])
+    blocks = {int(m.group(1)) for k in shapes if (m := re.match(r"blocks\.(\d+)\.", k))}
+    if blocks != set(range(len(blocks))):
+        raise ValueError(f"ViT checkpoint blocks {sorted(blocks)} are not 0..n-1")
+    heads = max(1, width // VIT_HEAD_DIM)
+    if width % heads:
+        raise ValueError(f"ViT width {width} does not split into {heads} heads")
+    return {
+        "width": width,
+        "depth": len(blocks),
+        "heads": heads,
+        "patch_size": int(shapes["patch_embed.proj.weight"][-1]),
+        "mlp_ratio": int(shapes["blocks.0.mlp.fc1.weight"][0]) / width,
+    }
+
+
+def med_config(lavis_med: dict, text_config: dict, vision_width: int) -> dict:
+    """LAVIS's med (BERT with cross-attention) config: LAVIS's own ``bert_config.json``
+    (`lavis_med`) with the sizes of the text init's config.json (`TEXT_SIZE_KEYS`) and
+    cross-attention to a ViT of `vision_width`. For bert-base-uncased and ViT-B/16 this is LAVIS's
+    config unchanged."""
+    med = dict(lavis_med)
+    med.update({k: text_config[k] for k in TEXT_SIZE_KEYS if k in text_config})
+    med["encoder_width"] = int(vision_width)
+    med["add_cross_attention"] = True
+    return med
+
+
+def last_checkpoint(run_dir) -> Path:
+    """The last epoch's ``checkpoint_<epoch>.pth`` of a LAVIS run folder (``<run>/train/``)."""
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in (Path(run_dir) / CHECKPOINT_DIR).glob("checkpoint_*.pth")
+        if (m := re.fullmatch(r"checkpoint_(\d+)\.pth", p.name))
+    )
+    if not found:
+        raise FileNotFoundError(f"{Path(run_dir) / CHECKPOINT_DIR}: no LAVIS checkpoint_<epoch>.pth")
+    return found[-1][1]
+
+
+REPO = Path(__file__).resolve().parents[2]
+#: The virtualenv setup-lavis.sh builds (envs/lavis.lock) when the job's own env has no LAVIS.
+LAVIS_VENV = REPO / ".venv-lavis"
+
+
+def lavis_interpreter(configured: str | None = None, log=None) -> str:
+    """The Python that runs LAVIS (torchrun and its processes), by the config's ``lavis_python``:
+
+    - a path: that interpreter (relative paths from the repository's root);
+    - null: the job's own interpreter when it imports LAVIS (the conda env envs/lavis.yaml under
+      ``--software-deployment-method conda``, as on the cluster), else ``.venv-lavis/bin/python``,
+      which ``setup-lavis.sh`` builds or brings up to date first (idempotent; output to `log`).
+    """
+    if configured:
+        path = Path(configured)
+        path = path if path.is_absolute() else REPO / path
+        if not path.is_file():
+            raise FileNotFoundError(f"lavis_python: {path} does not exist")
+        return str(path)
+    if importlib.util.find_spec("lavis") is not None:
+        return sys.executable
+    subprocess.run(["bash", str(REPO / "setup-lavis.sh")], check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    return str(LAVIS_VENV / "bin" / "python")
+
+
+def threads_per_process(recipe: dict, threads: int) -> int:
+    """Torch threads of each of the node's torchrun processes: the job's threads shared out."""
+    recipe = complete_recipe(recipe)
+    per_node = int(recipe["world_size"]) // int(recipe["nodes"])
+    return max(1, int(threads) // per_node)

@@ -28,6 +28,11 @@ TRAINERS = Registry(
         "precision": optional({"type": "string"}, "fp32", "torch autocast: fp32, amp, amp_bf16"),
         "world_size": optional(POSITIVE_INT, 1, "processes (GPUs) the global batch is split over"),
         "nodes": optional(POSITIVE_INT, 1, "nodes the processes are spread over"),
+        "backend": optional(
+            {"enum": ["nccl", "gloo", None]},
+            None,
+            "torch.distributed backend of a world_size > 1 run; null: nccl on cuda, gloo on cpu",
+        ),
         "seed": optional(SEED, 0, "the training's seed"),
         "tiny_analogue": optional(
             NAME, None, "the recipe a `scale: tiny` paper row trains with instead", ref="recipes"
@@ -39,6 +44,12 @@ TRAINERS = Registry(
 def complete_recipe(recipe: dict, where: str = "recipe") -> dict:
     """A recipe with its trainer's defaults filled in (unknown keys raise, naming them)."""
     return TRAINERS.complete(recipe, where)
+
+
+def dist_backend(recipe: dict) -> str:
+    """The torch.distributed backend of a (complete) recipe: its ``backend``, else nccl on CUDA
+    and gloo on CPU (what torchrun's processes on the rehearsal's 2 cores use)."""
+    return recipe["backend"] or ("nccl" if recipe["device"] == "cuda" else "gloo")
 
 
 def training_gpus(recipe: dict) -> int:
@@ -73,6 +84,16 @@ TRAINERS.register(
 )
 
 
+def _check_one_process(where: str, recipe: dict) -> None:
+    """curate's own loops (weighted CLIP, LLaVA) run one process: a recipe asking for more would
+    silently train on one GPU with another batch per device than it says."""
+    if recipe["world_size"] != 1 or recipe["nodes"] != 1:
+        raise ConfigError(
+            f"{where}.world_size: trainer {recipe['trainer']!r} runs one process (world_size 1, nodes 1), "
+            f"not {recipe['world_size']} on {recipe['nodes']} node(s)"
+        )
+
+
 def _check_samples_seen(where: str, recipe: dict) -> None:
     if recipe["resampled"] and not recipe["samples_seen"]:
         raise ConfigError(f"{where}.samples_seen: a resampled recipe needs its total samples seen")
@@ -89,6 +110,7 @@ TRAINERS.register(
         "workers": optional({"type": "integer", "minimum": 0}, 0, "data loader workers"),
         "shuffle_buffer": optional({"type": "integer", "minimum": 0}, 1000),
     },
+    check=lambda config, where, entry: _check_one_process(where, entry),
     train_rule="train_weighted_clip",
     evaluate_rule="evaluate_model",
 )
@@ -116,6 +138,7 @@ _LLAVA_BASE = {
 
 
 def _check_llava(config: dict, where: str, recipe: dict) -> None:
+    _check_one_process(where, recipe)
     base = recipe["base"]
     if base["source"] == "models":
         for part in ("vision_tower", "language_model"):
@@ -157,6 +180,18 @@ _BLIP_LIBRARIES = {
     "lavis": {
         "model_type": required({"type": "string"}, "the LAVIS model type (base, large)"),
         "world_size": required(POSITIVE_INT, "GPUs the global batch is split over (MoS: 16 V100s)"),
+        "vision_init": required(
+            NAME,
+            "the `models` entry of the ViT's initialisation (LAVIS's: DeiT-B/16's ImageNet .pth); its width, "
+            "depth and patch size are read off the checkpoint",
+            ref="models",
+        ),
+        "text_init": required(
+            NAME,
+            "the `models` entry of the text encoder/decoder's initialisation and tokenizer (LAVIS's: "
+            "bert-base-uncased, a Hub snapshot); its sizes are read off its config.json",
+            ref="models",
+        ),
         "image_size": optional({"type": "integer", "minimum": 8}, 224),
         "queue_size": optional(POSITIVE_INT, 57600, "must hold whole global batches"),
         "alpha": optional({"type": "number", "minimum": 0, "maximum": 1}, 0.4, "momentum distillation weight"),
@@ -202,6 +237,7 @@ def _blip_params(recipe: dict, where: str) -> dict:
 
 def _check_blip(config: dict, where: str, recipe: dict) -> None:
     if recipe["library"] == "transformers":
+        _check_one_process(where, recipe)
         curated_set = recipe["tokenizer"]["curated_set"]
         if curated_set not in config.get("curated_sets", {}):
             raise ConfigError(f"{where}.tokenizer.curated_set: {curated_set!r} is not an entry of `curated_sets`")

@@ -59,6 +59,7 @@ TEMPLATES = {
     "reshard": "{data}/reshards/{pool}/{selection}",
     # models trained on subsets and their evaluations
     "model": "{data}/models/{pool}/{selection}/{recipe}",
+    "blip_converted": "{data}/models/{pool}/{selection}/{recipe}.transformers",
     "evaluation": "{data}/evals/{pool}/{selection}/{recipe}/{suite}.jsonl",
     "scorer_evaluation": "{data}/evals/scorers/{scorer}/{suite}.jsonl",
     # results

@@ -376,5 +376,20 @@ class Workspace:
             "curated_set": self.path("curated_set", curated_set=tokenizer["curated_set"]),
         }
 
+    def lavis_blip_inputs(self, pool: str, selection: str, recipe: str) -> dict:
+        """The reshard LAVIS trains on and the fetched ``models`` its ViT and text model start from."""
+        entry = self.config["recipes"][recipe]
+        return {
+            "reshard": self.path("reshard", pool=pool, selection=selection),
+            "vision_init": self.path("pretrained_model", model=entry["vision_init"]),
+            "text_init": self.path("pretrained_model", model=entry["text_init"]),
+        }
+
+    def blip_model(self, pool: str, selection: str, recipe: str) -> str:
+        """The transformers-layout BLIP that evaluate_blip reads: the trained model, or for a
+        LAVIS recipe its conversion (rule convert_blip_lavis)."""
+        lavis = self.config["recipes"][recipe].get("library") == "lavis"
+        return self.path("blip_converted" if lavis else "model", pool=pool, selection=selection, recipe=recipe)
+
 
 __all__ = ["Workspace", "names_pattern", "FUSED_COLUMN"]

@@ -365,8 +365,15 @@ def test_paper_tables_read_the_tiny_suites_records():
 
 def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
     recipe = load_config(ROOT)["recipes"]["mos-blip"]
-    cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", seed=0)
+    cfg = run_config(recipe, tmp_path / "reshard", tmp_path / "out", 0, tmp_path / "deit.pth", tmp_path / "bert")
     run, model = cfg["run"], cfg["model"]
+    assert model["vision_init"] == str((tmp_path / "deit.pth").resolve())
+    assert model["text_init"] == str((tmp_path / "bert").resolve())
+    assert run["dist_backend"] == "nccl" and run["device"] == "cuda"
+    cpu = run_config(
+        dict(recipe, device="cpu", world_size=2, nodes=1, batch_size=8, queue_size=16), "r", "o", 0, "v", "t"
+    )
+    assert cpu["run"]["dist_backend"] == "gloo" and cpu["run"]["batch_size_train"] == 4
     assert model["arch"] == "weighted_blip_pretrain" and model["model_type"] == "base"
     assert model["load_pretrained"] is False and model["image_size"] == 224
     assert run["task"] == "image_text_pretrain" and run["lr_sched"] == "linear_warmup_step_lr"
@@ -378,9 +385,16 @@ def test_lavis_run_config_carries_the_recipes_numbers(tmp_path):
     with pytest.raises(ValueError, match="split over"):
         per_gpu_batch(dict(recipe, world_size=16))
     with pytest.raises(ValueError, match="queue_size"):
-        run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, seed=0)
-    one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml")
-    assert one_node[:4] == ["torchrun", "--nnodes=1", "--nproc_per_node=14", "--standalone"]
+        run_config(dict(recipe, queue_size=57600), tmp_path, tmp_path, 0, "v", "t")
+    one_node = torchrun_command(dict(recipe, nodes=1), "run.yaml", python="/venv/bin/python")
+    assert one_node[:6] == [
+        "/venv/bin/python",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=14",
+        "--standalone",
+    ]
     assert one_node[-4:] == ["-m", "curate.training.lavis_blip", "--cfg-path", "run.yaml"]
     two = torchrun_command(recipe, "run.yaml", rdzv_endpoint="node1:29500")
     assert "--nproc_per_node=7" in two and "--rdzv-endpoint=node1:29500" in two
@@ -430,6 +444,16 @@ def test_lavis_is_imported_only_by_the_module_run_in_its_env():
             lambda c: c["recipes"]["tiny-mos-blip"]["tokenizer"].update(curated_set="nope"),
             r"recipes\.tiny-mos-blip\.tokenizer\.curated_set",
         ),
+        (lambda c: c["recipes"]["mos-blip"].update(vision_init="nope"), r"recipes\.mos-blip\.vision_init"),
+        (lambda c: c["recipes"]["mos-blip"].pop("text_init"), "text_init"),
+        (lambda c: c["recipes"]["mos-blip"].update(backend="mpi"), "backend"),
+        # curate's own loops run one process: only torchrun launchers take a world size
+        (
+            lambda c: c["recipes"]["tiny-mos-blip"].update(world_size=2),
+            r"recipes\.tiny-mos-blip\.world_size.*one process",
+        ),
+        (lambda c: c["recipes"]["mos-clip"].update(world_size=8), r"recipes\.mos-clip\.world_size.*one process"),
+        (lambda c: c["recipes"]["mos-llava"].update(nodes=2), r"recipes\.mos-llava\.world_size.*one process"),
     ],
 )
 def test_blip_config_errors_name_the_key(user_config, mutate, key):
@@ -439,6 +463,15 @@ def test_blip_config_errors_name_the_key(user_config, mutate, key):
     mutate(user_config)
     with pytest.raises(ConfigError, match=key):
         check_config(user_config)
+
+
+def test_distributed_backend_follows_the_device(config):
+    from curate.training.trainers import dist_backend
+
+    blip = config["recipes"]["mos-blip"]
+    assert dist_backend(blip) == "nccl"
+    assert dist_backend(dict(blip, device="cpu")) == "gloo"
+    assert dist_backend(dict(blip, device="cpu", backend="nccl")) == "nccl"
 
 
 def test_blip_entries(config):

@@ -51,6 +51,7 @@ LAVIS_OWN_PINS = {
     "torch": "a torch of LAVIS's era that transformers 4.26 and fairscale 0.4.4 run with, built for numpy 1",
     "torchvision": "the torchvision of that torch",
     "fairscale": "LAVIS 1.0.2 pins fairscale==0.4.4",
+    "pyarrow": "pyarrow 26 (the lock's) needs numpy 2; 25.0.1 is built for numpy 1 (curate's shard readers import it)",
 }
 
 
@@ -82,3 +83,20 @@ def test_env_parses_and_agrees_with_the_lock(env):
             continue
         assert key in pins, f"{env.name}: {name} is not in requirements.lock"
         assert pins[key] == version, f"{env.name}: {name}=={version} but the lock has {pins[key]}"
+
+
+def test_lavis_lock_resolves_the_lavis_env_exactly():
+    """envs/lavis.lock (setup-lavis.sh --relock; .venv-lavis installs it with --no-deps) holds every
+    pin of envs/lavis.yaml at its version, and one version of each package."""
+    spec = yaml.safe_load((ROOT / "envs" / "lavis.yaml").read_text())
+    pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d)
+    lock = {}
+    for line in (ROOT / "envs" / "lavis.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            key = name.lower().replace("_", "-")
+            assert key not in lock, f"envs/lavis.lock lists {name} twice"
+            lock[key] = version
+    for requirement in pip:
+        name, version = requirement.split("==")
+        assert lock.get(name.lower().replace("_", "-")) == version, f"envs/lavis.lock: {name} is not {version}"

@@ -292,6 +292,14 @@ def test_hub_snapshots_fetch_and_load_with_from_pretrained(internet, tmp_path):
         elif repo == "sentence-transformers/all-MiniLM-L6-v2":
             emb = encode_sentences(load_sentence_encoder(out), TEXTS)
             np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+        elif repo == "google-bert/bert-base-uncased":
+            from transformers import BertForMaskedLM, BertTokenizer
+
+            tokenizer = BertTokenizer.from_pretrained(out)  # as LAVIS's init_tokenizer reads it
+            assert tokenizer.tokenize("A RED circle") == tokenizer.tokenize("a red circle")  # uncased
+            bert = BertForMaskedLM.from_pretrained(out)
+            ids = tokenizer(TEXTS, padding=True, return_tensors="pt")
+            assert bert(**ids).logits.shape[-1] == len(tokenizer)
         else:
             raise AssertionError(f"no loading check for {repo}")
 
@@ -389,3 +397,20 @@ def test_wordnet_zip_is_read_by_nltk(internet, tmp_path, monkeypatch):
     assert wn.synsets("rhombi")[0].name() == "diamond.n.01" and wn.synsets("dog") == []
     assert wn.synset("tiny.s.01").similar_tos()[0].name() == "small.a.01" and wn.get_version() == "3.0"
     assert wn.lemma_from_key("tiny%5:00:00:small:00").name() == "tiny"
+
+
+def test_deit_init_is_a_timm_vit_checkpoint_as_lavis_reads_it(internet, tmp_path):
+    """LAVIS's BLIP pretraining loads DeiT-B's .pth (``{"model": state_dict}``) into a timm ViT."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    root, manifest, mirrors = internet
+    name = "deit-base-patch16-224"
+    fetch_model(name, pinned(MODELS[name], manifest, name), tmp_path / name, mirrors=mirrors)
+    [pth] = (tmp_path / name).glob("*.pth")
+    assert pth.name == "deit_base_patch16_224-b5f2ef4d.pth"
+    state = torch.load(pth, map_location="cpu", weights_only=True)["model"]
+    width = state["cls_token"].shape[-1]
+    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    vit = VisionTransformer(img_size=32, patch_size=16, embed_dim=width, depth=depth, num_heads=1, num_classes=10)
+    assert vit.load_state_dict(state, strict=True)
+    assert vit.forward_features(torch.zeros(1, 3, 32, 32)).shape == (1, 5, width)

@@ -109,5 +109,10 @@ def test_paper_blip_recipe_runs_lavis_and_reads_local_task_folders(tmp_path, sna
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_counts(result)
-    assert jobs["train_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
+    assert jobs["train_blip_lavis"] == "1" and jobs["convert_blip_lavis"] == "1" and jobs["evaluate_blip"] == "1"
     assert "train_blip" not in jobs and "synthesize_task" not in jobs
+    # LAVIS's initialisations are fetched `models`, not downloaded by the training job
+    assert jobs["fetch_model"] == "2"
+    for model in ("deit-base-patch16-224", "bert-base-uncased"):
+        assert f"data/models/pretrained/{model}" in result.stdout + result.stderr
+    assert "data/models/synthetic-tiny/weight_clean/mos-blip.transformers" in result.stdout + result.stderr
