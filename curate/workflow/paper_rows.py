@@ -43,7 +43,11 @@ NEED_WORDS = {
 
 
 #: Paper method names whose workflow name differs (the papers' spelling -> config's).
-METHOD_ALIASES = {"standardized-sum": "standardised_sum", "in-weighted-sum": "in_weighted"}
+METHOD_ALIASES = {
+    "standardized-sum": "standardised_sum",
+    "in-weighted-sum": "in_weighted",
+    "sclip-loss-two-stage": "two_stage",
+}
 
 
 OK = "ok"
