@@ -159,7 +159,11 @@ def get_blip_model(wildcards):
 def paper_table_rows(paper, table):
     """Every row of a paper table resolved at the current scale (built or not, and why)."""
     return resolve_table(
-        config, PAPERS[paper]["tables"][table], implemented_methods(), P
+        config,
+        PAPERS[paper]["tables"][table],
+        implemented_methods(),
+        P,
+        f"{paper}/{table}",
     )
 
 

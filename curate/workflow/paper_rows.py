@@ -232,8 +232,26 @@ def resolve_row(config: dict, row: dict, methods: set, paths: Paths) -> dict:
     }
 
 
-def resolve_table(config: dict, table: dict, methods: set, paths: Paths) -> list[dict]:
-    return [resolve_row(config, row, methods, paths) for row in table["rows"]]
+#: the status of a row a run's ``paper_rows`` leaves out
+NOT_REQUESTED = "not requested in this run (config paper_rows)"
+
+
+def resolve_table(config: dict, table: dict, methods: set, paths: Paths, table_id: str | None = None) -> list[dict]:
+    """Every row of a paper table resolved (`resolve_row`). When the config's ``paper_rows``
+    names this table (``table_id``, "paper/table"), only the rows it lists by label are built;
+    the others keep their place with status `NOT_REQUESTED`."""
+    requested = (config.get("paper_rows") or {}).get(table_id)
+    if requested is not None:
+        unknown = sorted(set(requested) - {row["label"] for row in table["rows"]})
+        if unknown:
+            raise ValueError(f"paper_rows.{table_id}: no row labelled {unknown}")
+    rows = []
+    for row in table["rows"]:
+        resolved = resolve_row(config, row, methods, paths)
+        if requested is not None and row["label"] not in requested and resolved["built"]:
+            resolved = resolved | {"built": False, "status": NOT_REQUESTED, "evaluation": None}
+        rows.append(resolved)
+    return rows
 
 
 def table_evaluations(rows: list[dict]) -> list[str]:

@@ -13,7 +13,14 @@ from curate.reporting.papers import load_papers
 from curate.selection.fusion import FUSIONS
 from curate.selection.methods import SELECTIONS
 from curate.workflow.config import check_config, check_references, load_config
-from curate.workflow.paper_rows import implemented_methods, resolve_row, resolve_table, runs_as, table_evaluations
+from curate.workflow.paper_rows import (
+    NOT_REQUESTED,
+    implemented_methods,
+    resolve_row,
+    resolve_table,
+    runs_as,
+    table_evaluations,
+)
 from curate.workflow.paths import Paths
 from curate.workflow.scales import apply_stand_ins
 
@@ -153,6 +160,23 @@ def test_a_moved_row_is_a_stand_in_run_with_no_delta():
     assert resolved["evaluation"] == "D/evals/toy/clean_30/toy-clip/toy-suite.jsonl"
     assert resolved["stand_ins"] == "big-clip -> toy-clean"
     assert resolved["status"] == "stand-in run on toy (paper: real): no delta"
+
+
+def test_paper_rows_builds_only_the_rows_it_names_and_keeps_the_others_listed():
+    config = apply_stand_ins(small_config())
+    table = {"rows": [row(label="kept"), row(label="left out"), row("drop20_x", label="unbuilt", needs=[])]}
+    everything = resolve_table(config, table, METHODS, D, "p/t")
+    assert [r["built"] for r in everything] == [True, True, False]
+    config["paper_rows"] = {"p/t": ["kept", "unbuilt"]}
+    chosen = resolve_table(config, table, METHODS, D, "p/t")
+    assert [r["label"] for r in chosen] == ["kept", "left out", "unbuilt"]
+    assert chosen[0] == everything[0]
+    assert not chosen[1]["built"] and chosen[1]["status"] == NOT_REQUESTED and chosen[1]["evaluation"] is None
+    assert chosen[2] == everything[2]  # a row that cannot build keeps its own reason
+    assert resolve_table(config, table, METHODS, D, "p/other") == everything  # other tables untouched
+    config["paper_rows"] = {"p/t": ["kept", "a typo"]}
+    with pytest.raises(ValueError, match=r"paper_rows.p/t: no row labelled \['a typo'\]"):
+        resolve_table(config, table, METHODS, D, "p/t")
 
 
 @pytest.mark.parametrize(
