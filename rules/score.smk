@@ -140,3 +140,25 @@ rule train_embedding_classifier:
         scorer=lambda wildcards: config["scorers"][wildcards.scorer],
     script:
         "../scripts/train_embedding_classifier.py"
+
+
+# An image encoder's embeddings of a chunk (Density-Based Pruning's DINOv2), at the same path a
+# CLIP scorer's embeddings take, so a selection reads either alike; in the caption env (transformers).
+rule embed_chunk:
+    input:
+        shards=get_chunk_input,
+        model=lambda wildcards: WS.image_encoder_model(wildcards.scorer),
+    output:
+        embeddings=P("embeddings"),
+        report=P("embedding_report"),
+    log:
+        P.log("embed_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.image_encoders_of("transformers"),
+    conda:
+        "../envs/caption.yaml"
+    threads: config["threads"]
+    params:
+        batch_size=config["caption_batch_size"],
+    script:
+        "../scripts/embed_chunk.py"

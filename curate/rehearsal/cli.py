@@ -1,8 +1,8 @@
 """``python -m curate.rehearsal build|serve|up|down``: build the local internet, serve it.
 
-- ``build --root R [--port 8765] [--rows N] [--jobs J]``: runs ``build`` of `PARTS` in order
-  (pools, evaluation sets, datasets, models), each only when what it was built from changed: its inputs
-  (port, rows) or its code (the part's module and the synthetic world it draws from). What was
+- ``build --root R [--port 8765] [--rows N] [--jobs J] [--pools a,b] [--models x,y]``: runs
+  ``build`` of `PARTS` in order (pools, evaluation sets, datasets, models), each only when what it was
+  built from changed: its inputs (port, rows, the pools or models it was limited to) or its code (the part's module and the synthetic world it draws from). What was
   built, and from what, is recorded in ``R/built.json``. The same command gives the same bytes.
 - ``serve --root R --port P``: serves R on 127.0.0.1:P in the foreground (`curate.rehearsal.server`).
 - ``up --root R --port P``: builds what is out of date, starts ``serve`` in the background
@@ -60,18 +60,46 @@ def _write_built(root: Path, built: dict) -> None:
     os.replace(tmp, root / BUILT)
 
 
-def _part_inputs(part: str, module, port: int, rows: int) -> dict:
+def _part_inputs(part: str, module, port: int, rows: int, only: dict | None = None) -> dict:
     inputs = {"code": _code_hash(module)}
     if getattr(module, "USES_PORT", True):  # a part whose files hold no URL says so
         inputs["port"] = int(port)
     if part == "pools":
         inputs["rows"] = int(rows)
+    if (only or {}).get(part) is not None:
+        inputs["only"] = sorted(only[part])
     return inputs
 
 
-def build(root, port: int = DEFAULT_PORT, rows: int | None = None, jobs: int = 1, force: bool = False) -> dict:
+def _part_arguments(part: str, rows: int, jobs: int, only: dict | None) -> dict:
+    chosen = (only or {}).get(part)
+    if part == "pools":
+        return {"rows": rows, "jobs": jobs, "pools": chosen}
+    if part == "models" and chosen is not None:
+        from curate.rehearsal.models import catalogue
+
+        models = catalogue()
+        unknown = sorted(set(chosen) - set(models))
+        if unknown:
+            raise ValueError(f"unknown models {unknown}: not in config/models.yaml")
+        return {"models": {name: models[name] for name in chosen}}
+    if chosen is not None:
+        raise ValueError(f"part {part} cannot be built in part")
+    return {}
+
+
+def build(
+    root,
+    port: int = DEFAULT_PORT,
+    rows: int | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    only: dict | None = None,
+) -> dict:
     """Build the parts of `root` that are missing or out of date; returns ``built.json``'s
-    content. A part whose module is not in this checkout is recorded as missing."""
+    content. A part whose module is not in this checkout is recorded as missing. `only`:
+    ``{"pools": [...], "models": [...]}`` builds just those pools or `models:` entries (a slice
+    of the paper scale needs a few); a root built so is rebuilt whole when asked without it."""
     from curate.rehearsal.pools import DEFAULT_ROWS
 
     root = Path(root)
@@ -88,7 +116,7 @@ def build(root, port: int = DEFAULT_PORT, rows: int | None = None, jobs: int = 1
             built[part] = {"missing": True}
             _write_built(root, built)
             continue
-        inputs = _part_inputs(part, module, port, rows)
+        inputs = _part_inputs(part, module, port, rows, only)
         if not force and built.get(part, {}).get("inputs") == inputs:
             log.info("part %s: up to date", part)
             continue
@@ -96,8 +124,7 @@ def build(root, port: int = DEFAULT_PORT, rows: int | None = None, jobs: int = 1
         built.pop(part, None)
         _write_built(root, built)  # a build that stops half way is not recorded as done
         start = time.time()
-        kwargs = {"rows": rows, "jobs": jobs} if part == "pools" else {}
-        summary = module.build(root, port, **kwargs)
+        summary = module.build(root, port, **_part_arguments(part, rows, jobs, only))
         built[part] = {"inputs": inputs, "seconds": round(time.time() - start, 1), "summary": summary}
         _write_built(root, built)
         log.info("part %s: built in %.1f s", part, time.time() - start)
@@ -153,10 +180,17 @@ def _running_pid(root: Path) -> int | None:
     return None
 
 
-def up(root, port: int = DEFAULT_PORT, rows: int | None = None, jobs: int = 1, stall_s: float | None = None) -> int:
-    """Build what is out of date and start the server in the background; returns its pid."""
+def up(
+    root,
+    port: int = DEFAULT_PORT,
+    rows: int | None = None,
+    jobs: int = 1,
+    stall_s: float | None = None,
+    only: dict | None = None,
+) -> int:
+    """Build what is out of date (`build`) and start the server in the background; returns its pid."""
     root = Path(root).resolve()
-    build(root, port, rows, jobs)
+    build(root, port, rows, jobs, only=only)
     pid = _running_pid(root)
     if pid is not None:
         summary = answers(port)
@@ -232,21 +266,28 @@ def main(argv=None) -> int:
         if name in ("build", "up"):
             sub.add_argument("--rows", type=int, default=None, help="datacomp-small's rows (others are multiples)")
             sub.add_argument("--jobs", type=int, default=1, help="processes drawing the pools' images")
+            sub.add_argument("--pools", default=None, help="only these pools, comma-separated (default: all)")
+            sub.add_argument(
+                "--models", default=None, help="only these models: entries, comma-separated (default: all)"
+            )
         if name == "build":
             sub.add_argument("--force", action="store_true", help="rebuild every part")
         if name in ("serve", "up"):
             sub.add_argument("--stall-s", type=float, default=None, help="seconds a timing-out image stalls")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    only = None
+    if args.command in ("build", "up"):
+        only = {part: getattr(args, part).split(",") for part in ("pools", "models") if getattr(args, part)}
     if args.command == "build":
-        built = build(args.root, args.port, args.rows, args.jobs, args.force)
+        built = build(args.root, args.port, args.rows, args.jobs, args.force, only)
         print(json.dumps({part: {k: v for k, v in e.items() if k != "summary"} for part, e in built.items()}, indent=2))
     elif args.command == "serve":
         from curate.rehearsal.server import serve
 
         serve(args.root, args.port, args.stall_s)
     elif args.command == "up":
-        pid = up(args.root, args.port, args.rows, args.jobs, args.stall_s)
+        pid = up(args.root, args.port, args.rows, args.jobs, args.stall_s, only)
         print(f"http://127.0.0.1:{args.port} (pid {pid})")
     else:
         print("stopped" if down(args.root) else "no server was running")

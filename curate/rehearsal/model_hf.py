@@ -5,6 +5,8 @@
 - ``openai/clip-vit-large-patch14-336``: the whole ``CLIPModel`` (text tower included) with its
   image processor, as the Hub repo holds it; LLaVA reads its vision tower with
   ``CLIPVisionModel.from_pretrained``, which takes ``vision_config`` and ``vision_model.*`` from it.
+- ``facebook/dinov2-large``: ``Dinov2Model`` + DINOv2's ``BitImageProcessor`` (Density-Based
+  Pruning's image encoder), ``save_pretrained``.
 - ``lmsys/vicuna-7b-v1.5``: a ``LlamaForCausalLM`` in float16, sharded in two
   ``pytorch_model-0000N-of-00002.bin`` files with ``pytorch_model.bin.index.json``, a
   ``generation_config.json`` and Llama's SentencePiece tokenizer: ``tokenizer.model`` (a
@@ -108,6 +110,33 @@ def build_clip_vision_snapshot(folder, seed: int, image_size: int = 42, patch: i
         crop_size={"height": image_size, "width": image_size},
         image_mean=list(CLIP_MEAN),
         image_std=list(CLIP_STD),
+    ).save_pretrained(str(folder))
+    return folder
+
+
+def build_dinov2_snapshot(folder, seed: int, image_size: int = 28, patch: int = 14) -> Path:
+    """A ``facebook/dinov2-large`` snapshot: ``Dinov2Model`` and DINOv2's ``BitImageProcessor``
+    (resize the shortest edge, centre crop, ImageNet mean and std), ``save_pretrained``."""
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=4,
+        image_size=image_size,
+        patch_size=patch,
+    )
+    with seeded(seed):
+        model = Dinov2Model(config).eval()
+    folder = Path(folder)
+    model.save_pretrained(str(folder))
+    BitImageProcessor(
+        size={"shortest_edge": image_size + image_size // 7},  # 256 -> 224 as DINOv2's 8:7
+        crop_size={"height": image_size, "width": image_size},
+        do_center_crop=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
     ).save_pretrained(str(folder))
     return folder
 

@@ -7,7 +7,7 @@ tiny weights, in the local internet's layout (`curate.rehearsal`):
   list (`model_text`);
 - Hub model repos at ``R/hub/models/<org>/<name>/``: open_clip's layout for the tags open_clip
   fetches from the Hub (EVA-CLIP), transformers' ``save_pretrained`` layouts for BLIP / BLIP-2 ITM,
-  GIT, CLIP ViT-L/14-336 and Vicuna, sentence-transformers' for all-MiniLM-L6-v2 (`model_blip`,
+  GIT, CLIP ViT-L/14-336, DINOv2-L/14 and Vicuna, sentence-transformers' for all-MiniLM-L6-v2 (`model_blip`,
   `model_hf`), each with a ``README.md``.
 
 `build` finds each entry's source the way `curate.scoring.pretrained.fetch_model` does (open_clip's
@@ -187,6 +187,9 @@ class _Builder:
         elif repo == "openai/clip-vit-large-patch14-336":
             model_hf.build_clip_vision_snapshot(folder, seed)
             what = "CLIPModel (whose vision tower CLIPVisionModel reads) and its CLIPImageProcessor"
+        elif repo == "facebook/dinov2-large":
+            model_hf.build_dinov2_snapshot(folder, seed)
+            what = "Dinov2Model and its BitImageProcessor (save_pretrained)"
         elif repo == "lmsys/vicuna-7b-v1.5":
             model_hf.build_llama_snapshot(folder, seed)
             what = "LlamaForCausalLM in float16, two .bin shards with their index, a SentencePiece tokenizer.model"

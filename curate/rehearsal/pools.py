@@ -419,20 +419,27 @@ def outputs(root) -> list[Path]:
     return out + [repo_dir(root, "dataset", spec.hf_dataset) for spec in POOLS.values()]
 
 
-def build(root, port: int, rows: int = DEFAULT_ROWS, jobs: int = 1) -> dict:
+def build(root, port: int, rows: int = DEFAULT_ROWS, jobs: int = 1, pools=None) -> dict:
     """Write every pool's metadata repo, images, ground truth and ``faults.json`` under `root`
     for a server on `port`; returns a summary per pool (rows, files, faults, and the
-    ``n_shards`` a scale needs at `samples_per_shard`)."""
+    ``n_shards`` a scale needs at `samples_per_shard`). `pools`: only these (default: `POOLS`);
+    each is drawn from its own seed, so a pool's bytes do not depend on which others are built."""
     root = Path(root)
     if rows < 10:
         raise ValueError(f"rows must be at least 10, got {rows}")
+    unknown = sorted(set(pools or ()) - set(POOLS))
+    if unknown:
+        raise ValueError(f"unknown pools {unknown}; the local internet has {sorted(POOLS)}")
     for path in outputs(root):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
     plan = {}
+    chosen = {pool: spec for pool, spec in POOLS.items() if pools is None or pool in pools}
     for i, (pool, spec) in enumerate(POOLS.items()):
+        if pool not in chosen:
+            continue
         train = spec.factor * int(rows)
         extra = max(10, train // 100) if spec.layout == "cc3m" else 0
         plan[pool] = {"seed": SEED + i, "train_rows": train, "total": train + extra}
@@ -443,7 +450,7 @@ def build(root, port: int, rows: int = DEFAULT_ROWS, jobs: int = 1) -> dict:
         }
         faults: dict[str, str] = {}
         summary = {}
-        for pool, spec in POOLS.items():
+        for pool, spec in chosen.items():
             generated = [row for f in futures[pool] for row in f.result()]
             summary[pool] = _build_pool(root, pool, spec, generated, port, plan[pool], faults)
     counts = {pool: s["faults"] for pool, s in summary.items()}

@@ -145,3 +145,34 @@ LANGID_MODELS.register(
     },
     packaged=True,  # nothing to fetch or train: the model ships inside the package
 )
+
+
+# --------------------------------------------------------------------------- image encoders
+# Image embeddings that some selections cluster (Density-Based Pruning, docs/algorithms.md §11).
+# Each encoder's per-chunk embeddings land at the `embeddings` path under its own name, as a CLIP
+# scorer's do, so a selection reads either alike (`Workspace.image_embedding_files`).
+IMAGE_ENCODERS = Registry("image encoder", key="library", default="transformers")
+
+IMAGE_ENCODERS.register(
+    "transformers",
+    doc="a transformers vision backbone (DINOv2): its pooled [CLS] output, L2-normalised, per pool chunk",
+    params={"source": optional({"const": "pretrained"}, "pretrained"), **_PRETRAINED},
+    check=_check_model(("huggingface",)),
+    rule="embed_chunk",
+)
+IMAGE_ENCODERS.register(
+    "clip",
+    doc="a CLIP scorer's image tower: the image embeddings its score rule already writes",
+    params={"scorer": required(NAME, "the open_clip scorer whose image embeddings are read", ref="scorers")},
+    check=lambda config, where, entry: _check_clip_scorer(config, where, entry),
+)
+
+
+def _check_clip_scorer(config: dict, where: str, entry: dict) -> None:
+    if config["scorers"][entry["scorer"]]["library"] != "open_clip":
+        raise ConfigError(f"{where}.scorer: {entry['scorer']!r} is not an open_clip scorer (no image embeddings)")
+
+
+def embeddings_owner(name: str, entry: dict) -> str:
+    """Under which name an image encoder's embeddings are written: its CLIP scorer's, or its own."""
+    return entry["scorer"] if entry.get("library") == "clip" else name

@@ -365,12 +365,14 @@ def kmeans_centroids(
     n_iter: int = 20,
     seed: int = 0,
     max_points_per_centroid: int = MAX_POINTS_PER_CENTROID,
+    spherical: bool = False,
     **faiss_kwargs,
 ) -> np.ndarray:
     """faiss k-means (docs/algorithms.md §2, image_based) -> ``(n_clusters, d)`` float32 centroids.
 
     ``faiss.Kmeans(d, n_clusters, niter=n_iter, seed=seed, spherical=False,
-    max_points_per_centroid=...)`` (L2 k-means; DataComp: 100 000 clusters, 20 iterations, seed 0,
+    max_points_per_centroid=...)`` (L2 k-means unless ``spherical``, which renormalises the
+    centroids after each iteration, as SemDeDup and DBP cluster; DataComp: 100 000 clusters, 20 iterations, seed 0,
     and ``max_points_per_centroid`` 10 000 000, so every point is clustered: with faiss's default
     of 256 it would train on a subsample of ``256 * n_clusters`` points) trained on ``features``
     as float32. Other faiss ``ClusteringParameters`` pass through ``faiss_kwargs``. The same seed
@@ -390,7 +392,7 @@ def kmeans_centroids(
         k,
         niter=int(n_iter),
         seed=int(seed),
-        spherical=False,
+        spherical=bool(spherical),
         verbose=False,
         max_points_per_centroid=int(max_points_per_centroid),
         **faiss_kwargs,

@@ -11,6 +11,8 @@ to the method as ``score_column``) or one fusion's fused chunks (``fusion``).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,8 @@ from curate.registry import FRACTION, NAME, POSITIVE_INT, SEED, ConfigError, Reg
 from curate.selection import baselines, strategies
 from curate.selection.pool_fusion import FUSED_COLUMN
 from curate.selection.sampling import SAMPLERS, threshold, top_fraction
+
+log = logging.getLogger(__name__)
 
 SELECTIONS = Registry("selection method", key="method")
 
@@ -343,6 +347,84 @@ SELECTIONS.register(
         "fraction": optional(FRACTION, 0.3, "the CLIP score's kept fraction, on the unfiltered pool"),
     },
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Density-Based Pruning (docs/algorithms.md §11; curate.selection.dbp)
+
+
+def _dbp_inputs(ws, pool: str, entry: dict) -> dict:
+    inputs = {"embeddings": ws.image_embedding_files(pool, entry["embeddings"])}
+    if entry.get("scorer") is not None:
+        inputs["scores"] = ws.score_files(pool, entry["scorer"])
+    return inputs
+
+
+def _check_prefilter(config: dict, where: str, entry: dict) -> None:
+    if (entry["scorer"] is None) != (entry["prefilter_fraction"] is None):
+        raise ConfigError(f"{where}: a CLIP-score prefilter takes both scorer and prefilter_fraction")
+
+
+@SELECTIONS.register(
+    "density_based_pruning",
+    params={
+        "embeddings": required(
+            NAME, "the image encoder whose embeddings are clustered", ref="image_encoders", paper=True
+        ),
+        "fraction": required(FRACTION, "the share of the (prefiltered, deduplicated) candidates kept"),
+        "n_clusters": required(POSITIVE_INT, "k-means clusters (the authors: 100 on DataComp medium)"),
+        "temperature": optional(
+            {"type": "number", "exclusiveMinimum": 0}, 0.5, "softmax temperature over complexities"
+        ),
+        "n_neighbours": optional(POSITIVE_INT, 20, "nearest centroids averaged in d_inter"),
+        "balance": optional(
+            {"type": "number", "minimum": 0, "maximum": 1}, 0.5, "cluster-balance share of the quota floor"
+        ),
+        "dedup_eps": optional(
+            {"type": "number", "minimum": 0}, None, "SemDeDup threshold first (none: no deduplication)"
+        ),
+        "dedup_clusters": optional(POSITIVE_INT, None, "SemDeDup's k-means clusters (default n_clusters)"),
+        "scorer": optional(NAME, None, "a CLIP score prefilter's scorer", ref="scorers", paper=True),
+        "prefilter_fraction": optional(FRACTION, None, "the prefilter's top fraction of the pool"),
+        "n_iter": optional(POSITIVE_INT, 20, "k-means iterations"),
+        "seed": optional(SEED, 0, "k-means seed"),
+    },
+    check=_check_prefilter,
+    inputs=_dbp_inputs,
+    labels=lambda config, entry: _labels("none", entry["scorer"] or "", "density_based_pruning"),
+)
+def select_density_based_pruning(params: dict, inputs: dict) -> list[str]:
+    """CLIP-score prefilter (optional), SemDeDup (optional), then DBP's complexity-weighted quotas."""
+    from curate.data.scorefiles import load_embeddings
+    from curate.selection.dbp import density_based_pruning
+
+    top = None
+    if params["scorer"] is not None:
+        score_uids, scores = chunk_scores(params, inputs)
+        top = set(score_uids[i] for i in top_fraction(scores, params["prefilter_fraction"]))
+    # only the candidates' embeddings are held (a chunk at a time): the prefilter's 30 % of a pool
+    uids, images, embedded = [], [], 0
+    for path in inputs["embeddings"]:
+        chunk_uids, image, _ = load_embeddings(path)
+        embedded += len(chunk_uids)
+        rows = np.arange(len(chunk_uids)) if top is None else [i for i, u in enumerate(chunk_uids) if u in top]
+        uids += [chunk_uids[i] for i in rows]
+        images.append(image[rows])
+    features = np.concatenate(images) if images else np.zeros((0, 1), np.float32)
+    keep, summary = density_based_pruning(
+        features,
+        params["fraction"],
+        params["n_clusters"],
+        temperature=params["temperature"],
+        n_neighbours=params["n_neighbours"],
+        balance=params["balance"],
+        dedup_eps=params["dedup_eps"],
+        dedup_clusters=params["dedup_clusters"],
+        n_iter=params["n_iter"],
+        seed=params["seed"],
+    )
+    log.info("density_based_pruning: %s (of %d embedded samples)", summary, embedded)
+    return [uids[i] for i in np.flatnonzero(keep)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,6 +217,9 @@ def train_command(argv: list[str], world_size: int = 1) -> list[str]:
     entry = ["-m", "curate.training.clip", *argv]
     if world_size == 1:
         return [sys.executable, *entry]
+    # "--" ends torchrun's own options: its parser would otherwise read open_clip_train's --logs
+    # as an abbreviation of its --logs-specs and stop ("ambiguous option")
+    entry = ["-m", "curate.training.clip", "--", *argv]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}", *entry]
 
 
@@ -316,6 +319,8 @@ def _main(argv: list[str]) -> int:
     from open_clip_train.main import main
     from open_clip_train.params import parse_args
 
+    if argv[:1] == ["--"]:  # torchrun passes its "--" on where its Python keeps it (3.12+)
+        argv = argv[1:]
     _seeded_open_clip_data(parse_args(list(argv)).seed)
     result = main(list(argv))
     return 1 if result == -1 else 0

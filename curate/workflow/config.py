@@ -99,7 +99,7 @@ def check_structure(config: dict, root: Path = REPO) -> None:
 def registries() -> dict[str, Registry]:
     """The config sections whose entries are completed by a registry, with that registry."""
     from curate.data.datasets import DATASETS
-    from curate.scoring.components import CAPTIONERS, LANGID_MODELS, SENTENCE_ENCODERS
+    from curate.scoring.components import CAPTIONERS, IMAGE_ENCODERS, LANGID_MODELS, SENTENCE_ENCODERS
     from curate.scoring.kinds import SCORER_KINDS
     from curate.selection.fusion import FUSIONS
     from curate.selection.methods import SELECTIONS
@@ -110,6 +110,7 @@ def registries() -> dict[str, Registry]:
         "captioners": CAPTIONERS,
         "sentence_encoders": SENTENCE_ENCODERS,
         "langid_models": LANGID_MODELS,
+        "image_encoders": IMAGE_ENCODERS,
         "scorers": SCORER_KINDS,
         "fusions": FUSIONS,
         "selections": SELECTIONS,

@@ -41,6 +41,7 @@ TEMPLATES = {
     "scores": "{data}/scores/{pool}/{scorer}/{chunk}.parquet",
     "score_report": "{data}/scores/{pool}/{scorer}/{chunk}.report.json",
     "embeddings": "{data}/embeddings/{pool}/{scorer}/{chunk}.npz",
+    "embedding_report": "{data}/embeddings/{pool}/{scorer}/{chunk}.report.json",
     "classifier": "{data}/scores/{pool}/{scorer}/classifier.npz",
     "dataset_embeddings": "{data}/embeddings/datasets/{dataset}/{scorer}.npz",
     "curated_embeddings": "{data}/embeddings/curated/{curated_set}/{scorer}.npz",

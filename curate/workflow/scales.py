@@ -36,7 +36,7 @@ import copy
 from curate.reporting.paper_tables import paper_metric_spec
 
 #: The config sections whose names a stand-in may replace in a selection.
-STAND_IN_SECTIONS = ("scorers", "captioners", "langid_models", "datasets", "models")
+STAND_IN_SECTIONS = ("scorers", "captioners", "langid_models", "image_encoders", "datasets", "models")
 
 
 def scale_entry(config: dict) -> dict:

@@ -10,7 +10,7 @@ import re
 
 from curate.data.chunks import chunk_names, chunk_shard_ids
 from curate.data.scorefiles import score_contract as _contract
-from curate.scoring.components import LANGID_MODELS, is_trained
+from curate.scoring.components import LANGID_MODELS, embeddings_owner, is_trained
 from curate.scoring.kinds import SCORER_KINDS, score_column, score_contract
 from curate.selection.fusion import FUSIONS
 from curate.selection.methods import SELECTIONS, resolve_selection, score_column_of, score_source
@@ -158,6 +158,19 @@ class Workspace:
         if is_trained(entry):
             return self.path("langid_model", langid=langid)
         return self.model_folder(entry["model"])
+
+    def image_encoder_model(self, encoder: str) -> str:
+        """An image encoder's fetched ``models`` folder (``library: transformers``)."""
+        return self.model_folder(self.config["image_encoders"][encoder]["model"])
+
+    def image_embedding_files(self, pool: str, encoder: str) -> list[str]:
+        """Every chunk's image embeddings of an image encoder: a CLIP scorer's own files, or the
+        encoder's (written by ``embed_chunk``)."""
+        owner = embeddings_owner(encoder, self.config["image_encoders"][encoder])
+        return self.per_chunk("embeddings", pool, scorer=owner)
+
+    def image_encoders_of(self, library: str) -> str:
+        return names_pattern(n for n, e in self.config["image_encoders"].items() if e["library"] == library)
 
     def trained(self, section: str) -> str:
         """A wildcard pattern of the entries of ``captioners``, ``sentence_encoders`` or

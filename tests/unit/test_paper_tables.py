@@ -184,8 +184,9 @@ def test_paper_rows_builds_only_the_rows_it_names_and_keeps_the_others_listed():
     [
         (row(reproduce=False), "reported only: the method is not disclosed"),
         (
-            row("prune_x", needs=["method:density-based-pruning", "method:mos", "scorer:big-clip"]),
-            "method not built yet: density-based-pruning",
+            # (a made-up method: the papers' unbuilt ones get built, density-based-pruning was here)
+            row("prune_x", needs=["method:toy-pruning", "method:mos", "scorer:big-clip"]),
+            "method not built yet: toy-pruning",
         ),
         (row("dfn", needs=["uids:dfn-medium"]), "published uids not available: dfn-medium"),
         (row("drop20_x", needs=["method:scs"]), "selection not in config: drop20_x"),
@@ -284,7 +285,7 @@ def test_implemented_methods_come_from_the_registries():
     } <= METHODS
     assert "sieve" in METHODS  # a scorer library
     assert {"sample_weighting", "recaption", "drop_lowest"} <= METHODS  # MoS's strategies
-    assert "density_based_pruning" not in METHODS
+    assert "density_based_pruning" in METHODS  # a DataComp leaderboard entry (docs/algorithms.md §11)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,12 +560,13 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
         by_recipe.setdefault(Path(evaluation).parts[-2], set()).add(Path(evaluation).parts[-3])
     # Sieve Table 1's LAION filtering among them: the tiny laion2b (a table1 run) stands in for DataComp's
     # FLYT's rows built since (flyt-rows) add 42: 40 runs of their own (22 E-FLYT, 7 M-FLYT, 10 SCS
-    # over M-FLYT-Base, the two-stage s-CLIPLoss/NormSim filter) and 2 of table1's (DataComp's
-    # image-based filter, the unfiltered run)
-    assert len(by_recipe["tiny-clip"]) == 19 + 42 and "laion2b" in by_recipe["tiny-clip"]
+    # over M-FLYT-Base, the two-stage s-CLIPLoss/NormSim filter) and 2 of table1's and table2's
+    # (DataComp's image-based filter; the reading scorer's top 20 %, as FLYT's classifier rows stand)
+    assert len(by_recipe["tiny-clip"]) == 20 + 42 and "laion2b" in by_recipe["tiny-clip"]
     # beyond table1's and table2's runs: IN-weighted r = 2, 4, 16, FLYT's IN-weighted SCS, Sieve's
-    # top 10 and 15 % and Sieve + CLIP with CLIP weight 0.3 and 0.7; FLYT's 40
-    assert len(by_recipe["tiny-clip"] - tables) == 8 + 40
+    # top 10 and 15 %, Sieve + CLIP with CLIP weight 0.3 and 0.7, and the leaderboard's Density-Based
+    # Pruning; FLYT's 40
+    assert len(by_recipe["tiny-clip"] - tables) == 9 + 40
     # MoS with the weighted CLIP loop: no filter; each tiny scorer dropping 10, 20 and 30 %,
     # weighting and re-captioning; MoS dropping 10, 20 and 30 %. LLaVA: each scorer's weights and MoS's.
     assert len(by_recipe["tiny-mos-clip"]) == 1 + 3 * 5 + 3

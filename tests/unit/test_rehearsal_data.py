@@ -160,6 +160,23 @@ def test_build_is_seeded(built, tmp_path):
         assert first == again, folder
 
 
+def test_a_pool_built_alone_has_the_bytes_it_has_among_all(built, tmp_path):
+    root, port, _ = built
+    summary = pools.build(tmp_path / "part", port, rows=ROWS, pools=["cc3m"])
+    assert list(summary) == ["cc3m"]
+    for folder in ("img/cc3m", "hub/datasets/google-research-datasets/conceptual_captions"):
+        whole = {p.relative_to(root / folder): p.read_bytes() for p in (root / folder).rglob("*") if p.is_file()}
+        alone = {
+            p.relative_to(tmp_path / "part" / folder): p.read_bytes()
+            for p in (tmp_path / "part" / folder).rglob("*")
+            if p.is_file()
+        }
+        assert whole and whole == alone, folder
+    assert not (tmp_path / "part" / "img" / "datacomp-small").exists()
+    with pytest.raises(ValueError, match="unknown pools \\['nope'\\]"):
+        pools.build(tmp_path / "bad", port, rows=ROWS, pools=["nope"])
+
+
 # --------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------

@@ -283,6 +283,12 @@ def test_hub_snapshots_fetch_and_load_with_from_pretrained(internet, tmp_path):
         elif repo == "openai/clip-vit-large-patch14-336":
             vision = CLIPVisionModel.from_pretrained(out)
             assert vision.config.patch_size == 14 and vision.config.num_hidden_layers >= 2
+        elif repo == "facebook/dinov2-large":
+            from curate.scoring.image_encoder import encode_images, load_image_encoder
+
+            emb = encode_images(*load_image_encoder(out), images)
+            assert emb.shape == (len(images), 64)
+            np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
         elif repo == "lmsys/vicuna-7b-v1.5":
             assert sorted(p.name for p in out.glob("pytorch_model-*.bin")) == [
                 "pytorch_model-00001-of-00002.bin",

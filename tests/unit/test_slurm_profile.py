@@ -43,6 +43,7 @@ GPU_RULES = {
     "embed_dataset",
     "train_mixer",
     "itm_score_chunk",
+    "embed_chunk",  # an image encoder (DBP's DINOv2)
     "evaluate_blip",
 }
 TRAINING_RULES = {"train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}

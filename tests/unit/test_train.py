@@ -176,6 +176,37 @@ def test_multi_gpu_recipes_start_one_process_per_gpu_through_torchrun():
     assert train_command(["--seed", "0"]) == [sys.executable, "-m", "curate.training.clip", "--seed", "0"]
     cmd = train_command(["--seed", "0"], world_size=8)
     assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8"]
-    assert cmd[5:] == ["-m", "curate.training.clip", "--seed", "0"]
+    assert cmd[5:] == ["-m", "curate.training.clip", "--", "--seed", "0"]
+
+
+def test_torchrun_hands_open_clip_train_its_arguments_unread():
+    """torchrun's parser reads an unknown --logs as its own --logs-specs (an abbreviation); the
+    rehearsal's first 2-process training stopped on it."""
+    from open_clip_train.params import parse_args
+    from torch.distributed.run import get_args_parser
+
+    from curate.training.clip import clip_train_argv, train_command
+
+    recipe = {
+        "model": "ViT-B-32",
+        "samples_seen": 64,
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 5e-4,
+        "wd": 0.2,
+        "warmup": 5,
+        "beta1": 0.9,
+        "beta2": 0.98,
+        "eps": 1e-6,
+        "world_size": 2,
+        "device": "cpu",
+    }
+    argv = clip_train_argv(recipe, "d/00000000.tar", 64, "d/logs", "run", seed=3)
+    assert "--logs" in argv
+    torchrun = get_args_parser().parse_args(train_command(argv, world_size=2)[3:])
+    assert torchrun.module and torchrun.training_script == "curate.training.clip"
+    handed = torchrun.training_script_args
+    handed = handed[1:] if handed[:1] == ["--"] else handed  # as the entry point drops it
+    assert handed == argv and parse_args(handed).logs == "d/logs"
     with pytest.raises(ValueError, match="world_size"):
         train_command([], world_size=0)

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def run_snakemake(workdir, *args, timeout=1800, configfiles=()):
+def run_snakemake(workdir, *args, timeout=1800, configfiles=(), hub_offline=True):
     """Run the repo's workflow with `workdir` as working directory (outputs land there), its
-    config.yaml and then ``configfiles`` merged over it."""
+    config.yaml and then ``configfiles`` merged over it. ``hub_offline=False`` lets jobs reach the
+    config's ``hub_endpoint`` (a loopback Hub)."""
     command = [
         SNAKEMAKE,
         "--snakefile",
@@ -26,7 +27,9 @@ def run_snakemake(workdir, *args, timeout=1800, configfiles=()):
         str(workdir),
         *args,
     ]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled")
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1" if hub_offline else "0", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled"
+    )
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
 
 

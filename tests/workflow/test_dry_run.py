@@ -131,13 +131,14 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
-    # (FLYT Table 2, left) and that no paper row at tiny trains. FLYT's rows built since (flyt-rows)
-    # add 41: 22 E-FLYT runs (Tables 2 and 11-13; DC-1B's and DC medium's initialisations share one
-    # at tiny), 7 M-FLYT ones (M-FLYT-Base's plain CE and Tables 8-10's variants that stay distinct
+    # (FLYT Table 2, left) and that no paper row at tiny trains; the DataComp leaderboard's
+    # Density-Based Pruning one more (its own subset). FLYT's rows built since (flyt-rows) add 41:
+    # 22 E-FLYT runs (Tables 2 and 11-13; DC-1B's and DC medium's initialisations share one at
+    # tiny), 7 M-FLYT ones (M-FLYT-Base's plain CE and Tables 8-10's variants that stay distinct
     # after stand-ins), 10 of SCS over M-FLYT-Base (Tables 3 and 14), the two-stage
     # s-CLIPLoss/NormSim filter and DataComp's image-based filter (FLYT's DC-medium reference model
     # stands as table1's unfiltered tiny run)
-    assert jobs["train_clip"] == "69"
+    assert jobs["train_clip"] == "70"
     # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
     assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
@@ -194,6 +195,7 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
         "openai-clip-b32",  # the LAION filter's CLIP (its gcld3 has no file)
         "wordnet",  # the text-based filter's WordNet and ImageNet-21k ids
         "imagenet21k-wordnet-ids",
+        "dinov2-l14",  # the leaderboard's Density-Based Pruning clusters DINOv2-L/14 embeddings
     }
     assert {job["model"] for job in jobs["convert_model"]} == {"blip-b16-14m", "blip-b16-129m", "blip-itm-b16-14m"}
     captioned = {(job["pool"], job["captioner"]) for job in jobs["caption_chunk"]}
