@@ -7,6 +7,11 @@
 #   ./setup.sh           the project's env
 #   ./setup.sh --lavis   also LAVIS's own env, .venv-lavis (setup-lavis.sh: 6 GB, minutes). Without
 #                        it, the first LAVIS job (recipe mos-blip) builds that env itself.
+#   TORCH_CUDA=cu126 ./setup.sh
+#                        torch and torchvision (their pinned versions) from PyTorch's own index
+#                        for that CUDA build instead of PyPI's default build, for a cluster whose
+#                        NVIDIA driver is too old for it (README, "GPU drivers"; a job given a GPU
+#                        that torch cannot use stops and names its driver: curate/devices.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,7 +22,9 @@ fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+TORCH_CUDA=${TORCH_CUDA:-}
+# the stamp: the lock and pyproject (and TORCH_CUDA where set: a change reinstalls torch)
+wanted=$( (cat requirements.lock pyproject.toml; [ -z "$TORCH_CUDA" ] || echo "torch_cuda=$TORCH_CUDA") | sha256sum | cut -d' ' -f1)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && .venv/bin/python -c "import curate" 2>/dev/null; then
   echo "setup: .venv is up to date"
@@ -29,6 +36,12 @@ else
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   .venv/bin/python -m pip install --quiet --prefer-binary -r requirements.lock
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  if [ -n "$TORCH_CUDA" ]; then
+    pins=$(grep -E '^(torch|torchvision)==' requirements.lock | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    .venv/bin/python -m pip install --quiet --no-deps --force-reinstall \
+      --index-url "https://download.pytorch.org/whl/$TORCH_CUDA" $pins
+  fi
   echo "$wanted" > "$stamp"
   echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, open_clip; print("torch", torch.__version__, "open_clip", open_clip.__version__)'))"
 fi

@@ -56,6 +56,10 @@ def get_scorer_inputs(wildcards):
     return WS.scorer_inputs(wildcards.scorer, wildcards.pool, wildcards.chunk)
 
 
+def get_group_inputs(kind):
+    return lambda wildcards: WS.group_inputs(kind, wildcards.pool, wildcards.chunk)
+
+
 def get_scorer_model(wildcards):
     return WS.scorer_model(wildcards.scorer)
 
@@ -134,6 +138,10 @@ def get_recaption_captions(wildcards):
 
 def get_training_gpus(wildcards):
     return WS.training_gpus(wildcards.recipe)
+
+
+def get_scorer_training_gpus(wildcards):
+    return WS.training_gpus(config["scorers"][wildcards.scorer]["recipe"])
 
 
 def get_task_dirs(wildcards):

@@ -24,6 +24,8 @@ rule train_scorer:
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_scorer_training_gpus,
     params:
         scorer=lambda wildcards: config["scorers"][wildcards.scorer],
         recipe=lambda wildcards: config["recipes"][

@@ -1,5 +1,50 @@
 # One rule per scorer kind (curate.scoring.kinds): each writes the same per-chunk score file, so a
 # selection or fusion reads any scorer alike; each kind's scorers are its rule's wildcard values.
+# The scorers of config `score_group` are scored together instead: one job per chunk for all of a
+# kind (score_group_chunk, itm_score_group_chunk), each image read and decoded once by the loader's
+# workers (config loader_workers, on top of the job's threads), then every model on the job's device.
+
+if WS.score_group("open_clip"):
+
+    rule score_group_chunk:
+        input:
+            unpack(get_group_inputs("open_clip")),
+        output:
+            WS.group_outputs("open_clip"),
+        log:
+            P.log("score_group_chunk", "pool", "chunk"),
+        conda:
+            "../envs/score.yaml"
+        threads: config["threads"] + config["loader_workers"]
+        params:
+            kind="open_clip",
+            scorers=WS.score_group("open_clip"),
+            batch_size=WS.group_batch_size("open_clip"),
+            contracts=[WS.score_contract(s) for s in WS.score_group("open_clip")],
+        script:
+            "../scripts/score_group_chunk.py"
+
+
+if WS.score_group("blip_itm"):
+
+    rule itm_score_group_chunk:
+        input:
+            unpack(get_group_inputs("blip_itm")),
+        output:
+            WS.group_outputs("blip_itm"),
+        log:
+            P.log("itm_score_group_chunk", "pool", "chunk"),
+        conda:
+            "../envs/caption.yaml"
+        threads: config["threads"] + config["loader_workers"]
+        params:
+            kind="blip_itm",
+            scorers=WS.score_group("blip_itm"),
+            heads=[config["scorers"][s]["head"] for s in WS.score_group("blip_itm")],
+            batch_size=WS.group_batch_size("blip_itm"),
+            contracts=[WS.score_contract(s) for s in WS.score_group("blip_itm")],
+        script:
+            "../scripts/score_group_chunk.py"
 
 
 rule score_chunk:
@@ -12,10 +57,10 @@ rule score_chunk:
     log:
         P.log("score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=WS.scorers_of_kind("open_clip"),
+        scorer=WS.single_scorers_of_kind("open_clip"),
     conda:
         "../envs/score.yaml"
-    threads: config["threads"]
+    threads: config["threads"] + config["loader_workers"]
     params:
         batch_size=get_scorer_batch_size,
         contract=get_scorer_contract,
@@ -34,10 +79,10 @@ rule itm_score_chunk:
     log:
         P.log("itm_score_chunk", "pool", "scorer", "chunk"),
     wildcard_constraints:
-        scorer=WS.scorers_of_kind("blip_itm"),
+        scorer=WS.single_scorers_of_kind("blip_itm"),
     conda:
         "../envs/caption.yaml"
-    threads: config["threads"]
+    threads: config["threads"] + config["loader_workers"]
     params:
         head=lambda wildcards: config["scorers"][wildcards.scorer]["head"],
         batch_size=get_scorer_batch_size,
@@ -162,3 +207,48 @@ rule embed_chunk:
         batch_size=config["caption_batch_size"],
     script:
         "../scripts/embed_chunk.py"
+
+
+# HYPE (curate.scoring.hype): a hyperbolic CLIP's -d_L and image and text specificity, three
+# columns of one file; the released weights (`source: pretrained`) or a tiny one trained here.
+rule hype_score_chunk:
+    input:
+        unpack(get_scorer_inputs),
+    output:
+        scores=P("scores"),
+        report=P("score_report"),
+    log:
+        P.log("hype_score_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.scorers_of_kind("hyperbolic_clip"),
+    conda:
+        "../envs/score.yaml"
+    threads: config["threads"]
+    params:
+        batch_size=get_scorer_batch_size,
+        contract=get_scorer_contract,
+    script:
+        "../scripts/hype_score_chunk.py"
+
+
+# One column of another scorer's chunk files as a scorer of its own (HYPE's three scores as
+# FLYT's three inputs).
+rule column_score_chunk:
+    input:
+        unpack(get_scorer_inputs),
+    output:
+        scores=P("scores"),
+    log:
+        P.log("column_score_chunk", "pool", "scorer", "chunk"),
+    wildcard_constraints:
+        scorer=WS.scorers_of_kind("column"),
+    conda:
+        "../envs/fuse.yaml"
+    params:
+        column=lambda wildcards: config["scorers"][wildcards.scorer]["column"],
+        contract=get_scorer_contract,
+        parent_contract=lambda wildcards: WS.score_contract(
+            config["scorers"][wildcards.scorer]["scorer"]
+        ),
+    script:
+        "../scripts/column_score_chunk.py"

@@ -4,6 +4,7 @@ import torch
 
 from curate.data.chunks import chunk_seed
 from curate.data.shards import shard_paths
+from curate.devices import job_device
 from curate.scoring.captioning import caption_pool_chunk
 from curate.workflow.job import job
 
@@ -16,6 +17,7 @@ with job(snakemake) as log:
         seed=chunk_seed(captioner["seed"], snakemake.wildcards.chunk),
         batch_size=snakemake.params.batch_size,
         image_size=captioner["image_size"],
+        device=job_device(snakemake),
     )
     captions.to_parquet(snakemake.output.captions, index=False)
     with open(snakemake.output.report, "w") as stream:

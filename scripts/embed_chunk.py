@@ -5,6 +5,7 @@ import torch
 
 from curate.data.scorefiles import save_embeddings
 from curate.data.shards import shard_paths
+from curate.devices import job_device
 from curate.scoring.image_encoder import embed_chunk
 from curate.workflow.job import job
 
@@ -14,7 +15,7 @@ with job(snakemake) as log:
         snakemake.input.model,
         shard_paths(snakemake.input.shards),
         batch_size=snakemake.params.batch_size,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=job_device(snakemake),
     )
     # an image encoder has no text tower: the file's text embeddings are empty rows
     save_embeddings(snakemake.output.embeddings, uids, image, np.zeros((len(uids), 0), np.float32))

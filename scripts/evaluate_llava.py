@@ -1,6 +1,7 @@
 import torch
 
 from curate.data.records import write_records
+from curate.devices import job_device
 from curate.evaluation.llava import evaluate_captioning
 from curate.workflow.job import job
 
@@ -10,7 +11,9 @@ with job(snakemake) as log:
         key: dict(spec, dir=task_dir)
         for (key, spec), task_dir in zip(snakemake.params.tasks.items(), snakemake.input.tasks)
     }
-    records = evaluate_captioning(snakemake.input.model, tasks, batch_size=snakemake.params.batch_size)
+    records = evaluate_captioning(
+        snakemake.input.model, tasks, batch_size=snakemake.params.batch_size, device=job_device(snakemake)
+    )
     write_records(records, snakemake.output[0])
     for record in records:
         log.info("%s: %s", record["key"], record["metrics"]["main_metric"])

@@ -1,6 +1,7 @@
 import torch
 
 from curate.data.records import write_records
+from curate.devices import job_device
 from curate.evaluation.evaluate import evaluate_suite
 from curate.workflow.job import job
 
@@ -14,7 +15,7 @@ with job(snakemake) as log:
         f"local-dir:{snakemake.input.model}",
         tasks,
         batch_size=snakemake.params.batch_size,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=job_device(snakemake),
     )
     write_records(records, snakemake.output[0])
     for record in records:

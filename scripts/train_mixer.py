@@ -7,6 +7,7 @@ from curate.data.datasets import labelled_size, read_classes
 from curate.data.integrity import read_json
 from curate.data.scorefiles import check_score_files, load_embeddings
 from curate.data.shards import shard_paths
+from curate.devices import job_device
 from curate.scoring.clip import CONFIG_NAME
 from curate.selection.flyt import (
     DownstreamSet,
@@ -60,6 +61,7 @@ with job(snakemake) as log:
         balanced=fusion["downstream"]["balanced"],
         extractor=extractor,
         **{key: fusion[key] for key in ("zero_init", "hidden") if key in fusion},
+        device=job_device(snakemake),
         log=lambda step, info: log.info("step %d: %s", step, {k: v for k, v in info.items() if k != "step"}),
     )
     summary = {"tau_ds": result.tau_ds, "hparams": hparams.to_dict(), "history": result.history}

@@ -252,3 +252,19 @@ def load_chunk_scores(
     if not np.isfinite(values).all():  # cannot happen after the per-file checks; never let it through
         raise ValueError(f"scores of {Path(score_files[0]).parent}: {int((~np.isfinite(values)).sum())} not finite")
     return scores["uid"].tolist(), values
+
+
+def write_scored_chunk(scores: pd.DataFrame, report: dict, scores_path, report_path, contract: dict) -> pd.DataFrame:
+    """A scoring job's two files for one scorer and chunk: the finite rows of ``scores`` under
+    its ``contract`` (`finite_scores`, `save_scores`; NaN rows a scorer already dropped stay
+    counted in ``report``) and ``report`` (JSON) with the skipped non-finite rows added. Returns
+    the rows written."""
+    import json
+
+    scores, skipped = finite_scores(scores, contract_columns(contract)[0], scores_path)
+    for reason, n in skipped.items():
+        report["skipped"][reason] = report["skipped"].get(reason, 0) + n
+    save_scores(scores, scores_path, contract=contract)
+    with writing(report_path, "score report (json)"), open(report_path, "w") as stream:
+        json.dump(report, stream, indent=2)
+    return scores

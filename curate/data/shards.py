@@ -93,6 +93,9 @@ __all__ = [
     "PoolSample",
     "SkipReport",
     "iter_pool_samples",
+    "classify_sample",
+    "tar_sha256",
+    "close_shard",
     "iter_pool_batches",
     "write_webdataset_shards",
     "iter_webdataset_pairs",
@@ -524,7 +527,7 @@ class ShardCheck:
             )
 
 
-def _start_check(path: Path) -> tuple[ShardCheck, set[str]]:
+def _start_check(path: Path, quiet: bool = False) -> tuple[ShardCheck, set[str]]:
     check = ShardCheck(path=path, size=path.stat().st_size)
     checksums = checksum_path(path)
     check.recorded = checksums.is_file()
@@ -533,7 +536,7 @@ def _start_check(path: Path) -> tuple[ShardCheck, set[str]]:
         check.changes = changed_files(checksums, shard_files(path)[1:]) + changed_files(checksums, [path], full=False)
         if any(not c.startswith(path.name) for c in check.changes):
             check.verdict(0.0)  # the record itself changed: nothing to read against
-    else:
+    elif not quiet:
         log.warning("pool shard %s has no checksum record (%s): a change in place cannot be noticed", path, checksums)
     expected = _recorded_successes(path)
     check.expected = len(expected)
@@ -558,6 +561,29 @@ class _HashingReader:
         return self.digest.hexdigest()
 
 
+class _PlainReader:
+    """A binary file's ``read`` without hashing (the tar is hashed elsewhere); ``drain`` -> None."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def drain(self) -> None:
+        return None
+
+
+def tar_sha256(path) -> str:
+    """The sha256 of a shard's tar (what `ShardCheck.finish` compares with the record), read
+    apart from its samples (a thread beside the loader's workers: `curate.data.loader`)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _tail_state(path: Path, offset: int, size: int) -> tuple[str | None, str]:
     """How a tar ends after the header offset where tarfile stopped: (None, "") when two zero
     blocks (the end-of-archive marker) and only zeros follow; else the unread reason and what
@@ -579,13 +605,16 @@ def _tail_state(path: Path, offset: int, size: int) -> tuple[str | None, str]:
     return None, ""
 
 
-def iter_tar_groups(path: Path, check: ShardCheck | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_tar_groups(
+    path: Path, check: ShardCheck | None = None, hash_tar: bool = True
+) -> Iterator[tuple[str, dict[str, bytes]]]:
     """The member groups (key -> {ext: bytes}) of one tar, in order. With a ``check``, the tar is
-    hashed as it streams, and where and why reading stopped is filled in; a tar that stops early
-    ends the groups there (the caller compares with the record) instead of raising."""
+    hashed as it streams (unless ``hash_tar`` is False: the caller hashes it, `tar_sha256`), and
+    where and why reading stopped is filled in; a tar that stops early ends the groups there (the
+    caller compares with the record) instead of raising."""
     check = check if check is not None else ShardCheck(path=path, size=path.stat().st_size)
     raw = open(path, "rb")
-    reader = _HashingReader(raw)
+    reader = _HashingReader(raw) if hash_tar else _PlainReader(raw)
     current_key: str | None = None
     group: dict[str, bytes] = {}
     complete_exts: frozenset | None = None  # the members of the last group known to be whole
@@ -675,11 +704,7 @@ def iter_checked_groups(
         if key.rsplit("/", 1)[-1] in expected:
             check.read += 1
         yield key, group
-    check.finish().verdict(limit)
-    if report is not None:
-        report.add_shard(check)
-    if check.unread:
-        log.warning("pool shard %s: %s (within integrity.max_shard_missing %.2f%%)", path, check.damage(), 100 * limit)
+    close_shard(check.finish(), report, limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,6 +806,39 @@ def _split_member(name: str) -> tuple[str, str]:
     return name[:dot], name[dot + 1 :].lower()
 
 
+def classify_sample(key: str, group: dict, decode_images: bool = True, decode=None):
+    """``(reason, None)`` for a member group the reader skips (`iter_pool_samples`' rules, the
+    duplicate rule aside), else ``(None, PoolSample)``; ``decode``: bytes -> RGB image or None
+    (default: PIL, fully loaded)."""
+    meta: dict = {}
+    if "json" in group:
+        try:
+            loaded = json.loads(group["json"].decode("utf-8"))
+            if isinstance(loaded, dict):
+                meta = loaded
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            meta = {}
+    uid = meta.get("uid")
+    if not isinstance(uid, str) or not _UID_RE.match(uid):
+        return "missing_uid", None
+    ext = next((e for e in IMAGE_EXTENSIONS if e in group), None)
+    if ext is None:
+        return "missing_image", None
+    jpg = group[ext]
+    image = None
+    if decode_images:
+        image = (decode or _decode_image)(jpg)
+        if image is None:
+            return "corrupt_image", None
+    if "txt" in group:
+        text = group["txt"].decode("utf-8", errors="replace")
+    else:
+        text = meta.get("caption") or ""
+    if not text.strip():
+        return "empty_caption", None
+    return None, PoolSample(key=key.rsplit("/", 1)[-1], uid=uid, image=image, text=text, meta=meta, jpg=jpg)
+
+
 def iter_pool_samples(
     tar_paths, report: SkipReport, decode_images: bool = True, max_missing: float | None = None
 ) -> Iterator[PoolSample]:
@@ -811,42 +869,28 @@ def iter_pool_samples(
         shard = path.name
         for key, group in iter_checked_groups(path, max_missing, report):
             report.total_seen += 1
-            meta: dict = {}
-            if "json" in group:
-                try:
-                    loaded = json.loads(group["json"].decode("utf-8"))
-                    if isinstance(loaded, dict):
-                        meta = loaded
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    meta = {}
-            uid = meta.get("uid")
-            if not isinstance(uid, str) or not _UID_RE.match(uid):
-                report.add("missing_uid", shard, key)
+            reason, sample = classify_sample(key, group, decode_images)
+            if reason is None and sample.uid in seen:
+                reason = "duplicate_uid"
+            if reason is not None:
+                report.add(reason, shard, key)
                 continue
-            ext = next((e for e in IMAGE_EXTENSIONS if e in group), None)
-            if ext is None:
-                report.add("missing_image", shard, key)
-                continue
-            jpg = group[ext]
-            image = None
-            if decode_images:
-                image = _decode_image(jpg)
-                if image is None:
-                    report.add("corrupt_image", shard, key)
-                    continue
-            if "txt" in group:
-                text = group["txt"].decode("utf-8", errors="replace")
-            else:
-                text = meta.get("caption") or ""
-            if not text.strip():
-                report.add("empty_caption", shard, key)
-                continue
-            if uid in seen:
-                report.add("duplicate_uid", shard, key)
-                continue
-            seen.add(uid)
+            seen.add(sample.uid)
             report.total_kept += 1
-            yield PoolSample(key=key.rsplit("/", 1)[-1], uid=uid, image=image, text=text, meta=meta, jpg=jpg)
+            yield sample
+
+
+def close_shard(check: "ShardCheck", report: "SkipReport | None", limit: float) -> None:
+    """After a shard's samples (its `ShardCheck` finished): stop on a changed or too damaged
+    shard (`ShardCheck.verdict`), else count what it did not yield in ``report`` and say so in
+    the log."""
+    check.verdict(limit)
+    if report is not None:
+        report.add_shard(check)
+    if check.unread:
+        log.warning(
+            "pool shard %s: %s (within integrity.max_shard_missing %.2f%%)", check.path, check.damage(), 100 * limit
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -157,12 +157,12 @@ def _completed(key: str, task: dict) -> dict:
     return TASK_TYPES.complete(entry | {"name": entry.get("name", key), "main_metric": entry.get("main_metric")}, key)
 
 
-def evaluate_blip_suite(model_dir, tasks: dict, batch_size: int = 64, device: str | None = None) -> list[dict]:
+def evaluate_blip_suite(model_dir, tasks: dict, batch_size: int = 64, device: str = "cpu") -> list[dict]:
     """DataComp-style records of the BLIP in `model_dir` on `tasks` = ``{key: {"dir", "type",
-    "main_metric", "name", ...}}``, in order, on `device` (default: CUDA when there is one)."""
+    "main_metric", "name", ...}}``, in order, on `device` (the job's: `curate.devices.job_device`)."""
     check_runnable(tasks, "blip")
     model, processor = load_blip(model_dir)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
     records = []
     for key, task in tasks.items():
         metrics = evaluate_task(model, processor, task["dir"], task["type"], batch_size, task=_completed(key, task))

@@ -55,11 +55,13 @@ def read_caption_task(task_dir) -> tuple[list, list[list[str]]]:
     return images, references
 
 
-def evaluate_captioning(model_dir, tasks: dict, batch_size: int = 64) -> list[dict]:
+def evaluate_captioning(model_dir, tasks: dict, batch_size: int = 64, device: str = "cpu") -> list[dict]:
     """DataComp-style records (``key``, ``dataset``, ``metrics`` with ``cider`` and
-    ``main_metric``) of the LLaVA in `model_dir` on `tasks` = ``{key: {"dir", "name", ...}}``."""
+    ``main_metric``) of the LLaVA in `model_dir` on `tasks` = ``{key: {"dir", "name", ...}}``, on
+    ``device``."""
     check_runnable(tasks, "llava")
     model, processor = load_llava(model_dir)
+    model.to(device)
     records = []
     for key, task in tasks.items():
         metrics = runner(task["type"], "llava")(model, processor, task["dir"], batch_size)

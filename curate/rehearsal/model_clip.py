@@ -233,3 +233,41 @@ def build_open_clip_hub_repo(folder, arch: str, tag: str, seed: int) -> dict:
         "its vision tower is a tiny open_clip ViT, not timm's EVA trunk.",
     )
     return {"open_clip_model.safetensors": folder / "open_clip_model.safetensors"}
+
+
+#: The tiny HYPE release's architecture: a ViT of one 64-wide head per layer (the release's format
+#: carries no head counts; its reader takes OpenAI's width / 64), 32 px images.
+HYPE_CFG = {
+    "embed_dim": EMBED_DIM,
+    "quick_gelu": False,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": WIDTH, "head_width": WIDTH, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": WIDTH, "heads": 1, "layers": 1},
+}
+
+
+def build_hype_release_file(path, which: str, seed: int) -> None:
+    """One of HYPE's two released files (naver-ai/hype's README) for a tiny hyperbolic CLIP:
+    ``ckpt`` (its state dict in OpenAI CLIP's names with the log curvature and alphas) or
+    ``reference`` (``{"img", "txt"}`` tangent vectors: the same tiny model's encodings of random
+    images and a few captions). Both files derive the model from the one seed of the release, so
+    the reference belongs to the checkpoint whichever is built first."""
+    import math
+
+    import numpy as np
+
+    from curate.scoring.hype import HyperbolicCLIP, encode, save_reference, save_release
+
+    del seed  # each file is built under its own URL's seed; the pair shares the release's
+    release_seed = 7919
+    with seeded(release_seed):
+        model = HyperbolicCLIP(HYPE_CFG, curvature=math.log(0.5)).eval()
+    if which == "ckpt":
+        save_release(model, path)
+        return
+    from PIL import Image
+
+    rng = np.random.default_rng(release_seed)
+    images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(8)]
+    texts = ["a photo of a dog", "a red car on a street", "two people", "a map", "text", "a cat", "sky", "food"]
+    img, txt = encode(model, images, texts)
+    save_reference(img, txt, path)

@@ -18,11 +18,14 @@ STREAM_MODELS = 0x524D  # "RM"
 
 
 def web_path(root, url: str) -> Path:
-    """Where the plain URL ``https://<host>/<path>`` lives in the local internet: ``R/web/<host>/<path>``."""
+    """Where the plain URL ``https://<host>/<path>`` lives in the local internet: ``R/web/<host>/<path>``;
+    a URL with a query (Google Drive's ``download?id=...``) at ``R/web/<host>/<path>/?<query>``, one
+    file per query (the server maps it back)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("http", "https") or "/" not in rest:
+    rest, question, query = rest.partition("?")
+    if not sep or scheme not in ("http", "https") or "/" not in rest or "/" in query:
         raise ValueError(f"not an http(s) URL of a file: {url!r}")
-    return Path(root) / "web" / rest
+    return Path(root) / "web" / rest / f"?{query}" if question else Path(root) / "web" / rest
 
 
 def hub_path(root, repo_id: str) -> Path:

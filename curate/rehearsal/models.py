@@ -58,6 +58,9 @@ BLIP_ITM_SNAPSHOTS = {
 }
 #: LAVIS BLIP pretraining's initialisations (`curate.training.lavis_inits` builds them tiny).
 DEIT_URL = "https://dl.fbaipublicfiles.com/deit/deit_base_patch16_224-b5f2ef4d.pth"
+#: HYPE's release on Google Drive (config/models.yaml hype-*): which of its two files each id is.
+DRIVE_URL = "https://drive.usercontent.google.com/download?id="
+HYPE_DRIVE_IDS = {"1VF2g6m0tlHgzYzcMEYncchHXjhw-h5qo": "ckpt", "1pdiFdZzcqoQ1nRtlHIpP0nu-BFRbfuYe": "reference"}
 BERT_REPO = "google-bert/bert-base-uncased"
 BLIP_CAPTION_SNAPSHOTS = {"Salesforce/blip-image-captioning-base": (64, 48)}
 BLIP2_ITM_SNAPSHOTS = {
@@ -157,6 +160,10 @@ class _Builder:
             model_text.build_wordnet_zip(path)
         elif url == IMAGENET21K_WNIDS_URL:
             model_text.build_wnid_list(path)
+        elif url.startswith(DRIVE_URL) and url[len(DRIVE_URL) :].split("&", 1)[0] in HYPE_DRIVE_IDS:
+            from curate.rehearsal.model_clip import build_hype_release_file
+
+            build_hype_release_file(path, HYPE_DRIVE_IDS[url[len(DRIVE_URL) :].split("&", 1)[0]], seed)
         elif url == DEIT_URL:
             from curate.training.lavis_inits import tiny_deit_checkpoint
 

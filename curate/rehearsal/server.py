@@ -13,7 +13,7 @@ img2dataset, plain URL fetches):
   ``/raw/``): the file, with ``X-Repo-Commit``, ``ETag`` (the git blob id, or for LFS files the
   sha256, also as ``X-Linked-Etag``/``X-Linked-Size``), ``Content-Length`` and byte ranges. No
   Xet headers, so clients download over plain HTTP;
-- ``GET|HEAD /web/<host>/<path>``: ``R/web/<host>/<path>`` (plain URLs, through ``url_mirrors``);
+- ``GET|HEAD /web/<host>/<path>[?<query>]``: ``R/web/<host>/<path>[/?<query>]`` (plain URLs, through ``url_mirrors``);
 - ``GET|HEAD /img/<path>``: pool images; a URL listed in ``R/faults.json`` as ``timeout`` answers
   only after ``stall_s`` seconds (just past img2dataset's timeout), a missing file is a 404;
 - ``GET /``: what is served (a JSON summary; ``up`` polls it).
@@ -170,7 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             if first == "api" and len(segments) >= 2 and segments[1] in ("models", "datasets"):
                 return self._api(segments[1][:-1], segments[2:], query, head)
             if first == "web":
-                return self._send_file(self._under(self.server.root / "web", segments[1:]), head)
+                query_file = [f"?{split.query}"] if split.query else []  # one file per query (`web_path`)
+                return self._send_file(self._under(self.server.root / "web", segments[1:] + query_file), head)
             if first == "img":
                 return self._image(split.path, segments[1:], head)
             if first == "datasets":

@@ -162,7 +162,7 @@ def captioner_family(source) -> str:
     return model_type
 
 
-def load_captioner(source, image_size: int | None = None):
+def load_captioner(source, image_size: int | None = None, device: str = "cpu"):
     """``(model.eval(), processor)`` from a captioner folder (``local-dir:`` prefix optional).
 
     The family's ``from_pretrained(source)`` (`CAPTIONER_FAMILIES`): BLIP (the paper's BLIP
@@ -176,7 +176,7 @@ def load_captioner(source, image_size: int | None = None):
 
     path = _source_path(source)
     model_class, processor_class = (getattr(transformers, c) for c in CAPTIONER_FAMILIES[captioner_family(path)])
-    model = model_class.from_pretrained(path)
+    model = model_class.from_pretrained(path).to(device)
     processor = processor_class.from_pretrained(path)
     if image_size is not None:
         processor = processor_class(
@@ -455,8 +455,10 @@ def caption_pool_chunk(
     batch_size: int = 32,
     settings: CaptionSettings = CAPTION_SETTINGS,
     image_size: int | None = None,
+    device: str = "cpu",
 ):
-    """Caption every kept sample of a pool chunk's shards (§4): ``settings.num_captions``
+    """Caption every kept sample of a pool chunk's shards (§4) on ``device`` (the job's:
+    `curate.devices.job_device`): ``settings.num_captions``
     seeded nucleus captions per image, the images preprocessed CLIP-style at ``image_size`` (None:
     the processor saved with the model; `load_captioner`).
 
@@ -469,7 +471,7 @@ def caption_pool_chunk(
 
     from curate.data.shards import SkipReport, iter_pool_batches
 
-    model, processor = load_captioner(model_dir, image_size=image_size)
+    model, processor = load_captioner(model_dir, image_size=image_size, device=device)
     report = SkipReport()
     uids: list[str] = []
     texts: list[str] = []

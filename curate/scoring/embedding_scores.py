@@ -384,30 +384,37 @@ def embedding_score_frame(
     return pd.DataFrame({"uid": pd.Series(list(uids), dtype=object), method: scores.astype(np.float32)})
 
 
-def embed_pairs(model_source: str, pairs, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def embed_pairs(
+    model_source: str, pairs, batch_size: int = 256, device: str = "cpu", precision: str = "bf16"
+) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised ``(image, text)`` embeddings (float32) of (PIL image, caption) pairs, e.g. a
-    curated set's (`curate.scoring.captioning.iter_webdataset_pairs`): the CC2M-Classifier's positives."""
+    curated set's (`curate.scoring.captioning.iter_webdataset_pairs`): the CC2M-Classifier's
+    positives; on ``device`` (autocast to ``precision`` on CUDA, `curate.devices.inference_autocast`)."""
+    from curate.devices import inference_autocast
     from curate.scoring.clip import encode, load_model
 
-    model, preprocess, tokenizer = load_model(model_source)
+    model, preprocess, tokenizer = load_model(model_source, device=device)
     pairs = list(pairs)
-    with torch.no_grad():
+    with torch.no_grad(), inference_autocast(device, precision):
         return encode(model, preprocess, tokenizer, [im for im, _ in pairs], [t for _, t in pairs], batch_size)
 
 
-def embed_labelled_images(model_source: str, samples, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def embed_labelled_images(
+    model_source: str, samples, batch_size: int = 256, device: str = "cpu", precision: str = "bf16"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(image embeddings (float32, L2-normalised), labels (int64))`` of a labelled set's
     ``(image, label)`` samples (`curate.data.datasets.iter_labelled`: PIL images or uint8 arrays)
     by the CLIP ``model_source`` (`curate.scoring.clip.load_model`), a batch at a time: NormSim's,
-    the IN1K classifier's and the image-based baseline's target set."""
+    the IN1K classifier's and the image-based baseline's target set; on ``device`` as `embed_pairs`."""
     from curate.data.datasets import as_pil
+    from curate.devices import inference_autocast
     from curate.scoring.clip import encode, load_model
 
-    model, preprocess, tokenizer = load_model(model_source)
+    model, preprocess, tokenizer = load_model(model_source, device=device)
     images, labels, out = [], [], []
 
     def flush():
-        with torch.no_grad():
+        with torch.no_grad(), inference_autocast(device, precision):
             out.append(encode(model, preprocess, tokenizer, images, [], batch_size)[0])
         images.clear()
 

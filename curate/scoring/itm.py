@@ -153,13 +153,17 @@ def blip2_inputs(processor, images, texts, config) -> dict:
 
 def itm_scores(model, processor, family: str, images, texts, head: str, device: str = "cpu") -> np.ndarray:
     """One float32 score per (image, text) pair (module docstring)."""
-    import torch
-
     score_column_of(head)
     if family == "blip":
         inputs = blip_inputs(processor, images, texts, head, model.config.text_config)
     else:
         inputs = blip2_inputs(processor, images, texts, model.config)
+    return _forward(model, family, head, inputs, device)
+
+
+def _forward(model, family: str, head: str, inputs: dict, device) -> np.ndarray:
+    import torch
+
     inputs = {k: v.to(device) for k, v in inputs.items()}
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     with torch.no_grad():
@@ -171,6 +175,77 @@ def itm_scores(model, processor, family: str, images, texts, head: str, device: 
             # ITC: logits_per_image[i, j] = max over the queries of image i against text j
             scores = logits.float().softmax(-1)[:, 1] if head == "itm" else torch.diagonal(logits)
     return scores.float().cpu().numpy().astype(np.float32)
+
+
+class _PixelValues:
+    """A BLIP image processor on one image (picklable, for the loader's workers)."""
+
+    def __init__(self, image_processor):
+        self.image_processor = image_processor
+
+    def __call__(self, image):
+        return self.image_processor([image], return_tensors="pt")["pixel_values"][0]
+
+
+class _TokenIds:
+    """A BLIP / BLIP-2 tokenizer over captions, truncated as the original code truncates them,
+    without padding (the batch is padded in the main process, `_Collate`)."""
+
+    def __init__(self, tokenizer, family: str):
+        self.tokenizer, self.family = tokenizer, family
+
+    def __call__(self, texts):
+        extra = {"return_token_type_ids": False} if self.family == "blip2" else {}
+        ids = self.tokenizer(list(texts), truncation=True, max_length=MAX_TEXT_TOKENS[self.family], **extra)
+        return ids["input_ids"]
+
+
+class _Collate:
+    """A batch's token ids padded to its longest, as `blip_inputs` / `blip2_inputs` pad them."""
+
+    def __init__(self, tokenizer, family: str, head: str, config):
+        self.tokenizer, self.family, self.head, self.config = tokenizer, family, head, config
+
+    def __call__(self, rows) -> dict:
+        import torch
+
+        padded = self.tokenizer.pad({"input_ids": [list(r) for r in rows]}, padding="longest", return_tensors="pt")
+        input_ids, mask = padded["input_ids"].clone(), padded["attention_mask"]
+        if self.family == "blip":
+            if self.head == "itm":
+                input_ids[:, 0] = enc_token_id(self.tokenizer, self.config.text_config)
+        elif getattr(self.config, "image_token_index", None) is not None:
+            n = self.config.num_query_tokens
+            input_ids = torch.cat(
+                [torch.full((len(input_ids), n), self.config.image_token_index, dtype=input_ids.dtype), input_ids], 1
+            )
+            mask = torch.cat([torch.ones((len(mask), n), dtype=mask.dtype), mask], 1)
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+
+class ItmPassModel:
+    """A BLIP / BLIP-2 ITM model in a pass (`curate.scoring.one_pass`): its image processor and
+    tokenizer in the loader's workers, the batch padded as `itm_scores` pads it, its head on the
+    job's device."""
+
+    def __init__(self, name: str, model, processor, family: str, head: str):
+        from curate.data.loader import PoolInputs
+
+        score_column_of(head)
+        self.name, self.model, self.family, self.head = name, model, family, head
+        image_settings = json.dumps(processor.image_processor.to_dict(), sort_keys=True, default=str)
+        self.image_key = f"image:{family}:{image_settings}"
+        self.text_key = f"text:{family}:{head}:{name}"
+        self.inputs = PoolInputs(
+            images={self.image_key: _PixelValues(processor.image_processor)},
+            texts={self.text_key: _TokenIds(processor.tokenizer, family)},
+            collate={self.text_key: _Collate(processor.tokenizer, family, head, model.config)},
+        )
+
+    def run(self, batch) -> dict:
+        device = next(self.model.parameters()).device
+        inputs = {"pixel_values": batch.images[self.image_key], **batch.text_inputs[self.text_key]}
+        return {"score": _forward(self.model, self.family, self.head, inputs, device)}
 
 
 def _blip_scores(model, pixel_values, input_ids, attention_mask, head: str):
@@ -221,39 +296,75 @@ def blip_text_features(model, processor, texts, device: str = "cpu") -> np.ndarr
     return feats.float().cpu().numpy().astype(np.float32)
 
 
+def score_chunk_itm_group(
+    models: dict,
+    shard_paths: list,
+    batch_size: int = 64,
+    device: str = "cpu",
+    workers: int = 0,
+    precision: str = "bf16",
+) -> dict:
+    """Score every kept sample of the pool shards ``shard_paths`` with every ITM model of
+    ``models`` (scorer name -> ``(model folder, head)``, `load_itm_model`) in ONE pass, like
+    `curate.scoring.clip_score.score_chunk_group`. Returns scorer name -> ``(DataFrame[uid,
+    <head>_score float32], report)``, the report being the `SkipReport` plus
+    ``skipped.nan_score``, ``model`` and ``head``."""
+    from curate.devices import inference_autocast
+    from curate.scoring.one_pass import run_pass
+
+    passes = []
+    for name, (folder, head) in models.items():
+        model, processor, family = load_itm_model(folder, device=device)
+        passes.append(ItmPassModel(name, model, processor, family, head))
+    uids, _, outputs, report = run_pass(
+        passes,
+        shard_paths,
+        batch_size,
+        workers=workers,
+        device=device,
+        autocast=lambda: inference_autocast(device, precision),
+        desc=f"itm score ({len(passes)} models)",
+    )
+    results = {}
+    for scorer in passes:
+        column = score_column_of(scorer.head)
+        values = outputs[scorer.name].get("score", np.zeros(0, np.float32))
+        df = pd.DataFrame({"uid": pd.Series(uids, dtype=object), column: values})
+        nan = np.isnan(values)
+        result = report.as_dict()
+        result["skipped"]["nan_score"] = int(nan.sum())
+        if nan.any():
+            log.warning(
+                "%s: %d samples got a NaN %s score and are dropped (e.g. uid %s)",
+                scorer.name,
+                int(nan.sum()),
+                scorer.head,
+                df.uid[nan].iloc[0],
+            )
+            df = df[~nan].reset_index(drop=True)
+            result["kept"] = int(len(df))
+        result["model"] = str(models[scorer.name][0])
+        result["head"] = scorer.head
+        results[scorer.name] = (df, result)
+    return results
+
+
 def score_chunk_itm(
-    model_dir, shard_paths: list, head: str, batch_size: int = 64, device: str = "cpu"
+    model_dir,
+    shard_paths: list,
+    head: str,
+    batch_size: int = 64,
+    device: str = "cpu",
+    workers: int = 0,
+    precision: str = "bf16",
 ) -> tuple[pd.DataFrame, dict]:
     """Score every kept sample of the pool shards ``shard_paths`` with the ITM model in
-    ``model_dir`` (`load_itm_model`), like `curate.scoring.clip_score.score_chunk`: returns
-    ``(DataFrame[uid, <head>_score float32], report)``, the report being the `SkipReport` plus
-    ``skipped.nan_score``, ``model`` and ``head``."""
-    from curate.data.shards import SkipReport, iter_pool_batches
-
-    column = score_column_of(head)
-    model, processor, family = load_itm_model(model_dir, device=device)
-    report = SkipReport()
-    uids: list[str] = []
-    scores: list[np.ndarray] = []
-    for batch in iter_pool_batches(shard_paths, report, batch_size, desc=f"{family} {head} score"):
-        scores.append(
-            itm_scores(model, processor, family, [s.image for s in batch], [s.text for s in batch], head, device)
-        )
-        uids.extend(s.uid for s in batch)
-    values = np.concatenate(scores) if scores else np.zeros(0, np.float32)
-    df = pd.DataFrame({"uid": pd.Series(uids, dtype=object), column: values})
-    nan = np.isnan(values)
-    result = report.as_dict()
-    result["skipped"]["nan_score"] = int(nan.sum())
-    if nan.any():
-        log.warning(
-            "%d samples got a NaN %s score and are dropped (e.g. uid %s)", int(nan.sum()), head, df.uid[nan].iloc[0]
-        )
-        df = df[~nan].reset_index(drop=True)
-        result["kept"] = int(len(df))
-    result["model"] = str(model_dir)
-    result["head"] = head
-    return df, result
+    ``model_dir`` (`load_itm_model`): `score_chunk_itm_group` with one model. Returns
+    ``(DataFrame[uid, <head>_score float32], report)``."""
+    score_column_of(head)
+    return score_chunk_itm_group(
+        {"model": (model_dir, head)}, shard_paths, batch_size, device, workers=workers, precision=precision
+    )["model"]
 
 
 # ---------------------------------------------------------------------------------------------

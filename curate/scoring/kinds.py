@@ -231,3 +231,89 @@ SCORER_KINDS.register(
     columns=lambda entry: [entry["method"]],
     score_column=lambda entry: entry["method"],
 )
+
+
+# ---- HYPE (docs/algorithms.md §6.7; curate.scoring.hype) ------------------------------------
+#: HYPE's three scores of a pair: the columns of a ``hyperbolic_clip`` scorer's chunk files.
+HYPE_COLUMNS = ("neg_lorentzian_distance", "image_specificity", "text_specificity")
+
+_HYPE_TRAINED = {
+    "arch": required(
+        NAME,
+        "the open_clip architecture (curate/model_configs) of the towers; its widths multiples of 64, as "
+        "the release's weights format implies 64-wide attention heads",
+    ),
+    "curated_set": required(NAME, "the curated set it is trained on (MERU's loss)", ref="curated_sets"),
+    "recipe": required(NAME, "the recipe it is trained with", ref="recipes"),
+    "seed": required(SEED),
+    "reference_size": optional(POSITIVE_INT, 256, "pairs of the curated set encoded as its reference set"),
+}
+_HYPE_PRETRAINED = {
+    "model": required(NAME, "the `models` entry of the released weights (ckpt.pt)", ref="models"),
+    "reference": required(NAME, "the `models` entry of the released reference set (reference.pt)", ref="models"),
+}
+
+
+def _check_hype(config: dict, where: str, entry: dict) -> None:
+    if entry["source"] != "pretrained":
+        return
+    for key in ("model", "reference"):
+        model = config["models"][entry[key]]
+        if model["library"] != "url":
+            raise ConfigError(
+                f"{where}.{key}: models.{entry[key]} is a {model['library']!r} model; HYPE's files are plain "
+                "downloads (`library: url`)"
+            )
+
+
+def _hype_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
+    inputs = {"shards": ws.chunk_input(pool, chunk)}
+    if entry["source"] == "pretrained":
+        return inputs | {"model": ws.model_folder(entry["model"]), "reference": ws.model_folder(entry["reference"])}
+    return inputs | {"model": ws.path("trained_scorer", scorer=scorer)}
+
+
+SCORER_KINDS.register(
+    "hyperbolic_clip",
+    doc="HYPE: a hyperbolic (MERU) CLIP's -d_L, image and text specificity of each pair",
+    params={
+        "source": required(
+            {"enum": ["train", "pretrained"]}, "train: a tiny one built here; pretrained: the released weights"
+        )
+    },
+    extra_params=lambda entry, where: _HYPE_TRAINED if entry.get("source") == "train" else _HYPE_PRETRAINED,
+    check=_check_hype,
+    rule="hype_score_chunk",
+    inputs=_hype_inputs,
+    columns=lambda entry: list(HYPE_COLUMNS),
+    score_column=lambda entry: HYPE_COLUMNS[0],
+)
+
+
+def _check_column(config: dict, where: str, entry: dict) -> None:
+    parent = config["scorers"][entry["scorer"]]
+    if parent["library"] == "column":
+        raise ConfigError(f"{where}.scorer: {entry['scorer']!r} is itself a column of another scorer; name that one")
+    columns = SCORER_KINDS.of(parent, f"scorers.{entry['scorer']}").columns(parent)
+    if entry["column"] not in columns:
+        raise ConfigError(
+            f"{where}.column: {entry['column']!r} is not a column of scorers.{entry['scorer']} "
+            f"(its columns: {', '.join(columns)})"
+        )
+
+
+SCORER_KINDS.register(
+    "column",
+    doc="one column of another scorer's chunk files as a scorer of its own (HYPE's scores as FLYT's inputs)",
+    params={
+        "scorer": required(NAME, "the scorer whose chunk files hold the column", ref="scorers"),
+        "column": required({"type": "string"}, "the column, one of that scorer's numeric columns"),
+    },
+    check=_check_column,
+    rule="column_score_chunk",
+    inputs=lambda ws, scorer, entry, pool, chunk: {
+        "scores": ws.path("scores", pool=pool, scorer=entry["scorer"], chunk=chunk)
+    },
+    columns=lambda entry: [entry["column"]],
+    score_column=lambda entry: entry["column"],
+)

@@ -294,7 +294,10 @@ def _download(url: str, target: Path, mirrors=None, expected=None, what=None) ->
 
 def _fetch_url(name, entry, out_dir: Path, expected, mirrors=None) -> dict:
     url = str(entry["url"])
-    target = _download(url, out_dir / url.rstrip("/").rsplit("/", 1)[-1], mirrors, expected, f"models.{name}")
+    # the file is named after the URL's last path segment, without a query (Drive's ``download?id=``)
+    target = _download(
+        url, out_dir / url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1], mirrors, expected, f"models.{name}"
+    )
     record = {"url": url, "origin": url, "file": target.name, "sha256": file_sha256(target)}
     if entry.get("unpack") == "zip":
         record["unpacked"] = unpack_zip(target, out_dir)

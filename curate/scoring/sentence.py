@@ -56,11 +56,11 @@ class ClipTextEncoder:
     ``encode_text``, L2-normalised (`curate.scoring.clip.encode`). ``folder``: an open_clip
     local-dir folder (a fetched ``library: open_clip`` model)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, device: str = "cpu"):
         from curate.scoring.clip import load_model
         from curate.scoring.pretrained import model_source
 
-        self.model, self.preprocess, self.tokenizer = load_model(model_source(folder))
+        self.model, self.preprocess, self.tokenizer = load_model(model_source(folder), device=device)
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         from curate.scoring.clip import encode
@@ -75,10 +75,11 @@ class BlipTextEncoder:
     tokens, L2-normalised). ``folder``: a ``BlipForImageTextRetrieval`` folder (an original BLIP
     checkpoint converted with ``convert: blip_itm``)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, device: str = "cpu"):
         from curate.scoring.itm import load_itm_model
 
-        self.model, self.processor, family = load_itm_model(folder)
+        self.model, self.processor, family = load_itm_model(folder, device=device)
+        self.device = device
         if family != "blip":
             raise ValueError(f"{folder}: a {family} model; the BLIP text encoder reads a BLIP ITM folder")
 
@@ -86,7 +87,7 @@ class BlipTextEncoder:
         from curate.scoring.itm import blip_text_features
 
         parts = [
-            blip_text_features(self.model, self.processor, texts[i : i + batch_size])
+            blip_text_features(self.model, self.processor, texts[i : i + batch_size], self.device)
             for i in range(0, len(texts), batch_size)
         ]
         dim = self.model.config.image_text_hidden_size
@@ -95,26 +96,26 @@ class BlipTextEncoder:
 
 #: A sentence encoder entry's ``library`` -> its loader (`curate.scoring.components.SENTENCE_ENCODERS`).
 ENCODER_LOADERS = {
-    "sentence_transformers": lambda path: _sentence_transformer(path),
+    "sentence_transformers": lambda path, device: _sentence_transformer(path, device),
     "open_clip": ClipTextEncoder,
     "blip_itm": BlipTextEncoder,
 }
 
 
-def _sentence_transformer(path):
+def _sentence_transformer(path, device: str = "cpu"):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device="cpu")
+    return SentenceTransformer(path, device=str(device))
 
 
-def load_sentence_encoder(source, library: str = "sentence_transformers"):
+def load_sentence_encoder(source, library: str = "sentence_transformers", device: str = "cpu"):
     """The sentence encoder in the folder ``source`` (``local-dir:`` prefix optional), by its
-    entry's ``library``: ``SentenceTransformer(source, device="cpu")``, a `ClipTextEncoder` or a
-    `BlipTextEncoder`. A sentence-transformers hub id works only when online; offline runs pass a
-    folder."""
+    entry's ``library``, on ``device`` (the job's: `curate.devices.job_device`):
+    ``SentenceTransformer(source, device=device)``, a `ClipTextEncoder` or a `BlipTextEncoder`.
+    A sentence-transformers hub id works only when online; offline runs pass a folder."""
     if library not in ENCODER_LOADERS:
         raise ValueError(f"unknown sentence encoder library {library!r}; known: {', '.join(ENCODER_LOADERS)}")
-    return ENCODER_LOADERS[library](_source_path(source))
+    return ENCODER_LOADERS[library](_source_path(source), device)
 
 
 def encode_sentences(model, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:

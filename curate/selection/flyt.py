@@ -216,7 +216,7 @@ def downstream_logits(
     logits = image_features @ classifier.T
     if tau_ds is None:
         return logits
-    tau = tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype)
+    tau = tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype, device=logits.device)
     return tau.exp() * logits
 
 
@@ -375,9 +375,11 @@ def downstream_clip_loss(image_features: torch.Tensor, text_features: torch.Tens
     the batch; the code's mean differs only in the gradient's scale.)"""
     logits = image_features @ text_features.T
     if tau_ds is not None:
-        tau = tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype)
+        tau = (
+            tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype, device=logits.device)
+        )
         logits = tau.exp() * logits
-    labels = torch.arange(logits.shape[0])
+    labels = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
@@ -629,12 +631,13 @@ class FrozenFeatures:
     model's too (FLYT's ``--train_full_scoring``): its features keep their graph and
     `parameters` are trained with the head."""
 
-    def __init__(self, model, trainable: bool = False):
+    def __init__(self, model, trainable: bool = False, device="cpu"):
         if isinstance(model, str):
             from curate.scoring.clip import load_model
 
-            model = load_model(model)[0]
+            model = load_model(model, device=device)[0]
         self.trainable = bool(trainable)
+        model = model.to(device)
         self.model = model.train() if self.trainable else model.eval()
         for p in self.model.parameters():
             p.requires_grad_(self.trainable)
@@ -672,6 +675,7 @@ def train_flyt(
     seed: int = 0,
     log: Callable[[int, dict], None] | None = None,
     features: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    device="cpu",
 ) -> FlytResult:
     """Train a FLYT scoring head for ``hparams.steps`` `flyt_step`s.
 
@@ -697,7 +701,8 @@ def train_flyt(
     stepped with the reference model's AdamW state (`flyt_step`). Loading the reference (a
     weightless architecture folder is initialised randomly) and building the head run under
     ``torch.manual_seed(seed)`` in forked RNGs, so a run is reproducible. ``log(step, info)`` is
-    called after every step.
+    called after every step. ``device``: where the reference model, the head and every prepared
+    batch live (the images are drawn and augmented on the CPU, as ever, then moved).
     """
     hp = hparams or FlytHParams()
     if hp.steps < 1:
@@ -710,7 +715,8 @@ def train_flyt(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model, preprocess, tokenizer = _load_reference(reference)  # a weightless arch folder inits here
-    model.train()
+    device = torch.device(device)
+    model.to(device).train()
 
     def prepared(step: int):
         up_images, up_texts, *rest = next(up_stream)
@@ -719,17 +725,18 @@ def train_flyt(
             torch.manual_seed(augmentation_seed(seed, step))
             up_images = _prepare_images(up_images, preprocess)
             ds_images = _prepare_images(ds_images, preprocess)
-        up_tokens = _prepare_texts(up_texts, tokenizer)
+        up_images, ds_images = up_images.to(device), ds_images.to(device)
+        up_tokens = _prepare_texts(up_texts, tokenizer).to(device)
         if rest and rest[0] is not None:
-            head_inputs = _float_tensor(rest[0])
+            head_inputs = _float_tensor(rest[0]).to(device)
         elif features is not None:
             head_inputs = features(up_images, up_tokens)
         else:
             raise ValueError("an upstream batch without head inputs needs `features`")
         if clip_loss:
-            targets = _prepare_texts(ds_targets, tokenizer)
+            targets = _prepare_texts(ds_targets, tokenizer).to(device)
         else:
-            targets = torch.as_tensor(np.asarray(ds_targets), dtype=torch.long)
+            targets = torch.as_tensor(np.asarray(ds_targets), dtype=torch.long).to(device)
         return (up_images, up_tokens), head_inputs, (ds_images, targets)
 
     batch = prepared(0)
@@ -737,8 +744,8 @@ def train_flyt(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             head = head(int(batch[1].shape[1]))
-    head.train()
-    tau_ds = None if hp.tau_ds_init is None else nn.Parameter(torch.tensor(float(hp.tau_ds_init)))
+    head.to(device).train()
+    tau_ds = None if hp.tau_ds_init is None else nn.Parameter(torch.tensor(float(hp.tau_ds_init), device=device))
     groups = _scoring_groups(head, hp.head_weight_decay, hp.head_lr)
     extractor_params = list(features.parameters()) if hasattr(features, "parameters") else []
     if extractor_params:
@@ -758,7 +765,8 @@ def train_flyt(
         if clip_loss:
             class_tokens = None
         else:
-            class_tokens = _prepare_texts(sample_class_prompts(classnames, templates, template_gen), tokenizer)
+            prompts = sample_class_prompts(classnames, templates, template_gen)
+            class_tokens = _prepare_texts(prompts, tokenizer).to(device)
         scheduled = hp.update_reference
         info = flyt_step(
             model,
@@ -783,7 +791,7 @@ def train_flyt(
         history.append(info)
         if log is not None:
             log(step, info)
-    head.eval()
+    head.to("cpu").eval()  # saved and applied on the CPU (`save_head`, `apply_mixer`)
     return FlytResult(
         head=head,
         tau_ds=None if tau_ds is None else float(tau_ds.detach()),
@@ -804,6 +812,7 @@ def train_mflyt(
     seed: int = 0,
     zero_init: bool = False,
     log: Callable[[int, dict], None] | None = None,
+    device="cpu",
 ) -> FlytResult:
     """M-FLYT: `train_flyt` with a `MixingHead` over the k standardised scores that the upstream
     loader yields as ``head_inputs`` (k taken from the first batch). The reference model should
@@ -819,6 +828,7 @@ def train_mflyt(
         hparams=hparams,
         seed=seed,
         log=log,
+        device=device,
     )
 
 
@@ -833,6 +843,7 @@ def train_eflyt(
     hidden: int | None = None,
     log: Callable[[int, dict], None] | None = None,
     extractor=None,
+    device="cpu",
 ) -> FlytResult:
     """E-FLYT: `train_flyt` with a `GLUHead` (``hidden`` units; None: its input width, FLYT's
     ``hidden_dim_mod`` 1) over `eflyt_features` of a feature extractor, frozen unless
@@ -854,7 +865,8 @@ def train_eflyt(
         hparams=hp,
         seed=seed,
         log=log,
-        features=None if extractor is None else FrozenFeatures(extractor, trainable=hp.train_extractor),
+        features=None if extractor is None else FrozenFeatures(extractor, trainable=hp.train_extractor, device=device),
+        device=device,
     )
 
 
@@ -1131,6 +1143,7 @@ def train_pool_mixer(
     log: Callable[[int, dict], None] | None = None,
     extractor: str | None = None,
     balanced: bool = False,
+    device="cpu",
 ) -> FlytResult:
     """FLYT on a pool (§6): a scoring head trained against the reference CLIP
     ``reference_source`` on a stream of the pool's scored samples (`pool_loader` over the
@@ -1143,7 +1156,8 @@ def train_pool_mixer(
     ``head="glu"``: E-FLYT, a `GLUHead` of ``hidden`` units over `eflyt_features` of the CLIP
     ``extractor`` (a model source; frozen unless ``hparams.train_extractor``) on the augmented
     images of each batch, as the FLYT code (FLYT starts the reference from that CLIP); without
-    ``extractor``, over the chunks' rows (precomputed embeddings' features)."""
+    ``extractor``, over the chunks' rows (precomputed embeddings' features). ``device``: where the reference, the
+    head and the batches live (`train_flyt`)."""
     if head not in ("mixing", "glu"):
         raise ValueError(f"unknown head {head!r}; known: mixing, glu")
     chunks = list(upstream)
@@ -1157,10 +1171,29 @@ def train_pool_mixer(
     classnames, templates = (first.classnames, first.templates) if len(downstream) == 1 else (None, None)
     if head == "glu":
         return train_eflyt(
-            reference_source, up, down, classnames, templates, hparams, seed, hidden, log, extractor=extractor
+            reference_source,
+            up,
+            down,
+            classnames,
+            templates,
+            hparams,
+            seed,
+            hidden,
+            log,
+            extractor=extractor,
+            device=device,
         )
     return train_mflyt(
-        reference_source, up, down, classnames, templates, hparams, seed=seed, zero_init=zero_init, log=log
+        reference_source,
+        up,
+        down,
+        classnames,
+        templates,
+        hparams,
+        seed=seed,
+        zero_init=zero_init,
+        log=log,
+        device=device,
     )
 
 

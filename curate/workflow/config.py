@@ -137,6 +137,10 @@ def check_scale(config: dict) -> None:
         raise ConfigError(f"scale: {config['scale']!r} is not a scale (scales: {', '.join(config['scales'])})")
 
 
+#: Scorer kinds whose scorers `score_group` can score together (rules/score.smk).
+GROUPED_KINDS = ("open_clip", "blip_itm")
+
+
 def check_references(config: dict) -> None:
     """Every name that refers to another entry names one (a paper name known to a scale's
     stand-ins is allowed where the parameter says so: that entry is then not built)."""
@@ -189,6 +193,14 @@ def check_references(config: dict) -> None:
                 raise ConfigError(
                     f"tables.{table}.selections: {selection!r} needs ground truth, which only synthetic pools have"
                 )
+    for scorer in config.get("score_group", []):
+        require_entry(config, "scorers", scorer, "score_group")
+        kind = config["scorers"][scorer]["library"]
+        if kind not in GROUPED_KINDS:
+            raise ConfigError(
+                f"score_group: {scorer!r} is a {kind!r} scorer; only {' and '.join(GROUPED_KINDS)} scorers are "
+                "scored in groups (one pass over the pool's images)"
+            )
     for figure, entry in config.get("figures", {}).items():
         selections = list((entry.get("selections") or {}).values())
         selections += [s for series in (entry.get("series") or {}).values() for s in series]

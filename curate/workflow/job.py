@@ -26,3 +26,16 @@ def job(snakemake):
             yield log
     finally:
         set_tolerances(previous)
+
+
+def model_threads(snakemake) -> int:
+    """The torch threads of a job's model: the config's ``threads`` (a job with loader workers asks
+    for ``threads + loader_workers`` CPUs, the workers take the rest), never more than it got."""
+    return max(1, min(int(snakemake.threads), int(snakemake.config["threads"])))
+
+
+def loader_workers(snakemake) -> int:
+    """The loader's worker processes of a job that reads pool images: the config's
+    ``loader_workers``, within the CPUs the job got beyond its model's threads."""
+    wanted = int(snakemake.config.get("loader_workers", 0))
+    return max(0, min(wanted, int(snakemake.threads) - model_threads(snakemake)))

@@ -47,6 +47,8 @@ METHOD_ALIASES = {
     "standardized-sum": "standardised_sum",
     "in-weighted-sum": "in_weighted",
     "sclip-loss-two-stage": "two_stage",
+    # HYPE's own mixing is the plain sum of its three raw scores (FLYT Table 10)
+    "hype-sum": "sum",
 }
 
 

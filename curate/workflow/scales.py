@@ -100,6 +100,10 @@ def apply_stand_ins(config: dict) -> dict:
             move = SAMPLERS.of(selection).spec.get("move")  # an SCS budget of a named recipe
             if move is not None:
                 move(selection, config, entry)
+    # the scorers scored together: stand-ins in, paper scorers nothing stands in for left out
+    group = _dedupe([mapping.get(s, s) for s in resolved.get("score_group", [])])
+    papers = known_paper_names(config)
+    resolved["score_group"] = [s for s in group if s in resolved.get("scorers", {}) or s not in papers]
     from curate.selection.fusion import FUSIONS, move_flyt_hparams
 
     for fusion in resolved.get("fusions", {}).values():

@@ -184,6 +184,32 @@ class Workspace:
     def scorers_of_kind(self, kind: str) -> str:
         return names_pattern(n for n, e in self.config["scorers"].items() if e["library"] == kind)
 
+    def score_group(self, kind: str) -> list[str]:
+        """The scorers of ``kind`` that config ``score_group`` scores together (one job per chunk)."""
+        return [s for s in self.config.get("score_group", []) if self.config["scorers"][s]["library"] == kind]
+
+    def single_scorers_of_kind(self, kind: str) -> str:
+        """A wildcard pattern of the scorers of ``kind`` scored alone (not in the score group)."""
+        grouped = set(self.score_group(kind))
+        return names_pattern(n for n, e in self.config["scorers"].items() if e["library"] == kind and n not in grouped)
+
+    def group_outputs(self, kind: str) -> list[str]:
+        """The files a group job writes, per scorer of the group in order: its scores, its report
+        and (open_clip) its embeddings; ``{pool}`` and ``{chunk}`` left as wildcards."""
+        names = ["scores", "score_report"] + (["embeddings"] if SCORER_KINDS[kind].spec.get("embeddings") else [])
+        return [self.path(name, scorer=s) for s in self.score_group(kind) for name in names]
+
+    def group_inputs(self, kind: str, pool: str, chunk: str) -> dict:
+        """A group job reads the chunk's shards and every scorer's model, in the group's order."""
+        return {
+            "shards": self.chunk_input(pool, chunk),
+            "models": [self.scorer_model(s) for s in self.score_group(kind)],
+        }
+
+    def group_batch_size(self, kind: str) -> int:
+        """The smallest batch size of the group's scorers (every model sees the same batches)."""
+        return min(self.batch_size(s) for s in self.score_group(kind))
+
     def score_files(self, pool: str, scorer: str) -> list[str]:
         return self.per_chunk("scores", pool, scorer=scorer)
 

@@ -190,3 +190,25 @@ def test_the_user_config_is_short():
     from curate.workflow.config import REPO
 
     assert len((REPO / "config.yaml").read_text().splitlines()) <= 300
+
+
+def test_score_group_names_scorers_of_a_grouped_kind(user_config):
+    import copy
+
+    bad = copy.deepcopy(user_config)
+    bad["score_group"] = ["nope"]
+    with pytest.raises(ConfigError, match="score_group"):
+        check_config(bad)
+    sieve = next(n for n, e in user_config["scorers"].items() if e["library"] not in ("open_clip", "blip_itm"))
+    user_config["score_group"] = [sieve]
+    with pytest.raises(ConfigError, match=rf"score_group: '{sieve}' is a .* scorer; only open_clip and blip_itm"):
+        check_config(user_config)
+
+
+def test_score_group_takes_the_scales_stand_ins(user_config):
+    user_config["score_group"] = ["openai-clip-l14", "openai-clip-b32"]
+    stand_ins = user_config["scales"][user_config["scale"]]["stand_ins"]
+    resolved = check_config(user_config)
+    want = list(dict.fromkeys(stand_ins.get(s, s) for s in ["openai-clip-l14", "openai-clip-b32"]))
+    assert resolved["score_group"] == want and all(s in resolved["scorers"] for s in want)
+    assert "openai-clip-l14" not in want  # tiny: a stand-in scores in its place

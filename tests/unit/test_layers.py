@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parents[2] / "curate"
 LAYERS = [
     "registry",
     "logs",
+    "devices",
     "data",
     "scoring",
     "training",

@@ -33,6 +33,13 @@ class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def translate_path(self, path):
+        """A URL with a query at its file ``<path>/?<query>``, as the rehearsal's server maps it
+        (`web_path`: Google Drive's ``download?id=...``)."""
+        base, _, query = path.partition("?")
+        found = super().translate_path(base)
+        return os.path.join(found, "?" + query) if query else found
+
 
 @pytest.fixture(scope="module")
 def internet(tmp_path_factory):
@@ -421,3 +428,22 @@ def test_deit_init_is_a_timm_vit_checkpoint_as_lavis_reads_it(internet, tmp_path
     vit = VisionTransformer(img_size=32, patch_size=16, embed_dim=width, depth=depth, num_heads=1, num_classes=10)
     assert vit.load_state_dict(state, strict=True)
     assert vit.forward_features(torch.zeros(1, 3, 32, 32)).shape == (1, 5, width)
+
+
+def test_hype_release_fetches_from_drive_urls_and_scores(internet, tmp_path):
+    from curate.scoring.hype import read_release, score_chunk
+    from curate.scoring.pretrained import fetched_file
+    from tests.unit.pool_fixtures import write_pool
+
+    _, manifest, mirrors = internet
+    files = {}
+    for name in ("hype-vit-l14", "hype-reference"):
+        record = fetch_model(name, pinned(MODELS[name], manifest, name), tmp_path / name, mirrors=mirrors)
+        assert record["file"] == "download"  # the URL's path, its query dropped
+        files[name] = fetched_file(tmp_path / name)
+    _, info = read_release(files["hype-vit-l14"])
+    assert info["curvature"] == pytest.approx(0.5, rel=1e-5) and info["model_cfg"]["vision_cfg"]["width"] == 64
+    paths = write_pool(tmp_path / "pool", n_samples=4)
+    frame, report = score_chunk(files["hype-vit-l14"], files["hype-reference"], paths, batch_size=2)
+    assert len(frame) == 4 and report["model"]["reference_size"] == 8
+    assert np.isfinite(frame[["neg_lorentzian_distance", "image_specificity", "text_specificity"]].to_numpy()).all()

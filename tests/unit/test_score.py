@@ -72,16 +72,16 @@ def test_score_chunk_scores_kept_samples_in_order(model_dir, pool):
 
 
 def test_score_chunk_drops_and_counts_nan_scores(model_dir, pool, monkeypatch):
-    import curate.scoring.clip
+    import curate.scoring.clip_score
 
-    real_encode = curate.scoring.clip.encode
+    real_run = curate.scoring.clip_score.ClipPassModel.run
 
-    def nan_first(*args, **kwargs):
-        img, txt = real_encode(*args, **kwargs)
-        img[0] = np.nan
-        return img, txt
+    def nan_first(self, batch):
+        out = real_run(self, batch)
+        out["score"][0] = np.nan
+        return out
 
-    monkeypatch.setattr(curate.scoring.clip, "encode", nan_first)
+    monkeypatch.setattr(curate.scoring.clip_score.ClipPassModel, "run", nan_first)
     df, report = score_chunk(f"local-dir:{model_dir}", pool[0], batch_size=4)
     # batches of 4 kept samples: [0, 1, 3, 4] and [6]; the first of each is NaN
     assert list(df.uid) == [uid(1), uid(3), uid(4)]

@@ -30,28 +30,28 @@ SWITCHES = {"rerun-incomplete", "printshellcmds", "show-failed-logs"}
 
 #: Rules whose models run on a GPU (a training rule's GPUs come from its recipe instead).
 GPU_RULES = {
-    "train_scorer",
     "score_chunk",
     "evaluate_model",
     "evaluate_scorer",
     "evaluate_llava",
-    "train_captioner",
     "caption_chunk",
-    "train_sentence_encoder",
     "sieve_score_chunk",
     "embed_curated_set",
     "embed_dataset",
     "train_mixer",
     "itm_score_chunk",
     "embed_chunk",  # an image encoder (DBP's DINOv2)
+    "hype_score_chunk",  # HYPE's hyperbolic CLIP
+    "score_group_chunk",
+    "itm_score_group_chunk",
     "evaluate_blip",
 }
-TRAINING_RULES = {"train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}
+TRAINING_RULES = {"train_scorer", "train_clip", "train_weighted_clip", "train_llava", "train_blip", "train_blip_lavis"}
 
 
 def rules():
     return {
-        name for smk in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^rule (\w+):", smk.read_text(), re.M)
+        name for smk in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^\s*rule (\w+):", smk.read_text(), re.M)
     }
 
 
@@ -86,11 +86,11 @@ def test_the_named_profile_holds_no_per_rule_resources():
 
 
 def test_training_rules_ask_for_their_recipes_gpus():
-    for smk in ("train.smk", "llava.smk", "blip.smk"):
+    for smk in ("train.smk", "llava.smk", "blip.smk", "resources.smk"):
         text = (ROOT / "rules" / smk).read_text()
         for block in re.split(r"^rule ", text, flags=re.M)[1:]:
             if block.split(":", 1)[0] in TRAINING_RULES:
-                assert re.search(r"resources:\s*\n\s+gpu=get_training_gpus,", block), block[:200]
+                assert re.search(r"resources:\s*\n\s+gpu=get_(scorer_)?training_gpus,", block), block[:200]
 
 
 @pytest.mark.parametrize(

@@ -131,14 +131,20 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # rows and points that are the same method after stand-ins share a run: the paper tables need
     # 19 (11 of them table1's or table2's), the figures 8 more (CLIP score 10, 40, 50 %; SCS at five
     # alphas), and the IN weights one: the reading scorer's top 20 %, the run that weighs that input
-    # (FLYT Table 2, left) and that no paper row at tiny trains; the DataComp leaderboard's
-    # Density-Based Pruning one more (its own subset). FLYT's rows built since (flyt-rows) add 41:
-    # 22 E-FLYT runs (Tables 2 and 11-13; DC-1B's and DC medium's initialisations share one at
-    # tiny), 7 M-FLYT ones (M-FLYT-Base's plain CE and Tables 8-10's variants that stay distinct
-    # after stand-ins), 10 of SCS over M-FLYT-Base (Tables 3 and 14), the two-stage
-    # s-CLIPLoss/NormSim filter and DataComp's image-based filter (FLYT's DC-medium reference model
-    # stands as table1's unfiltered tiny run)
-    assert jobs["train_clip"] == "70"
+    # (FLYT Table 2, left) and that no paper row at tiny trains; HYPE's sum (FLYT Tables 2 and 10) and
+    # the IN weights of HYPE's three scores (the tiny hyperbolic CLIP's, each one's top 20 %) four
+    # more. FLYT's Sum, Standardized Sum and IN-weighted r = 8 hold HYPE's scores and no longer
+    # share table2's runs, which the paper tables no longer need: no change. The DataComp
+    # leaderboard's Density-Based Pruning one more (its own subset)
+    # FLYT's rows built since (flyt-rows) add 43: 22 E-FLYT runs (Tables 2 and 11-13; DC-1B's and DC
+    # medium's initialisations share one at tiny), 9 M-FLYT ones (M-FLYT-Base's plain CE and Tables
+    # 8-10's variants that stay distinct after stand-ins), 10 of SCS over M-FLYT-Base (Tables 3 and
+    # 14), the two-stage s-CLIPLoss/NormSim filter and DataComp's image-based filter (FLYT's
+    # DC-medium reference model stands as table1's unfiltered tiny run)
+    assert jobs["train_clip"] == "76"
+    # the tiny hyperbolic CLIP: trained once, scores every chunk, each of its columns a scorer
+    assert jobs["train_scorer"] == "4" and jobs["hype_score_chunk"] == "4"
+    assert jobs["column_score_chunk"] == "12"
     # MoS's rows: 19 weighted-CLIP, 4 LLaVA and 5 BLIP runs (tests/unit/test_paper_tables.py)
     assert jobs["train_weighted_clip"] == "19" and jobs["train_llava"] == "4" and jobs["train_blip"] == "5"
 
@@ -227,3 +233,16 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
     assert not {"basic_filter", "laion2b", "text_based", "sieve_top20"} & selections  # the tiny pool's settings
     built_here = ("train_captioner", "train_sentence_encoder", "train_langid", "train_scorer", "synthesize_")
     assert not [rule for rule in jobs if rule.startswith(built_here)]
+
+
+def test_dry_run_score_group_scores_each_chunk_once(tmp_path, snakemake_run):
+    """config score_group: the two CLIP-score filters of table1 in ONE job per chunk (each image
+    decoded once), no job of their own; nothing else changes."""
+    mine = tmp_path / "group.yaml"
+    mine.write_text("score_group: [openai-clip-l14, openai-clip-b32]\n")
+    args = ("-n", "--quiet", "rules", "--cores", "2", "--config", "scale=small", "--", "results/table1.csv")
+    result = snakemake_run(tmp_path, *args, timeout=600, configfiles=[mine])
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.M)}
+    assert jobs["score_group_chunk"] == REAL_CHUNKS["small"] and "score_chunk" not in jobs
+    assert jobs["fetch_model"] == 2 and jobs["train_clip"] == 3
