@@ -42,6 +42,7 @@ wildcard_constraints:
     langid=r"[^/]+",
     model=r"[^/]+",
     published=r"[^/]+",
+    dataset=r"[^/]+",
 
 
 def get_chunk_shard_ids(wildcards):
@@ -112,6 +113,14 @@ def get_captioner_model(wildcards):
 
 def get_conversion_inputs(wildcards):
     return WS.conversion_inputs(wildcards.model)
+
+
+def get_embed_dataset_inputs(wildcards):
+    return WS.embed_dataset_inputs(wildcards.dataset, wildcards.scorer)
+
+
+def get_mixer_downstream(wildcards):
+    return WS.mixer_downstream(wildcards.fusion)
 
 
 def get_classifier_inputs(wildcards):

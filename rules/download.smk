@@ -116,7 +116,7 @@ rule fetch_model:
         P.log("fetch_model", "model"),
     wildcard_constraints:
         # only configured models are fetched; other folders there are put in place by hand
-        model=names_pattern(config.get("models", {})),
+        model=WS.models_of("open_clip", "huggingface", "url"),
     conda:
         "../envs/fetch.yaml"
     params:
@@ -182,3 +182,17 @@ rule fetch_published_uids:
         mirrors=config["url_mirrors"],
     script:
         "../scripts/fetch_published_uids.py"
+# A dataset from the Hub (a gated one with the token of its `token_env`) or a local folder, linked
+rule fetch_dataset:
+    output:
+        directory(P("dataset")),
+    log:
+        P.log("fetch_dataset", "dataset"),
+    wildcard_constraints:
+        dataset=WS.datasets_made_by("fetch_dataset"),
+    conda:
+        "../envs/download.yaml"
+    params:
+        entry=lambda wildcards: config["datasets"][wildcards.dataset],
+    script:
+        "../scripts/fetch_dataset.py"

@@ -36,6 +36,7 @@ rule train_mixer:
         fusion=lambda wildcards: config["fusions"][wildcards.fusion],
         columns=get_fusion_columns,
         contracts=get_fusion_contracts,
+        downstream=get_mixer_downstream,
     script:
         "../scripts/train_mixer.py"
 

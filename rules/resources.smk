@@ -79,19 +79,37 @@ rule synthesize_task:
         "../scripts/synthesize_task.py"
 
 
-rule synthesize_downstream_set:
+# A labelled set of the synthetic world (a `datasets` entry with `source: synthetic`)
+rule synthesize_dataset:
     output:
-        P("downstream_set"),
+        directory(P("dataset")),
     log:
-        P.log("synthesize_downstream_set", "suite"),
+        P.log("synthesize_dataset", "dataset"),
     wildcard_constraints:
-        suite=WS.suites_from("synthetic"),
+        dataset=WS.datasets_made_by("synthesize_dataset"),
     conda:
         "../envs/download.yaml"
     params:
-        suite=lambda wildcards: config["suites"][wildcards.suite],
+        entry=lambda wildcards: config["datasets"][wildcards.dataset],
     script:
-        "../scripts/synthesize_downstream_set.py"
+        "../scripts/synthesize_dataset.py"
+
+
+# A `models` entry that is a seeded random initialisation of an architecture (FLYT's "random
+# initialization"), written once so every job loads the same weights
+rule init_model:
+    output:
+        directory(P("pretrained_model")),
+    log:
+        P.log("init_model", "model"),
+    wildcard_constraints:
+        model=WS.models_of("random"),
+    conda:
+        "../envs/score.yaml"
+    params:
+        entry=lambda wildcards: config["models"][wildcards.model],
+    script:
+        "../scripts/init_model.py"
 
 
 rule train_langid:

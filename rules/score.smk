@@ -173,23 +173,25 @@ rule embedding_score_chunk:
         "../scripts/embedding_score_chunk.py"
 
 
-rule embed_downstream_set:
+# A labelled set's images embedded by a CLIP scorer (NormSim's target, a classifier's positives,
+# the image-based baseline's targets)
+rule embed_dataset:
     input:
-        downstream=P("downstream_set"),
-        model=get_scorer_model,
+        unpack(get_embed_dataset_inputs),
     output:
-        P("downstream_embeddings"),
+        P("dataset_embeddings"),
     log:
-        P.log("embed_downstream_set", "suite", "scorer"),
+        P.log("embed_dataset", "dataset", "scorer"),
     wildcard_constraints:
         scorer=WS.scorers_of_kind("open_clip"),
     conda:
         "../envs/score.yaml"
     threads: config["threads"]
     params:
+        entry=lambda wildcards: config["datasets"][wildcards.dataset],
         batch_size=get_scorer_batch_size,
     script:
-        "../scripts/embed_downstream_set.py"
+        "../scripts/embed_dataset.py"
 
 
 rule embed_curated_set:

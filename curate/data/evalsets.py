@@ -237,10 +237,3 @@ def refcoco_example(parts: dict, with_image: bool = True) -> dict:
 def sample_captions(parts: dict) -> list[str]:
     """A task sample's reference captions: the non-blank lines of its ``.txt``."""
     return [line.strip() for line in parts["txt"].decode("utf-8").splitlines() if line.strip()]
-
-
-def load_downstream_npz(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(images uint8 (N, H, W, 3), labels int64 (N,), classnames)`` of a labelled downstream set
-    written by `curate.data.synthetic.curated.write_downstream_set`."""
-    with np.load(path, allow_pickle=False) as z:
-        return z["images"], z["labels"].astype(np.int64), [str(c) for c in z["classnames"]]

@@ -1,7 +1,7 @@
 """``python -m curate.rehearsal build|serve|up|down``: build the local internet, serve it.
 
 - ``build --root R [--port 8765] [--rows N] [--jobs J] [--pools a,b] [--models x,y]``: runs
-  ``build`` of `PARTS` in order (pools, evaluation sets, models), each only when what it was
+  ``build`` of `PARTS` in order (pools, evaluation sets, datasets, models), each only when what it was
   built from changed: its inputs (port, rows, the pools or models it was limited to) or its code (the part's module and the synthetic world it draws from). What was
   built, and from what, is recorded in ``R/built.json``. The same command gives the same bytes.
 - ``serve --root R --port P``: serves R on 127.0.0.1:P in the foreground (`curate.rehearsal.server`).
@@ -32,8 +32,8 @@ DEFAULT_PORT = 8765
 BUILT = "built.json"
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
-#: the parts of a root, built in this order; `models` is built by curate.rehearsal.models
-PARTS = ("pools", "evalsets", "models")
+#: the parts of a root, built in this order; each is built by curate.rehearsal.<part>
+PARTS = ("pools", "evalsets", "datasets", "models")
 UP_TIMEOUT_S = 60.0
 DOWN_TIMEOUT_S = 10.0
 

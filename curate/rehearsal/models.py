@@ -69,12 +69,18 @@ BLIP2_ITM_SNAPSHOTS = {
 }
 
 
+#: The ``models`` libraries that are fetched (a ``trained`` model is a run of the workflow, a
+#: ``random`` one is written by `init_model`: neither comes from the internet)
+FETCHED_LIBRARIES = ("open_clip", "huggingface", "url")
+
+
 def catalogue(path=CATALOGUE) -> dict:
-    """The ``models`` of the catalogue."""
+    """The fetched ``models`` of the catalogue (`FETCHED_LIBRARIES`)."""
     import yaml
 
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)["models"]
+        models = yaml.safe_load(f)["models"]
+    return {name: entry for name, entry in models.items() if entry.get("library") in FETCHED_LIBRARIES}
 
 
 def source_of(name: str, entry: dict) -> tuple[str, str]:

@@ -109,6 +109,32 @@ def write_arch_dir(arch: str, out_dir) -> Path:
     return out_dir
 
 
+def write_random_model(arch: str, seed: int, out_dir) -> Path:
+    """Write a model folder holding `arch` initialised by open_clip under ``torch.manual_seed(seed)``
+    (config + ``open_clip_model.safetensors``): every job that loads it gets the same random CLIP
+    (FLYT Table 8 and 12's "random initialization"), where a weightless `write_arch_dir` folder
+    would initialise anew at each load. Returns the folder."""
+    import tempfile
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    config = arch_open_clip_config(arch)
+    with tempfile.TemporaryDirectory(prefix="arch-") as tmp_dir:
+        _write_json(Path(tmp_dir) / CONFIG_NAME, config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = open_clip.create_model(f"local-dir:{tmp_dir}", device="cpu")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tmp = out_dir / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, out_dir / WEIGHTS_NAME)
+    _write_json(out_dir / CONFIG_NAME, config)
+    return out_dir
+
+
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

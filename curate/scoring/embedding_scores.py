@@ -31,6 +31,9 @@ __all__ = [
     "concat_embeddings",
     "train_linear_classifier",
     "linear_classifier_score",
+    "load_linear_classifier",
+    "load_flyt_scoring_head",
+    "flyt_head_score",
 ]
 
 
@@ -220,11 +223,90 @@ def linear_classifier_score(emb, w, b: float, chunk_size: int = 65536) -> np.nda
     return out
 
 
+def load_linear_classifier(path) -> tuple[np.ndarray, float]:
+    """``(w, b)`` of a released linear classifier: a ``torch.nn.Linear(D, 1)`` state dict
+    (``weight`` (1, D), ``bias`` (1,)), as FLYT's ``IN1K-Classifier.pt`` / ``CC2M-Classifier.pt``
+    (formll/M-FLYT-input-scores-models) hold it. Its logit (`linear_classifier_score`) is the
+    score: high for the high-quality set (ImageNet's images, CC2M's pairs), FLYT App. B.2."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        weight, bias = state["weight"], state["bias"]
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a torch.nn.Linear state dict (weight, bias)") from e
+    if weight.ndim != 2 or weight.shape[0] != 1 or bias.numel() != 1:
+        raise ValueError(f"{path}: a linear classifier has one output; weight {tuple(weight.shape)}")
+    return weight[0].float().numpy(), float(bias.reshape(-1)[0])
+
+
+def load_flyt_scoring_head(path):
+    """FLYT's released E-FLYT scoring model (``scoring_models/flyt.pt`` of formll/FLYT-models: the
+    state dict of its ``ScoringModel``, a frozen CLIP ``clip_model.*`` and a one-layer GLU
+    ``glu_model.layers.0.{w1,w2,w3}``) as a `curate.selection.flyt.GLUHead`-shaped module over
+    ``[normalize(image) | normalize(text)]``: its frozen CLIP is OpenAI's B/32, whose embeddings
+    the scorer reads. A training checkpoint (``state_dict``, ``module.`` prefixes) loads too."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    prefix = "glu_model.layers.0."
+    layers = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    deeper = [k for k in state if k.startswith("glu_model.layers.") and not k.startswith(prefix)]
+    if not layers or deeper:
+        raise ValueError(f"{path}: not a one-layer FLYT scoring model (glu_model.layers.0.*)")
+
+    class _Glu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            hidden, in_dim = layers["w1.weight"].shape
+            self.w1 = nn.Linear(in_dim, hidden)
+            self.w3 = nn.Linear(in_dim, hidden)
+            self.w2 = nn.Linear(hidden, layers["w2.weight"].shape[0])
+
+        def forward(self, x):
+            return self.w2(F.silu(self.w1(x)) * self.w3(x)).squeeze(-1)
+
+    head = _Glu()
+    head.load_state_dict(layers)
+    return head.eval()
+
+
+@torch.no_grad()
+def flyt_head_score(head, image_emb, text_emb, chunk_size: int = 65536) -> np.ndarray:
+    """A FLYT scoring head's score of each pair: the head over ``[normalize(image) | normalize(text)]``."""
+    img = _as_f32_2d(image_emb, "image_emb")
+    txt = _as_f32_2d(text_emb, "text_emb")
+    out = np.empty(img.shape[0], dtype=np.float32)
+    for a in range(0, img.shape[0], chunk_size):
+        x = torch.cat(
+            [
+                torch.nn.functional.normalize(torch.from_numpy(img[a : a + chunk_size]), dim=-1),
+                torch.nn.functional.normalize(torch.from_numpy(txt[a : a + chunk_size]), dim=-1),
+            ],
+            dim=1,
+        )
+        out[a : a + chunk_size] = head(x).reshape(-1).numpy()
+    return out
+
+
 # ----------------------------------------------------------------------------- in the workflow
 #: The embedding scores a scorer entry (``library: embedding``) can name as its ``method``.
-EMBEDDING_METHODS = ("s_clip_loss", "normsim_inf", "image_classifier", "image_text_classifier")
-#: The linear classifiers among them, and what they see: the image embedding, or image and text.
+EMBEDDING_METHODS = (
+    "s_clip_loss",
+    "normsim_inf",
+    "image_classifier",
+    "image_text_classifier",
+    "linear_probe",
+    "flyt_head",
+)
+#: The linear classifiers trained here, and what they see: the image embedding, or image and text.
 CLASSIFIER_METHODS = ("image_classifier", "image_text_classifier")
+#: What a released linear classifier (``linear_probe``) sees, as the trained classifier of that name.
+PROBE_FEATURES = {"image": "image_classifier", "image_text": "image_text_classifier"}
 
 
 def classifier_features(method: str, image_emb, text_emb) -> np.ndarray:
@@ -253,7 +335,15 @@ def train_pool_classifier(method: str, pool_embeddings, positive_embeddings, par
 
 
 def embedding_score_frame(
-    method: str, uids, image_emb, text_emb, params: dict | None = None, target_emb=None, seed: int = 0, classifier=None
+    method: str,
+    uids,
+    image_emb,
+    text_emb,
+    params: dict | None = None,
+    target_emb=None,
+    seed: int = 0,
+    classifier=None,
+    head=None,
 ):
     """One chunk's embedding score file, ``DataFrame[uid, <method> (float32)]``.
 
@@ -261,14 +351,21 @@ def embedding_score_frame(
     random batches are drawn inside the chunk with ``seed`` (derive it from the chunk so chunks are
     independent; a chunk at least as large as the batch gives batches of the same law as the
     pool's). ``normsim_inf`` needs ``target_emb`` (image embeddings of the target set by the same
-    CLIP). The classifiers need their trained ``classifier = (w, b)`` (`train_pool_classifier`)."""
+    CLIP). The classifiers need their ``classifier = (w, b)``: trained (`train_pool_classifier`)
+    or released (``linear_probe``, `load_linear_classifier`; ``params["features"]`` says what it
+    sees). ``flyt_head`` needs the released E-FLYT ``head`` (`load_flyt_scoring_head`)."""
     import pandas as pd
 
     params = dict(params or {})
-    if method in CLASSIFIER_METHODS:
+    if method in CLASSIFIER_METHODS or method == "linear_probe":
         if classifier is None:
-            raise ValueError(f"{method} needs its trained classifier (w, b)")
-        scores = linear_classifier_score(classifier_features(method, image_emb, text_emb), *classifier)
+            raise ValueError(f"{method} needs its classifier (w, b)")
+        seen = PROBE_FEATURES[params["features"]] if method == "linear_probe" else method
+        scores = linear_classifier_score(classifier_features(seen, image_emb, text_emb), *classifier)
+    elif method == "flyt_head":
+        if head is None:
+            raise ValueError("flyt_head needs the released scoring model")
+        scores = flyt_head_score(head, image_emb, text_emb)
     elif method == "s_clip_loss":
         scores = s_clip_loss(
             image_emb,
@@ -302,18 +399,32 @@ def embed_pairs(
         return encode(model, preprocess, tokenizer, [im for im, _ in pairs], [t for _, t in pairs], batch_size)
 
 
-def embed_downstream_images(
-    model_source: str, images, batch_size: int = 256, device: str = "cpu", precision: str = "bf16"
-) -> np.ndarray:
-    """L2-normalised image embeddings (float32) of a labelled set's uint8 images (N, H, W, 3)
-    by the CLIP ``model_source`` (`curate.scoring.clip.load_model`): NormSim's and the image-based
-    baseline's target set; on ``device`` as `embed_pairs`."""
-    from PIL import Image
-
+def embed_labelled_images(
+    model_source: str, samples, batch_size: int = 256, device: str = "cpu", precision: str = "bf16"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(image embeddings (float32, L2-normalised), labels (int64))`` of a labelled set's
+    ``(image, label)`` samples (`curate.data.datasets.iter_labelled`: PIL images or uint8 arrays)
+    by the CLIP ``model_source`` (`curate.scoring.clip.load_model`), a batch at a time: NormSim's,
+    the IN1K classifier's and the image-based baseline's target set; on ``device`` as `embed_pairs`."""
+    from curate.data.datasets import as_pil
     from curate.devices import inference_autocast
     from curate.scoring.clip import encode, load_model
 
     model, preprocess, tokenizer = load_model(model_source, device=device)
-    pil = [Image.fromarray(np.asarray(im, dtype=np.uint8)) for im in images]
-    with torch.no_grad(), inference_autocast(device, precision):
-        return encode(model, preprocess, tokenizer, pil, [], batch_size)[0]
+    images, labels, out = [], [], []
+
+    def flush():
+        with torch.no_grad(), inference_autocast(device, precision):
+            out.append(encode(model, preprocess, tokenizer, images, [], batch_size)[0])
+        images.clear()
+
+    for image, label in samples:
+        images.append(as_pil(image))
+        labels.append(int(label))
+        if len(images) >= batch_size:
+            flush()
+    if images:
+        flush()
+    dim = out[0].shape[1] if out else 0
+    image_emb = np.concatenate(out) if out else np.zeros((0, dim), np.float32)
+    return image_emb.astype(np.float32, copy=False), np.asarray(labels, dtype=np.int64)

@@ -26,8 +26,9 @@ SCORER_KINDS = Registry(
 #: The column of an image-text matching scorer, by its head.
 ITM_COLUMNS = {"itm": "itm_score", "itc": "itc_score"}
 
-#: The model libraries a pretrained scorer of each kind loads.
-MODEL_LIBRARIES = {"open_clip": ("open_clip",), "blip_itm": ("huggingface", "url")}
+#: The model libraries a pretrained scorer of each kind loads (a CLIP: fetched, trained by this
+#: workflow, or a seeded random initialisation).
+MODEL_LIBRARIES = {"open_clip": ("open_clip", "trained", "random"), "blip_itm": ("huggingface", "url")}
 
 
 def score_column(scorer: dict) -> str:
@@ -181,14 +182,29 @@ _EMBEDDING_METHODS = {
         "temperature": optional({"type": "number", "exclusiveMinimum": 0}, S_CLIP_LOSS_TEMPERATURE),
         "n_repeats": optional(POSITIVE_INT, 1),
     },
-    "normsim_inf": {"target": required(NAME, "the suite whose downstream set is the target", ref="suites")},
+    "normsim_inf": {
+        "target": required(
+            NAME, "the labelled set whose images are the target (FLYT: ImageNet's train)", ref="datasets"
+        )
+    },
     "image_classifier": {
-        "target": required(NAME, "the suite whose downstream images are the positives", ref="suites"),
+        "target": required(NAME, "the labelled set whose images are the positives", ref="datasets"),
         **_CLASSIFIER_TRAINING,
     },
     "image_text_classifier": {
         "positives": required(NAME, "the curated set whose pairs are the positives", ref="curated_sets"),
         **_CLASSIFIER_TRAINING,
+    },
+    "linear_probe": {
+        "model": required(
+            NAME, "the `models` entry of a trained linear classifier (torch nn.Linear weights)", ref="models"
+        ),
+        "features": required(
+            {"enum": ["image", "image_text"]}, "what it classifies: image embeddings, or [image | text] ones"
+        ),
+    },
+    "flyt_head": {
+        "model": required(NAME, "the `models` entry of FLYT's released E-FLYT scoring model", ref="models"),
     },
 }
 
@@ -211,21 +227,29 @@ def _check_embeddings(config: dict, where: str, entry: dict) -> None:
             f"{where}.embeddings: {entry['embeddings']!r} is not a CLIP scorer (a metadata scorer's features serve "
             "s_clip_loss only; for the others name the CLIP, and a pool's `precomputed` reads its features there)"
         )
+    target = entry.get("target")
+    if target is not None and config["datasets"][target]["source"] in ("curated", "pool", "group"):
+        raise ConfigError(f"{where}.target: {target!r} is not one labelled set")
+    if entry["method"] in ("linear_probe", "flyt_head") and config["models"][entry["model"]]["library"] != "url":
+        raise ConfigError(f"{where}.model: {entry['model']!r} is not a weights file (`library: url`)")
 
 
 def _embedding_inputs(ws, scorer: str, entry: dict, pool: str, chunk: str) -> dict:
     clip = entry["embeddings"]
     inputs = {"embeddings": ws.path("embeddings", pool=pool, scorer=clip, chunk=chunk)}
     if entry["method"] == "normsim_inf":
-        inputs["target"] = ws.path("downstream_embeddings", suite=entry["target"], scorer=clip)
+        inputs["target"] = ws.dataset_embeddings(entry["target"], clip)
     if entry["method"] in CLASSIFIER_METHODS:
         inputs["classifier"] = ws.path("classifier", pool=pool, scorer=scorer)
+    if entry["method"] in ("linear_probe", "flyt_head"):
+        inputs["model"] = ws.model_folder(entry["model"])
     return inputs
 
 
 SCORER_KINDS.register(
     "embedding",
-    doc="a score from a CLIP scorer's chunk embeddings: s-CLIPLoss, NormSim-inf, FLYT's linear classifiers",
+    doc="a score from a CLIP scorer's chunk embeddings: s-CLIPLoss, NormSim-inf, FLYT's linear classifiers "
+    "(trained here or released), FLYT's released E-FLYT scoring model",
     params={
         "method": required({"enum": list(_EMBEDDING_METHODS)}, "which embedding score"),
         "embeddings": required(NAME, "the CLIP scorer whose embeddings are read", ref="scorers"),

@@ -130,6 +130,10 @@ def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=No
     with tempfile.TemporaryDirectory(prefix=".download-", dir=out_dir.parent) as download_dir:
         if Path(pretrained).is_file():
             weights, origin = Path(pretrained), str(Path(pretrained).resolve())
+        elif pretrained.startswith(("https://", "http://")):
+            # a released weights file (FLYT's DFNs: open_clip checkpoints on the Hub), through url_mirrors
+            origin = pretrained
+            weights = _download(origin, Path(download_dir) / origin.rstrip("/").rsplit("/", 1)[-1], mirrors)
         elif tag_cfg and "openaipublic" in (tag_cfg.get("url") or ""):
             # OpenAI's file from OpenAI's URL (through url_mirrors), checked against the config's sha256
             # (the hash in the URL's path); open_clip's own download would check the path's hash, which
@@ -155,6 +159,8 @@ def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=No
         elif repo_config is not None:
             export_with_config(weights, repo_config, out_dir)
             model_cfg, arch_source = repo_config["model_cfg"], "repo"
+        elif not tag_cfg and pretrained.startswith(("https://", "http://")):
+            model_cfg, arch_source = _export_released_checkpoint(weights, arch, out_dir), "checkpoint"
         else:
             export_local_dir(weights, arch, out_dir)
             model_cfg, arch_source = None, "arch"
@@ -176,6 +182,26 @@ def _fetch_open_clip(name, entry, out_dir: Path, expected, cache_dir, mirrors=No
         "arch_source": arch_source,
         "matches_arch": matches,
     }
+
+
+def _export_released_checkpoint(weights: Path, arch: str, out_dir: Path) -> dict:
+    """A released open_clip checkpoint (a training checkpoint's ``state_dict`` or a bare state dict)
+    into a model folder. It names no architecture: its tower sizes are read off its tensors, as
+    for OpenAI's checkpoints, with ``arch``'s activation (open_clip checkpoints carry none); where
+    they are ``arch``'s the weights go into ``arch`` itself (strict). Returns the model config."""
+    from curate.scoring.clip import arch_open_clip_config, export_with_config, openai_model_cfg, openai_state_dict
+    from curate.scoring.clip import same_architecture as same
+
+    named = arch_open_clip_config(arch)
+    state = openai_state_dict(weights)
+    found = {k: v for k, v in openai_model_cfg(state).items() if k != "quick_gelu"}
+    if named["model_cfg"].get("quick_gelu"):
+        found["quick_gelu"] = True
+    if same(found, named["model_cfg"]):
+        export_with_config(weights, named, out_dir)
+    else:
+        export_with_config(weights, {"model_cfg": found, "preprocess_cfg": named["preprocess_cfg"]}, out_dir)
+    return found
 
 
 def _safe_alternative(filename: str) -> str | None:

@@ -18,7 +18,7 @@ Data interface of the driver (what a Snakemake rule supplies)
 returning an iterable of batches; the driver calls them again with ``pass_index + 1`` whenever a
 pass is exhausted, so a loader is a re-startable, seeded stream (shuffle with
 ``(seed, pass_index)``). Upstream batches are ``(images, texts, head_inputs)``, downstream batches
-``(images, labels)``:
+``(images, labels)`` (the cross-entropy loss) or ``(images, texts)`` (the CLIP loss):
 
 - ``images``: a float tensor ``(n, 3, H, W)`` already preprocessed for the reference model, or a
   sequence of PIL images / ``uint8`` ``H x W x 3`` arrays (the driver applies the reference
@@ -30,9 +30,10 @@ pass is exhausted, so a loader is a re-startable, seeded stream (shuffle with
   (E-FLYT);
 - ``labels``: int class indices into ``classnames``.
 
-`in_memory_loader` turns arrays into such a loader (the tests; small pools);
-`load_downstream_npz` reads `curate.data.synthetic.curated.write_downstream_set`'s npz. A rule over
-shards writes its own streaming loader with the same contract.
+`in_memory_loader` turns arrays into such a loader (the tests); on a pool, `pool_loader` streams
+the pool's scored samples chunk by chunk and `labelled_loader` a labelled downstream set (or a
+group of them, FLYT's E-FLYT-22) from its files, each through a seeded shuffle buffer, as the
+FLYT code's webdataset pipelines do.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curate.data.evalsets import load_downstream_npz
 from curate.training.losses import weighted_clip_loss
 
 __all__ = [
@@ -67,7 +67,6 @@ __all__ = [
     "flyt_step",
     "cosine_lr",
     "in_memory_loader",
-    "load_downstream_npz",
     "augmentation_seed",
     "FrozenFeatures",
     "FlytResult",
@@ -78,6 +77,13 @@ __all__ = [
     "mixing_weights",
     "save_head",
     "load_head",
+    "load_head_extractor",
+    "downstream_clip_loss",
+    "UpstreamChunk",
+    "DownstreamSet",
+    "pool_loader",
+    "labelled_loader",
+    "train_pool_mixer",
 ]
 
 #: FLYT clamps the reference model's log logit scale to [2, ln 100] after each step
@@ -210,7 +216,7 @@ def downstream_logits(
     logits = image_features @ classifier.T
     if tau_ds is None:
         return logits
-    tau = tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype)
+    tau = tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype, device=logits.device)
     return tau.exp() * logits
 
 
@@ -295,6 +301,10 @@ def functional_adamw_step(
 
 
 # ----------------------------------------------------------------------------- one FLYT step
+#: FLYT's downstream losses (App. C.8): cross-entropy over the classes, or the CLIP loss.
+DOWNSTREAM_LOSSES = ("ce", "clip")
+
+
 @dataclass
 class FlytHParams:
     """FLYT hyper-parameters (§6 defaults; every one overridable).
@@ -307,6 +317,16 @@ class FlytHParams:
     (`flyt_step`) **(quirk)**.
     ``weight_decay`` applies to the reference model's matrices, ``head_weight_decay`` to the
     head's (biases never decay).
+    ``downstream_loss``: ``ce`` (cross-entropy over the classes, one drawn template per class) or
+    ``clip`` (the CLIP loss of each downstream image against a text of its class, one drawn
+    template per image: FLYT App. C.8, E-FLYT-22), both scaled by ``exp(tau_DS)`` (1 without it).
+    ``update_reference``: the reference model takes its look-ahead step each iteration (FLYT's
+    ``--update_reference_model``); false: it stays at its initialisation (Table 12, "only scoring
+    model"), as the FLYT code then runs it: its lr is not scheduled (the peak lr throughout), its
+    AdamW moments and step counter still advance, and tau_DS is not learned (the code writes its
+    step into the parameters it does not copy back) **(quirk)**.
+    ``train_extractor``: E-FLYT's feature extractor is trained with the head (FLYT's
+    ``--train_full_scoring``, Table 12), by the head's optimizer.
     """
 
     steps: int = 5000
@@ -321,6 +341,13 @@ class FlytHParams:
     downstream_batch: int = 3072
     tau_ds_init: float | None = TAU_DS_INIT
     tau_ds_lr: float | None = None
+    downstream_loss: str = "ce"
+    update_reference: bool = True
+    train_extractor: bool = False
+
+    def __post_init__(self):
+        if self.downstream_loss not in DOWNSTREAM_LOSSES:
+            raise ValueError(f"downstream_loss must be one of {DOWNSTREAM_LOSSES}, got {self.downstream_loss!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -341,6 +368,21 @@ def _attention_ctx():
     return sdpa_kernel(SDPBackend.MATH)
 
 
+def downstream_clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, tau_ds) -> torch.Tensor:
+    """FLYT's downstream CLIP loss (App. C.8) as open_clip's ``ClipLoss`` computes it: the mean of
+    the image-to-text and text-to-image cross-entropies of ``scale * img . txt^T`` against the
+    diagonal, ``scale = exp(tau_ds)`` (1 when ``tau_ds`` is None). (The paper writes a sum over
+    the batch; the code's mean differs only in the gradient's scale.)"""
+    logits = image_features @ text_features.T
+    if tau_ds is not None:
+        tau = (
+            tau_ds if torch.is_tensor(tau_ds) else torch.tensor(float(tau_ds), dtype=logits.dtype, device=logits.device)
+        )
+        logits = tau.exp() * logits
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
 def flyt_step(
     reference_model: nn.Module,
     head: nn.Module,
@@ -348,12 +390,13 @@ def flyt_step(
     upstream_batch: tuple[torch.Tensor, torch.Tensor],
     head_inputs: torch.Tensor,
     downstream_batch: tuple[torch.Tensor, torch.Tensor],
-    class_texts_tokens: torch.Tensor,
+    class_texts_tokens: torch.Tensor | None,
     tau_ds: torch.Tensor | None,
     state: dict,
     hparams: FlytHParams | None = None,
     ref_lr: float | None = None,
     tau_lr: float | None = None,
+    scoring_parameters: Sequence[torch.Tensor] | None = None,
 ) -> dict:
     """One FLYT step (§6, the paper's Algorithm 1); updates ``head``, ``tau_ds``, the model, ``state``.
 
@@ -361,23 +404,27 @@ def flyt_step(
     2. ``g = grad_theta weighted_clip_loss(model_theta(upstream), w)`` with ``create_graph=True``.
     3. ``theta' = functional_adamw_step(theta, g, state, ref_lr, betas, eps, weight_decay)``
        (matrices-only decay; ``state`` carries the reference model's AdamW moments).
-    4. Downstream CE at ``theta'``: ``cross_entropy(downstream_logits(img(theta'),
-       txt(theta'), tau_ds), labels)`` (mean over the downstream batch), ``class_texts_tokens``
-       = the ``(K, context)`` tokens of one drawn template per class (`sample_class_prompts`).
-    5. Back-propagate it through ``theta'`` and ``g`` to ``w``, the head and ``tau_ds`` only;
-       ``head_optimizer.step()`` (it holds the head's parameters only). A learned ``tau_ds`` is
-       stepped as the FLYT code steps it, by the reference model's optimizer: one more
-       `functional_adamw_step` on ``state`` (lr ``tau_lr``, default the reference lr; no weight
-       decay; its own moments under the name ``tau_ds``), so the shared step counter advances
-       again: the reference model's k-th update uses ``t = 2k - 1``, tau_DS's ``t = 2k``
-       **(quirk)**; without a learned tau_DS (plain CE) it advances once per step.
+    4. Downstream loss at ``theta'`` (``hparams.downstream_loss``, mean over the downstream
+       batch): ``ce``: ``cross_entropy(downstream_logits(img(theta'), txt(theta'), tau_ds),
+       labels)`` with ``downstream_batch = (images, labels)`` and ``class_texts_tokens`` the
+       ``(K, context)`` tokens of one drawn template per class (`sample_class_prompts`); ``clip``:
+       `downstream_clip_loss` with ``downstream_batch = (images, tokens)``, one text per image.
+    5. Back-propagate it through ``theta'`` and ``g`` to ``w``, the scoring model (the head, or
+       ``scoring_parameters``: the head and a trained feature extractor, whose graph to
+       ``head_inputs`` is kept) and ``tau_ds`` only; ``head_optimizer.step()``. A learned
+       ``tau_ds`` is stepped as the FLYT code steps it, by the reference model's optimizer: one
+       more `functional_adamw_step` on ``state`` (lr ``tau_lr``, default the reference lr; no
+       weight decay; its own moments under the name ``tau_ds``), so the shared step counter
+       advances again: the reference model's k-th update uses ``t = 2k - 1``, tau_DS's
+       ``t = 2k`` **(quirk)**; without a learned tau_DS (plain CE) it advances once per step.
     6. ``theta <- theta'`` (detached, written into ``reference_model``) and clamp
-       ``logit_scale`` to ``[2, ln 100]`` (quirk: lower bound 2).
+       ``logit_scale`` to ``[2, ln 100]`` (quirk: lower bound 2). With
+       ``hparams.update_reference`` false neither ``theta`` nor ``tau_ds`` takes its new value
+       (the moments and the step counter advance all the same), as in the FLYT code.
 
     ``reference_model``: an open_clip-style CLIP (``model(image, text)`` returns normalised
     features as a tuple or dict) with a ``logit_scale`` parameter (LOG scale); its trainable
-    parameters are theta. ``upstream_batch = (images, tokens)``, ``downstream_batch =
-    (images, labels)``. ``ref_lr`` overrides ``hparams.ref_lr`` (the driver's schedule).
+    parameters are theta. ``ref_lr`` overrides ``hparams.ref_lr`` (the driver's schedule).
     Returns floats: ``upstream_loss`` (at theta), ``downstream_loss`` (at theta'),
     ``logit_scale`` (after the clamp), ``logit_scale_unclamped``, ``tau_ds``, ``ref_lr``,
     ``weight_max``, ``weight_entropy``.
@@ -392,7 +439,7 @@ def flyt_step(
         raise ValueError(f"the reference model has no trainable parameter {_LOGIT_SCALE!r}")
     theta = {n: p.detach().requires_grad_(True) for n, p in named.items()}
     up_images, up_texts = upstream_batch
-    ds_images, ds_labels = downstream_batch
+    ds_images, ds_targets = downstream_batch
     head_inputs = _float_tensor(head_inputs)
     from torch.func import functional_call
 
@@ -414,11 +461,17 @@ def flyt_step(
             eps=hp.eps,
             weight_decay=hp.weight_decay,
         )
-        ds_img, cls_txt = _features(functional_call(reference_model, new_theta, (ds_images, class_texts_tokens)))
-        logits = downstream_logits(ds_img, cls_txt, tau_ds)
-        downstream_loss = F.cross_entropy(logits, torch.as_tensor(ds_labels, dtype=torch.long))
+        if hp.downstream_loss == "clip":
+            ds_img, ds_txt = _features(functional_call(reference_model, new_theta, (ds_images, ds_targets)))
+            downstream_loss = downstream_clip_loss(ds_img, ds_txt, tau_ds)
+        else:
+            if class_texts_tokens is None:
+                raise ValueError("the cross-entropy downstream loss needs the class prompts' tokens")
+            ds_img, cls_txt = _features(functional_call(reference_model, new_theta, (ds_images, class_texts_tokens)))
+            logits = downstream_logits(ds_img, cls_txt, tau_ds)
+            downstream_loss = F.cross_entropy(logits, torch.as_tensor(ds_targets, dtype=torch.long))
 
-    trainable = [p for p in head.parameters() if p.requires_grad]
+    trainable = [p for p in (scoring_parameters or head.parameters()) if p.requires_grad]
     if learned_tau:
         trainable.append(tau_ds)
         tau_ds.grad = None
@@ -435,13 +488,15 @@ def flyt_step(
             eps=hp.eps,
             weight_decay=0.0,
         )
-        with torch.no_grad():
-            tau_ds.copy_(stepped[TAU_DS_NAME])
+        if hp.update_reference:
+            with torch.no_grad():
+                tau_ds.copy_(stepped[TAU_DS_NAME])
         tau_ds.grad = None
 
     with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(new_theta[n].detach())
+        if hp.update_reference:
+            for n, p in named.items():
+                p.copy_(new_theta[n].detach())
         unclamped = float(named[_LOGIT_SCALE].detach())
         clamp_logit_scale_(named[_LOGIT_SCALE])
         wd = w.detach()
@@ -538,13 +593,15 @@ def _prepare_texts(texts, tokenizer) -> torch.Tensor:
 class FlytResult:
     """What `train_flyt` returns: the trained ``head``, final ``tau_ds`` (None = plain CE),
     per-step ``history`` (`flyt_step`'s dicts plus ``step`` and ``head_lr``), the updated
-    ``reference_model`` and its AdamW ``adam_state``."""
+    ``reference_model`` and its AdamW ``adam_state``, and E-FLYT's feature extractor when it
+    was trained with the head (``extractor``, else None)."""
 
     head: nn.Module
     tau_ds: float | None
     history: list[dict] = field(default_factory=list)
     reference_model: nn.Module | None = None
     adam_state: dict | None = None
+    extractor: nn.Module | None = None
 
 
 def _load_reference(reference):
@@ -570,28 +627,49 @@ class FrozenFeatures:
     """E-FLYT's head inputs computed during training, as the FLYT code does: `eflyt_features` of a
     FROZEN CLIP's embeddings of the batch the reference model sees (the same augmented images and
     tokens). ``model``: an open_clip CLIP (``encode_image``, ``encode_text``), or a model source
-    loaded with `curate.scoring.clip.load_model`."""
+    loaded with `curate.scoring.clip.load_model`. With ``trainable`` the CLIP is the scoring
+    model's too (FLYT's ``--train_full_scoring``): its features keep their graph and
+    `parameters` are trained with the head."""
 
-    def __init__(self, model, device="cpu"):
+    def __init__(self, model, trainable: bool = False, device="cpu"):
         if isinstance(model, str):
             from curate.scoring.clip import load_model
 
             model = load_model(model, device=device)[0]
-        self.model = model.to(device).eval()
+        self.trainable = bool(trainable)
+        model = model.to(device)
+        self.model = model.train() if self.trainable else model.eval()
         for p in self.model.parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(self.trainable)
 
-    @torch.no_grad()
+    def parameters(self) -> list[torch.Tensor]:
+        """The extractor's trained parameters (none when frozen)."""
+        return [p for p in self.model.parameters() if p.requires_grad]
+
     def __call__(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return eflyt_features(self.model.encode_image(images), self.model.encode_text(tokens))
+        with torch.set_grad_enabled(self.trainable), _attention_ctx():
+            return eflyt_features(self.model.encode_image(images), self.model.encode_text(tokens))
+
+
+def _scoring_groups(module: nn.Module, weight_decay: float, lr: float, only_matrices: bool = True) -> list[dict]:
+    """AdamW parameter groups of a scoring model's part: decay on matrices only (open_clip's rule:
+    biases, gains, norms and the logit scale do not decay)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "base_lr": lr},
+        {"params": no_decay, "weight_decay": 0.0, "base_lr": lr},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def train_flyt(
     reference,
     upstream: Loader,
     downstream: Loader,
-    classnames: Sequence[str],
-    templates: Sequence[str],
+    classnames: Sequence[str] | None,
+    templates: Sequence[str] | None,
     head: nn.Module | Callable[[int], nn.Module],
     hparams: FlytHParams | None = None,
     seed: int = 0,
@@ -611,20 +689,27 @@ def train_flyt(
     step (`augmentation_seed`). ``head``: a module, or a factory ``k -> module`` called with the
     width of the first batch's head inputs. Upstream batches are ``(images, texts, head_inputs)``,
     or ``(images, texts)`` with ``features(images, tokens)`` computing the head inputs from the
-    prepared batch (E-FLYT: `FrozenFeatures` of the augmented images, as the FLYT code).
-    Each step draws one template per class (``templates`` with ``{c}``) from a generator
-    seeded with ``seed``; the reference and head learning rates follow `cosine_lr` (peaks
-    ``ref_lr``/``head_lr``, ``warmup`` steps); the head optimizer is ``torch.optim.AdamW``
-    (``betas``, ``eps``; ``head_weight_decay`` on matrices); tau_DS is stepped with the reference
-    model's AdamW state (`flyt_step`). Loading the reference (a weightless architecture folder is
-    initialised randomly) and building the head run under ``torch.manual_seed(seed)`` in forked
-    RNGs, so a run is reproducible. ``log(step, info)`` is called after every step. ``device``:
-    where the reference model, the head and every prepared batch live (the images are drawn and
-    augmented on the CPU, as ever, then moved).
+    prepared batch (E-FLYT: `FrozenFeatures` of the augmented images, as the FLYT code; a
+    trainable one's parameters join the head's optimizer).
+    Downstream batches are ``(images, labels)`` for the cross-entropy loss, each step drawing one
+    template per class (``templates`` with ``{c}`` over ``classnames``) from a generator seeded
+    with ``seed``, or ``(images, texts)`` for the CLIP loss (``hparams.downstream_loss``; the
+    loader drew each text, `labelled_loader`). The reference and head learning rates follow
+    `cosine_lr` (peaks ``ref_lr``/``head_lr``, ``warmup`` steps; a reference that is not updated
+    keeps its peak lr, as the FLYT code does not schedule it); the head optimizer is
+    ``torch.optim.AdamW`` (``betas``, ``eps``; ``head_weight_decay`` on matrices); tau_DS is
+    stepped with the reference model's AdamW state (`flyt_step`). Loading the reference (a
+    weightless architecture folder is initialised randomly) and building the head run under
+    ``torch.manual_seed(seed)`` in forked RNGs, so a run is reproducible. ``log(step, info)`` is
+    called after every step. ``device``: where the reference model, the head and every prepared
+    batch live (the images are drawn and augmented on the CPU, as ever, then moved).
     """
     hp = hparams or FlytHParams()
     if hp.steps < 1:
         raise ValueError("steps must be >= 1")
+    clip_loss = hp.downstream_loss == "clip"
+    if not clip_loss and (not classnames or not templates):
+        raise ValueError("the cross-entropy downstream loss needs the class names and templates")
     up_stream = _stream(upstream, hp.upstream_batch)
     ds_stream = _stream(downstream, hp.downstream_batch)
     with torch.random.fork_rng(devices=[]):
@@ -635,7 +720,7 @@ def train_flyt(
 
     def prepared(step: int):
         up_images, up_texts, *rest = next(up_stream)
-        ds_images, ds_labels = next(ds_stream)
+        ds_images, ds_targets = next(ds_stream)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(augmentation_seed(seed, step))
             up_images = _prepare_images(up_images, preprocess)
@@ -648,8 +733,11 @@ def train_flyt(
             head_inputs = features(up_images, up_tokens)
         else:
             raise ValueError("an upstream batch without head inputs needs `features`")
-        labels = torch.as_tensor(np.asarray(ds_labels), dtype=torch.long).to(device)
-        return (up_images, up_tokens), head_inputs, (ds_images, labels)
+        if clip_loss:
+            targets = _prepare_texts(ds_targets, tokenizer).to(device)
+        else:
+            targets = torch.as_tensor(np.asarray(ds_targets), dtype=torch.long).to(device)
+        return (up_images, up_tokens), head_inputs, (ds_images, targets)
 
     batch = prepared(0)
     if not isinstance(head, nn.Module):
@@ -658,14 +746,12 @@ def train_flyt(
             head = head(int(batch[1].shape[1]))
     head.to(device).train()
     tau_ds = None if hp.tau_ds_init is None else nn.Parameter(torch.tensor(float(hp.tau_ds_init), device=device))
-    decay = [p for p in head.parameters() if p.ndim >= 2]
-    no_decay = [p for p in head.parameters() if p.ndim < 2]
-    groups = [
-        {"params": decay, "weight_decay": hp.head_weight_decay, "base_lr": hp.head_lr},
-        {"params": no_decay, "weight_decay": 0.0, "base_lr": hp.head_lr},
-    ]
-    groups = [g for g in groups if g["params"]]
+    groups = _scoring_groups(head, hp.head_weight_decay, hp.head_lr)
+    extractor_params = list(features.parameters()) if hasattr(features, "parameters") else []
+    if extractor_params:
+        groups += _scoring_groups(features.model, hp.head_weight_decay, hp.head_lr)
     optimizer = torch.optim.AdamW(groups, lr=hp.head_lr, betas=tuple(hp.betas), eps=hp.eps)
+    scoring_parameters = [p for g in groups for p in g["params"]]
     tau_base_lr = hp.ref_lr if hp.tau_ds_lr is None else hp.tau_ds_lr
     template_gen = torch.Generator().manual_seed(int(seed))
     state = new_adamw_state()
@@ -676,7 +762,12 @@ def train_flyt(
         upstream_batch, head_inputs, downstream_batch = batch
         for g in optimizer.param_groups:
             g["lr"] = cosine_lr(step, g["base_lr"], hp.warmup, hp.steps)
-        prompts = sample_class_prompts(classnames, templates, template_gen)
+        if clip_loss:
+            class_tokens = None
+        else:
+            prompts = sample_class_prompts(classnames, templates, template_gen)
+            class_tokens = _prepare_texts(prompts, tokenizer).to(device)
+        scheduled = hp.update_reference
         info = flyt_step(
             model,
             head,
@@ -684,13 +775,18 @@ def train_flyt(
             upstream_batch,
             head_inputs,
             downstream_batch,
-            _prepare_texts(prompts, tokenizer).to(device),
+            class_tokens,
             tau_ds,
             state,
             hp,
-            ref_lr=cosine_lr(step, hp.ref_lr, hp.warmup, hp.steps),
-            tau_lr=cosine_lr(step, tau_base_lr, hp.warmup, hp.steps),
+            ref_lr=cosine_lr(step, hp.ref_lr, hp.warmup, hp.steps) if scheduled else hp.ref_lr,
+            tau_lr=cosine_lr(step, tau_base_lr, hp.warmup, hp.steps) if scheduled else tau_base_lr,
+            scoring_parameters=scoring_parameters,
         )
+        if extractor_params:
+            extractor_scale = getattr(features.model, _LOGIT_SCALE, None)
+            if isinstance(extractor_scale, torch.Tensor):
+                clamp_logit_scale_(extractor_scale.data)  # as the FLYT code clamps the scoring CLIP's
         info = {"step": step, "head_lr": optimizer.param_groups[0]["lr"], **info}
         history.append(info)
         if log is not None:
@@ -702,6 +798,7 @@ def train_flyt(
         history=history,
         reference_model=model,
         adam_state=state,
+        extractor=features.model if extractor_params else None,
     )
 
 
@@ -743,27 +840,32 @@ def train_eflyt(
     templates: Sequence[str],
     hparams: FlytHParams | None = None,
     seed: int = 0,
-    hidden: int = 1024,
+    hidden: int | None = None,
     log: Callable[[int, dict], None] | None = None,
     extractor=None,
     device="cpu",
 ) -> FlytResult:
-    """E-FLYT: `train_flyt` with a `GLUHead` (``hidden`` units) over `eflyt_features` of a FROZEN
-    feature extractor. With ``extractor`` (a CLIP module or model source) the features are those
-    of the augmented images the reference model sees in each batch, as the FLYT code computes
-    them (`FrozenFeatures`); without it the upstream loader yields them as ``head_inputs``. The
-    reference model is initialised from the same CLIP as the extractor (OpenAI B/32, §6)."""
+    """E-FLYT: `train_flyt` with a `GLUHead` (``hidden`` units; None: its input width, FLYT's
+    ``hidden_dim_mod`` 1) over `eflyt_features` of a feature extractor, frozen unless
+    ``hparams.train_extractor``. With ``extractor`` (a CLIP module or model source) the features
+    are those of the augmented images the reference model sees in each batch, as the FLYT code
+    computes them (`FrozenFeatures`); without it the upstream loader yields them as
+    ``head_inputs``. FLYT initialises the reference model from the same CLIP as the extractor
+    (OpenAI B/32, §6)."""
+    hp = hparams or FlytHParams()
+    if hp.train_extractor and extractor is None:
+        raise ValueError("training the feature extractor needs the extractor")
     return train_flyt(
         reference_source,
         upstream,
         downstream,
         classnames,
         templates,
-        head=lambda k: GLUHead(k, hidden=hidden),
-        hparams=hparams,
+        head=lambda k: GLUHead(k, hidden=k if hidden is None else hidden),
+        hparams=hp,
         seed=seed,
         log=log,
-        features=None if extractor is None else FrozenFeatures(extractor, device=device),
+        features=None if extractor is None else FrozenFeatures(extractor, trainable=hp.train_extractor, device=device),
         device=device,
     )
 
@@ -802,9 +904,11 @@ def mixing_weights(head: MixingHead) -> np.ndarray:
 _HEADS = {"mixing": MixingHead, "glu": GLUHead}
 
 
-def save_head(path, head: nn.Module, meta: Mapping[str, Any] | None = None) -> None:
+def save_head(path, head: nn.Module, meta: Mapping[str, Any] | None = None, extractor=None) -> None:
     """Save a `MixingHead` / `GLUHead` (kind, config, state dict, JSON-able ``meta``) with
-    ``torch.save``; `load_head` restores it (``weights_only`` loading)."""
+    ``torch.save``; `load_head` restores it (``weights_only`` loading). ``extractor``: E-FLYT's
+    feature extractor trained with the head, ``(open_clip config dict, model)``, saved beside it
+    (`load_head_extractor`)."""
     import json
     import os
     from pathlib import Path
@@ -820,6 +924,10 @@ def save_head(path, head: nn.Module, meta: Mapping[str, Any] | None = None) -> N
         "state_dict": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()},
         "meta": json.dumps(dict(meta or {}), sort_keys=True),
     }
+    if extractor is not None:
+        config, model = extractor
+        obj["extractor_config"] = json.dumps(config, sort_keys=True)
+        obj["extractor_state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -836,6 +944,25 @@ def load_head(path) -> tuple[nn.Module, dict]:
     return head, json.loads(obj["meta"])
 
 
+def load_head_extractor(path):
+    """``(model, preprocess, tokenizer)`` of the feature extractor saved with a head
+    (`save_head`), None when the head was trained over a frozen one."""
+    import tempfile
+    from pathlib import Path
+
+    from curate.scoring.clip import CONFIG_NAME, load_model
+
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if "extractor_config" not in obj:
+        return None
+    with tempfile.TemporaryDirectory(prefix="extractor-") as folder:
+        (Path(folder) / CONFIG_NAME).write_text(obj["extractor_config"])
+        model, preprocess, tokenizer = load_model(f"local-dir:{folder}")
+    model.load_state_dict(obj["extractor_state_dict"])
+    model.eval()
+    return model, preprocess, tokenizer
+
+
 # ----------------------------------------------------------------------------- on a pool
 def read_templates(task_dir) -> list[str]:
     """The zero-shot templates (``{c}`` placeholders) of a clip_benchmark-layout task folder."""
@@ -848,84 +975,218 @@ def read_templates(task_dir) -> list[str]:
     return templates
 
 
-def pool_upstream_arrays(tar_paths: Sequence, uids: Sequence[str], head_inputs) -> tuple[list, list[str], np.ndarray]:
-    """The pool samples whose uids are ``uids`` (rows of ``head_inputs``), as
-    ``(PIL images, texts, head inputs)`` in reading order of the shards; bad samples are
-    skipped as everywhere (`curate.data.shards.iter_pool_samples`), uids not in the shards ignored.
+#: Samples a streaming loader shuffles among (the FLYT code's webdataset buffers hold 10 000
+#: upstream samples and 50 000 downstream samples of its 22-task set).
+UPSTREAM_BUFFER = 10_000
+DOWNSTREAM_BUFFER = 10_000
 
-    Holds the images of the scored pool in memory: right for the tiny pool and for a sampled
-    slice of a real pool (M-FLYT trains on a stream of batches; pass the shards to draw from)."""
+
+@dataclass
+class UpstreamChunk:
+    """One pool chunk for FLYT's upstream stream: its shards and, read when the stream reaches it,
+    its scored uids with their head inputs (``rows() -> (uids, X)``; ``X`` None when the head's
+    inputs are computed from each batch, E-FLYT's frozen extractor)."""
+
+    tar_paths: Sequence
+    rows: Callable[[], tuple[Sequence[str], np.ndarray | None]]
+
+
+def _batches(samples: Iterator[tuple], batch_size: int, rng: np.random.Generator, buffer: int) -> Iterator[list]:
+    """Full batches of ``batch_size`` drawn from ``samples`` through a shuffle buffer of
+    ``buffer`` (webdataset's shuffle); the incomplete tail is dropped, unless the samples are fewer
+    than one batch, which are then yielded together once."""
+    pool: list = []
+    batch: list = []
+    yielded = False
+
+    def draw():
+        return pool.pop(int(rng.integers(len(pool))))
+
+    for sample in samples:
+        pool.append(sample)
+        if len(pool) >= buffer:
+            batch.append(draw())
+            if len(batch) == batch_size:
+                yield batch
+                yielded, batch = True, []
+    while pool:
+        batch.append(draw())
+        if len(batch) == batch_size:
+            yield batch
+            yielded, batch = True, []
+    if batch and not yielded:
+        yield batch
+
+
+def pool_loader(chunks: Sequence[UpstreamChunk], seed: int = 0, buffer: int = UPSTREAM_BUFFER) -> Loader:
+    """FLYT's upstream loader over a pool (module docstring): pass ``p`` visits the chunks in a
+    permuted order and each chunk's shards in a permuted order (both from
+    ``default_rng([seed, p])``), keeps the samples whose uid is scored (bad ones skipped and
+    counted as everywhere, `curate.data.shards.iter_pool_samples`) and draws them through a
+    shuffle buffer of ``buffer`` samples. Batches are ``(images, texts, head inputs)``, or
+    ``(images, texts)`` where a chunk has no ``X``. Only one chunk's rows are held at a time, so
+    a pool of any size streams."""
     from curate.data.shards import SkipReport, iter_pool_samples
 
-    row = {uid: i for i, uid in enumerate(uids)}
-    X = np.asarray(head_inputs, dtype=np.float32)
-    images, texts, rows = [], [], []
-    for sample in iter_pool_samples([str(p) for p in tar_paths], SkipReport()):
-        i = row.get(sample.uid)
-        if i is not None:
-            images.append(sample.image)
-            texts.append(sample.text)
-            rows.append(i)
-    return images, texts, X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]
+    if not chunks:
+        raise ValueError("no pool chunks")
+
+    def loader(batch_size: int, pass_index: int) -> Iterator[tuple]:
+        rng = np.random.default_rng([int(seed), int(pass_index)])
+
+        def samples():
+            for c in rng.permutation(len(chunks)):
+                chunk = chunks[int(c)]
+                uids, X = chunk.rows()
+                row = {uid: i for i, uid in enumerate(uids)}
+                tars = [str(chunk.tar_paths[int(i)]) for i in rng.permutation(len(chunk.tar_paths))]
+                for sample in iter_pool_samples(tars, SkipReport()):
+                    i = row.get(sample.uid)
+                    if i is not None:
+                        yield sample.image, sample.text, None if X is None else X[i]
+
+        for batch in _batches(samples(), int(batch_size), rng, buffer):
+            images, texts, rows = zip(*batch)
+            if rows[0] is None:
+                yield list(images), list(texts)
+            else:
+                yield list(images), list(texts), np.stack(rows).astype(np.float32)
+
+    return loader
+
+
+@dataclass
+class DownstreamSet:
+    """One labelled downstream set: its `curate.data.datasets` entry and folder, its class names
+    and zero-shot templates (``{c}``), and its size (a group draws its members by it)."""
+
+    entry: dict
+    folder: Any
+    classnames: Sequence[str]
+    templates: Sequence[str]
+    size: int = 0
+
+
+def labelled_loader(
+    sets: Sequence[DownstreamSet],
+    loss: str = "ce",
+    balanced: bool = False,
+    seed: int = 0,
+    buffer: int = DOWNSTREAM_BUFFER,
+) -> Loader:
+    """FLYT's downstream loader over labelled sets (module docstring). One set: pass ``p`` streams
+    it shuffled (`curate.data.datasets.iter_labelled`, seed from ``(seed, p)``) into full
+    batches. Several (FLYT's E-FLYT-22): every sample first picks its set, in proportion to the
+    sets' sizes, or uniformly with ``balanced`` (FLYT's imbalanced and balanced 22 tasks), then
+    takes that set's next sample; each set cycles through its own shuffled passes, so the stream
+    never ends. Batches are ``(images, labels)`` for the cross-entropy loss (one set), or
+    ``(images, texts)`` for the CLIP loss, each text one template of its set drawn uniformly and
+    filled with the sample's class name (as FLYT's sets carry one sampled template per image)."""
+    from curate.data.datasets import iter_labelled
+
+    if not sets:
+        raise ValueError("no downstream set")
+    if loss not in DOWNSTREAM_LOSSES:
+        raise ValueError(f"unknown downstream loss {loss!r}")
+    if loss == "ce" and len(sets) > 1:
+        raise ValueError("the cross-entropy loss reads one labelled set (several sets take the CLIP loss)")
+
+    def cycle(index: int, pass_index: int) -> Iterator[tuple]:
+        passes = 0
+        while True:
+            empty = True
+            shuffle_seed = int(np.random.SeedSequence([int(seed), pass_index, index, passes]).generate_state(1)[0])
+            for sample in iter_labelled(sets[index].entry, sets[index].folder, shuffle_seed, buffer):
+                empty = False
+                yield sample
+            if empty:
+                raise ValueError(f"downstream set {sets[index].folder} is empty")
+            passes += 1
+
+    def text(rng: np.random.Generator, index: int, label: int) -> str:
+        member = sets[index]
+        return member.templates[int(rng.integers(len(member.templates)))].format(c=member.classnames[label])
+
+    def loader(batch_size: int, pass_index: int) -> Iterator[tuple]:
+        rng = np.random.default_rng([int(seed), int(pass_index), 0xD5])
+        if len(sets) == 1:
+            samples = iter_labelled(sets[0].entry, sets[0].folder, int(rng.integers(2**31)), buffer)
+            for batch in _batches(samples, int(batch_size), rng, 1):
+                images, labels = zip(*batch)
+                targets = [text(rng, 0, int(y)) for y in labels] if loss == "clip" else np.asarray(labels)
+                yield list(images), targets
+            return
+        sizes = np.asarray([max(1, int(s.size)) for s in sets], dtype=np.float64)
+        p = np.full(len(sets), 1.0 / len(sets)) if balanced else sizes / sizes.sum()
+        streams = [cycle(i, int(pass_index)) for i in range(len(sets))]
+        while True:
+            picks = rng.choice(len(sets), size=int(batch_size), p=p)
+            images, texts = [], []
+            for index in picks:
+                image, label = next(streams[int(index)])
+                images.append(image)
+                texts.append(text(rng, int(index), int(label)))
+            yield images, texts
+
+    return loader
 
 
 def train_pool_mixer(
     reference_source,
-    tar_paths: Sequence,
-    uids: Sequence[str],
-    head_inputs,
-    downstream_npz,
-    templates: Sequence[str],
+    upstream: Sequence[UpstreamChunk],
+    downstream: Sequence[DownstreamSet],
     hparams: FlytHParams,
     seed: int = 0,
     zero_init: bool = False,
     head: str = "mixing",
-    hidden: int = 1024,
+    hidden: int | None = None,
     log: Callable[[int, dict], None] | None = None,
     extractor: str | None = None,
+    balanced: bool = False,
     device="cpu",
 ) -> FlytResult:
-    """FLYT on a pool (§6): a scoring head over ``head_inputs`` (one row per uid of ``uids``),
-    trained against the reference CLIP ``reference_source`` and the labelled downstream set
-    ``downstream_npz`` (`load_downstream_npz`; one random template of ``templates`` per class per
-    step). Upstream and downstream batches are drawn by seeded permutations.
+    """FLYT on a pool (§6): a scoring head trained against the reference CLIP
+    ``reference_source`` on a stream of the pool's scored samples (`pool_loader` over the
+    ``upstream`` chunks, seed ``seed``) and of the labelled ``downstream`` sets (`labelled_loader`,
+    seed ``seed + 1``; the cross-entropy loss draws one template of the set per class per step).
 
-    ``head="mixing"``: M-FLYT, a `MixingHead` over the pool-standardised scores (the reference is
-    a CLIP trained on the unfiltered pool), from ``nn.Linear``'s initialisation (``zero_init``:
-    from zero weights, an option no configured fusion uses). ``head="glu"``: E-FLYT, a `GLUHead`
-    of ``hidden`` units over `eflyt_features` of the frozen CLIP ``extractor`` (a model source)
-    on the augmented images of each batch, as the FLYT code (the reference starts from that
-    CLIP); without ``extractor``, over ``head_inputs`` (precomputed embeddings' features).
-    ``device``: where the reference, the head and the batches live (`train_flyt`)."""
-    images, texts, X = pool_upstream_arrays(tar_paths, uids, head_inputs)
-    if not images:
-        raise ValueError("none of the scored uids is in the pool shards")
-    ds_images, ds_labels, classnames = load_downstream_npz(downstream_npz)
-    downstream = in_memory_loader(ds_images, ds_labels, seed=seed + 1)
+    ``head="mixing"``: M-FLYT, a `MixingHead` over the chunks' score rows (standardised over the
+    pool, FLYT; the reference is a CLIP trained on the unfiltered pool), from ``nn.Linear``'s
+    initialisation (``zero_init``: from zero weights, an option no configured fusion uses).
+    ``head="glu"``: E-FLYT, a `GLUHead` of ``hidden`` units over `eflyt_features` of the CLIP
+    ``extractor`` (a model source; frozen unless ``hparams.train_extractor``) on the augmented
+    images of each batch, as the FLYT code (FLYT starts the reference from that CLIP); without
+    ``extractor``, over the chunks' rows (precomputed embeddings' features). ``device``: where the reference, the
+    head and the batches live (`train_flyt`)."""
+    if head not in ("mixing", "glu"):
+        raise ValueError(f"unknown head {head!r}; known: mixing, glu")
+    chunks = list(upstream)
+    if extractor is not None:  # the head's inputs come from each batch: the chunks give their uids
+        chunks = [UpstreamChunk(c.tar_paths, _uids_only(c.rows)) for c in chunks]
+    if not any(len(c.rows()[0]) for c in chunks):
+        raise ValueError("none of the pool's chunks has a scored uid")
+    up = pool_loader(chunks, seed=seed)
+    down = labelled_loader(downstream, hparams.downstream_loss, balanced, seed=seed + 1)
+    first = downstream[0]
+    classnames, templates = (first.classnames, first.templates) if len(downstream) == 1 else (None, None)
     if head == "glu":
-        upstream = (
-            in_memory_loader(images, texts, seed=seed) if extractor else in_memory_loader(images, texts, X, seed=seed)
-        )
         return train_eflyt(
             reference_source,
-            upstream,
-            downstream,
+            up,
+            down,
             classnames,
             templates,
             hparams,
-            seed=seed,
-            hidden=hidden,
-            log=log,
+            seed,
+            hidden,
+            log,
             extractor=extractor,
             device=device,
         )
-    upstream = in_memory_loader(images, texts, X, seed=seed)
-    if head != "mixing":
-        raise ValueError(f"unknown head {head!r}; known: mixing, glu")
     return train_mflyt(
         reference_source,
-        upstream,
-        downstream,
+        up,
+        down,
         classnames,
         templates,
         hparams,
@@ -934,3 +1195,10 @@ def train_pool_mixer(
         log=log,
         device=device,
     )
+
+
+def _uids_only(rows: Callable) -> Callable:
+    def uids():
+        return rows()[0], None
+
+    return uids

@@ -568,40 +568,55 @@ def fuse_sieve_clip(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     return sieve_clip_fusion(S[:, 0], S[:, 1], fusion["a"], column_arrays(stats))
 
 
+#: FLYT's settings a fusion's ``hparams`` may change (`curate.selection.flyt.FlytHParams`).
+FLYT_HPARAMS = {
+    "steps": POSITIVE_INT,
+    "warmup": {"type": "integer", "minimum": 0},
+    "ref_lr": {"type": "number", "minimum": 0},
+    "head_lr": {"type": "number", "minimum": 0},
+    "weight_decay": {"type": "number", "minimum": 0},
+    "head_weight_decay": {"type": "number", "minimum": 0},
+    "upstream_batch": POSITIVE_INT,
+    "downstream_batch": POSITIVE_INT,
+    "tau_ds_init": {"type": ["number", "null"]},
+    "tau_ds_lr": {"type": ["number", "null"]},
+    "downstream_loss": {"enum": ["ce", "clip"]},
+    "update_reference": {"type": "boolean"},
+    "train_extractor": {"type": "boolean"},
+}
+#: FLYT's defaults of the settings a scale's ``flyt_hparams`` rebases (FLYT App. C.1, Table 7).
+FLYT_DEFAULTS = {
+    "steps": 5000,
+    "warmup": 100,
+    "ref_lr": 5e-5,
+    "head_lr": 1e-3,
+    "upstream_batch": 4096,
+    "downstream_batch": 3072,
+}
+
 _FLYT_PARAMS = {
     "reference": required(
         {
             "type": "object",
             "additionalProperties": False,
-            "oneOf": [{"required": ["selection", "recipe"]}, {"required": ["scorer"]}],
-            "properties": {"selection": NAME, "recipe": NAME, "scorer": NAME},
+            "oneOf": [{"required": ["selection", "recipe"]}, {"required": ["scorer"]}, {"required": ["model"]}],
+            "properties": {"selection": NAME, "recipe": NAME, "scorer": NAME, "model": NAME},
         },
-        "the reference CLIP: a selection's model on the same pool, or a scorer's model",
+        "the reference CLIP's initialisation: a selection's model on the same pool, a scorer's model, or a "
+        "`models` entry (fetched, a run of this workflow, or a seeded random initialisation)",
     ),
     "downstream": required(
         {
             "type": "object",
-            "required": ["suite", "task"],
+            "required": ["dataset"],
             "additionalProperties": False,
-            "properties": {"suite": NAME, "task": {"type": "string"}},
+            "properties": {"dataset": NAME, "balanced": {"type": "boolean", "default": False}},
         },
-        "the labelled downstream set (of the suite) and the task whose templates make the classifier",
+        "the labelled downstream set (a `datasets` entry; its `classes` give the class names and templates); "
+        "a group of sets is drawn in proportion to their sizes, or each equally often with `balanced`",
     ),
     "hparams": required(
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "steps": POSITIVE_INT,
-                "warmup": {"type": "integer", "minimum": 0},
-                "ref_lr": {"type": "number", "minimum": 0},
-                "head_lr": {"type": "number", "minimum": 0},
-                "weight_decay": {"type": "number", "minimum": 0},
-                "head_weight_decay": {"type": "number", "minimum": 0},
-                "upstream_batch": POSITIVE_INT,
-                "downstream_batch": POSITIVE_INT,
-            },
-        },
+        {"type": "object", "additionalProperties": False, "properties": FLYT_HPARAMS},
         "FlytHParams overrides",
     ),
     "seed": optional(SEED, 0, "the mixer training's seed"),
@@ -616,16 +631,37 @@ _FLYT_PARAMS = {
 
 
 def _check_flyt(config: dict, where: str, entry: dict) -> None:
+    from curate.data.datasets import dataset_format
+
     reference = entry["reference"]
     if "scorer" in reference:
         require_entry(config, "scorers", reference["scorer"], f"{where}.reference.scorer")
+    elif "model" in reference:
+        require_entry(config, "models", reference["model"], f"{where}.reference.model")
+        if config["models"][reference["model"]]["library"] not in CLIP_MODEL_LIBRARIES:
+            raise ConfigError(f"{where}.reference.model: {reference['model']!r} is not a CLIP model")
     else:
         require_entry(config, "selections", reference["selection"], f"{where}.reference.selection")
         require_entry(config, "recipes", reference["recipe"], f"{where}.reference.recipe")
-    suite, task = entry["downstream"]["suite"], entry["downstream"]["task"]
-    require_entry(config, "suites", suite, f"{where}.downstream.suite")
-    if task not in config["suites"][suite]["tasks"]:
-        raise ConfigError(f"{where}.downstream.task: {task!r} is not in suites.{suite}.tasks")
+    dataset = entry["downstream"]["dataset"]
+    require_entry(config, "datasets", dataset, f"{where}.downstream.dataset")
+    found = config["datasets"][dataset]
+    fmt = dataset_format(found)
+    if fmt == "pairs":
+        raise ConfigError(f"{where}.downstream.dataset: {dataset!r} holds image-text pairs, not a labelled set")
+    if fmt != "group" and not found.get("classes"):
+        raise ConfigError(f"{where}.downstream.dataset: {dataset!r} names no `classes` (its class names and templates)")
+    if fmt == "group" and entry["hparams"].get("downstream_loss", "ce") != "clip":
+        raise ConfigError(
+            f"{where}.downstream.dataset: {dataset!r} is a group of sets, whose classes differ: it takes "
+            "hparams.downstream_loss: clip (FLYT's E-FLYT-22)"
+        )
+    if entry["hparams"].get("train_extractor") and entry["method"] != "eflyt":
+        raise ConfigError(f"{where}.hparams.train_extractor: only E-FLYT has a feature extractor")
+
+
+#: The `models` libraries that are open_clip CLIPs (a reference or a scorer may load them).
+CLIP_MODEL_LIBRARIES = ("open_clip", "trained", "random")
 
 
 def _check_eflyt(config: dict, where: str, entry: dict) -> None:
@@ -637,33 +673,83 @@ def _check_eflyt(config: dict, where: str, entry: dict) -> None:
 
 
 def _embeddings_input(ws, pool: str, fusion: dict, chunk: str) -> dict:
+    if fusion["hparams"].get("train_extractor"):
+        # the head's features come from the extractor trained with it (in the mixer file): the
+        # chunk's shards are embedded again
+        return {"shards": ws.chunk_input(pool, chunk)}
     return {"embeddings": ws.path("embeddings", pool=pool, scorer=fusion["scorers"][0], chunk=chunk)}
+
+
+def flyt_stand_ins(fusion: dict, mapping: dict) -> None:
+    """In place: a FLYT fusion's reference model and downstream set replaced by their stand-ins
+    (`curate.workflow.scales.apply_stand_ins`)."""
+    reference = fusion["reference"]
+    for key in ("model", "scorer"):
+        if reference.get(key) is not None:
+            reference[key] = mapping.get(reference[key], reference[key])
+    downstream = fusion["downstream"]
+    downstream["dataset"] = mapping.get(downstream["dataset"], downstream["dataset"])
+
+
+def move_flyt_hparams(hparams: dict, base: dict | None) -> dict:
+    """A FLYT fusion's ``hparams`` at a scale whose base settings are ``base`` (its
+    ``flyt_hparams``; None: FLYT's own). Each base setting the fusion does not change is the
+    base's; one it changes is the base's times the factor by which the fusion's value differs
+    from FLYT's default (`FLYT_DEFAULTS`): FLYT Table 12's 12 500 steps (2.5 x 5000) are 500 of
+    the tiny scale's 200. Counts are rounded and at least 1 (warm-up at least 0, below the
+    steps); other settings are kept as given."""
+    if not base:
+        return dict(hparams)
+    out = dict(hparams)
+    for key, value in base.items():
+        if key not in hparams:
+            out[key] = value
+            continue
+        moved = value * (hparams[key] / FLYT_DEFAULTS[key])
+        out[key] = max(0 if key == "warmup" else 1, int(round(moved))) if isinstance(value, int) else float(moved)
+    if "warmup" in out and "steps" in out and out["warmup"] >= out["steps"]:
+        out["warmup"] = max(0, out["steps"] - 1)
+    return out
 
 
 @FUSIONS.register(
     "mflyt",
     params={
         **_FLYT_PARAMS,
+        "standardise": optional(
+            {"type": "boolean"},
+            True,
+            "the head's inputs are the scores standardised over the pool (FLYT); false: the raw scores (FLYT Table 8)",
+        ),
         "zero_init": optional(
             {"type": "boolean"}, False, "start the mixing head at zero (FLYT: nn.Linear's initialisation)"
         ),
     },
     check=_check_flyt,
     head="mixing",
-    head_input="standardised_scores",
+    head_input="scores",
+    stand_ins=flyt_stand_ins,
 )
 def fuse_mflyt(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
-    """M-FLYT: a linear mixing head over the pool-standardised scores, trained by FLYT's one-step look-ahead."""
-    return zscore(S, column_arrays(stats))
+    """M-FLYT's head inputs: the scores standardised over the pool (or raw, ``standardise: false``)."""
+    return zscore(S, column_arrays(stats)) if fusion["standardise"] else np.asarray(S, dtype=np.float64)
 
 
 @FUSIONS.register(
     "eflyt",
-    params={**_FLYT_PARAMS, "hidden": optional(POSITIVE_INT, 1024, "hidden units of the GLU head")},
+    params={
+        **_FLYT_PARAMS,
+        "hidden": optional(
+            {"oneOf": [POSITIVE_INT, {"type": "null"}]},
+            None,
+            "hidden units of the GLU head (null: its input width, FLYT's `hidden_dim_mod` 1: 1024 for B/32)",
+        ),
+    },
     check=_check_eflyt,
     head="glu",
     head_input="embeddings",
     chunk_inputs=_embeddings_input,
+    stand_ins=flyt_stand_ins,
 )
 def fuse_eflyt(S: np.ndarray, stats: dict, fusion: dict) -> np.ndarray:
     """E-FLYT: a GLU head over one CLIP scorer's L2-normalised image and text embeddings."""

@@ -280,6 +280,73 @@ def select_clip_score(params: dict, inputs: dict) -> list[str]:
     return [uids[i] for i in np.sort(kept)]
 
 
+def top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` largest scores, exactly ``n`` (fewer when fewer are finite), ties to
+    the lower index; NaN scores are never kept. (Wang et al.'s ``filter_by_score`` keeps exactly
+    ``n`` with ``np.argpartition``, which breaks ties arbitrarily.)"""
+    scores = np.asarray(scores, dtype=np.float64)
+    valid = np.flatnonzero(~np.isnan(scores))
+    order = valid[np.argsort(-scores[valid], kind="stable")]
+    return np.sort(order[: max(0, int(n))])
+
+
+def two_stage(
+    uids: list[str], first: np.ndarray, second: np.ndarray, fraction: float, second_fraction: float
+) -> list[str]:
+    """s-CLIPLoss's two-stage filter (Wang et al. 2024; FLYT Table 10, App. C.4): with ``N`` the
+    pool's scored samples, keep the top ``int(N * fraction)`` by ``first``, then of those the top
+    ``int(N * second_fraction)`` by ``second``: both counts are shares of the whole pool (the
+    authors' ``filter_by_score(..., total_num)``), each exactly that many (`top_n`)."""
+    n = len(uids)
+    kept = top_n(first, int(n * fraction))
+    kept = kept[top_n(np.asarray(second)[kept], int(n * second_fraction))]
+    return [uids[i] for i in np.sort(kept)]
+
+
+def _two_stage_inputs(ws, pool: str, entry: dict) -> dict:
+    return {
+        "scores": ws.score_files(pool, entry["scorer"]),
+        "second_scores": ws.score_files(pool, entry["second_scorer"]),
+    }
+
+
+def _two_stage_columns(config: dict, entry: dict) -> dict:
+    from curate.scoring.kinds import score_column
+
+    return {"second_score_column": score_column(config["scorers"][entry["second_scorer"]])}
+
+
+def _check_two_stage(config: dict, where: str, entry: dict) -> None:
+    if entry["second_fraction"] > entry["fraction"]:
+        raise ConfigError(
+            f"{where}.second_fraction: {entry['second_fraction']} of the pool cannot come from the first stage's "
+            f"{entry['fraction']}"
+        )
+
+
+@SELECTIONS.register(
+    "two_stage",
+    params={
+        "scorer": required(NAME, "the first stage's scorer (s-CLIPLoss)", ref="scorers", paper=True),
+        "fraction": required(FRACTION, "the pool's share the first stage keeps (0.3)"),
+        "second_scorer": required(NAME, "the second stage's scorer (NormSim)", ref="scorers", paper=True),
+        "second_fraction": required(FRACTION, "the pool's share kept in the end (0.2)"),
+    },
+    check=_check_two_stage,
+    inputs=_two_stage_inputs,
+    config_params=_two_stage_columns,
+    labels=lambda config, entry: _labels("two_stage", f"{entry['scorer']}>{entry['second_scorer']}", "top_n"),
+)
+def select_two_stage(params: dict, inputs: dict) -> list[str]:
+    """The top ``fraction`` of the pool by one score, then the top ``second_fraction`` of the pool
+    among those by another (s-CLIPLoss, then NormSim: Wang et al.'s two-stage filter)."""
+    uids, first = chunk_scores(params, inputs)
+    second_uids, second = load_chunk_scores(inputs["second_scores"], params["second_score_column"])
+    by_uid = dict(zip(second_uids, second))
+    aligned = np.array([by_uid.get(uid, np.nan) for uid in uids], dtype=np.float64)
+    return two_stage(uids, first, aligned, params["fraction"], params["second_fraction"])
+
+
 def _fused_labels(config: dict, entry: dict) -> dict:
     fusion = config["fusions"][entry["fusion"]]
     return _labels(entry["fusion"], "+".join(fusion["scorers"]), entry["sampler"])
@@ -336,7 +403,7 @@ def _baseline_inputs(ws, pool: str, entry: dict) -> dict:
     if entry.get("embeddings") is not None:
         clip = entry["embeddings"]
         inputs["embeddings"] = ws.per_chunk("embeddings", pool, scorer=clip)
-        inputs["target"] = ws.path("downstream_embeddings", suite=entry["target"], scorer=clip)
+        inputs["target"] = ws.dataset_embeddings(entry["target"], clip)
     if entry.get("scorer") is not None:
         inputs["scores"] = ws.score_files(pool, entry["scorer"])
     return inputs
@@ -364,7 +431,9 @@ _WORDNET = {
 }
 _IMAGE_BASED = {
     "embeddings": required(NAME, "the CLIP scorer whose image embeddings are clustered", ref="scorers"),
-    "target": required(NAME, "the suite whose downstream set's images pick the target clusters", ref="suites"),
+    "target": required(
+        NAME, "the labelled set whose images pick the target clusters (DataComp: ImageNet's train)", ref="datasets"
+    ),
     "n_clusters": required({"type": "integer", "minimum": 1}, "k-means clusters (DataComp: 100 000)"),
     "n_iter": optional({"type": "integer", "minimum": 1}, 20, "k-means iterations"),
     "seed": optional(SEED, 0, "k-means seed"),

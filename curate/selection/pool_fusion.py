@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from curate.data.scorefiles import load_embeddings, load_scores
-from curate.selection.fusion import COLUMN_STATS, FUSIONS, column_arrays, column_stats, zscore
+from curate.selection.fusion import COLUMN_STATS, FUSIONS, column_stats
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,9 @@ def head_inputs(
     columns: list[str] | None = None,
     embedding_files: list | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """``(uids, X)``: the inputs of a trained fusion's head over some chunks: the pool-standardised
-    scores (M-FLYT) or the L2-normalised image and text embeddings (E-FLYT)."""
+    """``(uids, X)``: the inputs of a trained fusion's head over some chunks: the scores (M-FLYT:
+    standardised over the pool, or raw with ``standardise: false``) or the L2-normalised image and
+    text embeddings (E-FLYT)."""
     method = FUSIONS.of(fusion, "fusion")
     uids, rows = [], []
     if method.head_input == "embeddings":
@@ -102,26 +103,54 @@ def head_inputs(
             uids += chunk_uids
             rows.append(eflyt_features(image, text).numpy())
         return uids, np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
-    arrays = column_arrays(stats)
     for files in chunk_files:
         chunk_uids, S = load_score_matrix(files, columns)
         uids += chunk_uids
-        rows.append(zscore(S, arrays))
-    return uids, np.concatenate(rows) if rows else np.zeros((0, len(arrays["mean"])))
+        rows.append(method.run(S, stats, fusion))
+    return uids, np.concatenate(rows) if rows else np.zeros((0, len(columns or [])))
+
+
+def embed_chunk_features(shards, extractor, batch_size: int = 256) -> tuple[list[str], np.ndarray]:
+    """``(uids, X)``: E-FLYT's head inputs of one chunk computed from its shards by ``extractor``
+    (``(model, preprocess, tokenizer)``, the feature extractor trained with the head): the
+    samples' L2-normalised image and text embeddings, bad samples skipped as the scorers skip them."""
+    from curate.data.shards import SkipReport, iter_pool_batches, shard_paths
+    from curate.scoring.clip import encode
+    from curate.selection.flyt import eflyt_features
+
+    model, preprocess, tokenizer = extractor
+    uids, rows = [], []
+    for batch in iter_pool_batches(shard_paths(shards), SkipReport(), batch_size):
+        image, text = encode(model, preprocess, tokenizer, [s.image for s in batch], [s.text for s in batch])
+        uids += [s.uid for s in batch]
+        rows.append(eflyt_features(image, text).numpy())
+    return uids, np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
 
 def fuse_chunk(
-    fusion: dict, stats: dict, score_files: list, columns: list[str], head=None, embeddings=None
+    fusion: dict,
+    stats: dict,
+    score_files: list,
+    columns: list[str],
+    head=None,
+    embeddings=None,
+    shards=None,
+    extractor=None,
 ) -> pd.DataFrame:
     """One chunk's fused scores, ``DataFrame[uid, score (float32)]``: the method's fusion of its
-    score matrix, or a trained method's ``head`` applied to its inputs."""
+    score matrix, or a trained method's ``head`` applied to its inputs (E-FLYT's: the chunk's
+    stored embeddings, or with a feature extractor trained with the head, its ``shards`` embedded
+    by that ``extractor``)."""
     method = FUSIONS.of(fusion, "fusion")
     if method.spec.get("head"):
         if head is None:
             raise ValueError(f"fusion method {method.name!r} needs its trained head")
         from curate.selection.flyt import apply_mixer
 
-        uids, X = head_inputs(fusion, stats, [score_files], columns, [embeddings])
+        if extractor is not None:
+            uids, X = embed_chunk_features(shards, extractor)
+        else:
+            uids, X = head_inputs(fusion, stats, [score_files], columns, [embeddings])
         fused = apply_mixer(head, X).astype(np.float64)
     else:
         uids, S = load_score_matrix(score_files, columns)

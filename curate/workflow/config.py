@@ -98,6 +98,7 @@ def check_structure(config: dict, root: Path = REPO) -> None:
 
 def registries() -> dict[str, Registry]:
     """The config sections whose entries are completed by a registry, with that registry."""
+    from curate.data.datasets import DATASETS
     from curate.scoring.components import CAPTIONERS, IMAGE_ENCODERS, LANGID_MODELS, SENTENCE_ENCODERS
     from curate.scoring.kinds import SCORER_KINDS
     from curate.selection.fusion import FUSIONS
@@ -105,6 +106,7 @@ def registries() -> dict[str, Registry]:
     from curate.training.trainers import TRAINERS
 
     return {
+        "datasets": DATASETS,
         "captioners": CAPTIONERS,
         "sentence_encoders": SENTENCE_ENCODERS,
         "langid_models": LANGID_MODELS,
@@ -147,6 +149,9 @@ def check_references(config: dict) -> None:
 
     paper_names = known_paper_names(config)
     for model, entry in config.get("models", {}).items():
+        if entry["library"] == "trained":  # a run of this workflow
+            for section, key in (("pools", "pool"), ("selections", "selection"), ("recipes", "recipe")):
+                require_entry(config, section, entry[key], f"models.{model}.{key}")
         if "processor" in entry:
             require_entry(config, "models", entry["processor"], f"models.{model}.processor")
             if config["models"][entry["processor"]]["library"] != "huggingface":

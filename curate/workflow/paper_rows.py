@@ -46,6 +46,7 @@ NEED_WORDS = {
 METHOD_ALIASES = {
     "standardized-sum": "standardised_sum",
     "in-weighted-sum": "in_weighted",
+    "sclip-loss-two-stage": "two_stage",
     # HYPE's own mixing is the plain sum of its three raw scores (FLYT Table 10)
     "hype-sum": "sum",
 }
@@ -100,16 +101,20 @@ def _split_need(need: str) -> tuple[str, str]:
 
 
 def missing_needs(config: dict, needs: list, mapping: dict) -> dict:
-    """{kind: [names]} of the non-method needs the config does not hold (after stand-ins)."""
+    """{kind: [names]} of the non-method needs the config does not hold (after stand-ins).
+
+    A scale's stand-ins are one map over every section, so a name that is both a scorer and a
+    model (``openai-clip-b32``) stands in as the scorer: a need of the model is met by the stand-in
+    when its section holds it, else by the paper's entry itself."""
     missing = {}
     for need in needs:
         kind, name = _split_need(need)
         if kind == "method":
             continue
-        name = mapping.get(name, name)
         sections = NEED_SECTIONS.get(kind, (kind + "s",))
-        if not any(name in config.get(section, {}) for section in sections):
-            missing.setdefault(kind, []).append(name)
+        stand_in = mapping.get(name, name)
+        if not any(n in config.get(section, {}) for n in (stand_in, name) for section in sections):
+            missing.setdefault(kind, []).append(stand_in)
     return missing
 
 

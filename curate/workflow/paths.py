@@ -31,7 +31,7 @@ TEMPLATES = {
     # sets and tasks built or fetched by the workflow
     "curated_set": "{data}/resources/curated/{curated_set}",
     "langid_model": "{data}/resources/langid/{langid}.bin",
-    "downstream_set": "{data}/downstream/{suite}.npz",
+    "dataset": "{data}/datasets/{dataset}",
     "synthetic_task": "{data}/tasks/{suite}/{task}",
     "local_task": "{data}/evalsets/{suite}/{task}",
     # models: trained here, fetched, converted
@@ -48,7 +48,7 @@ TEMPLATES = {
     "embeddings": "{data}/embeddings/{pool}/{scorer}/{chunk}.npz",
     "embedding_report": "{data}/embeddings/{pool}/{scorer}/{chunk}.report.json",
     "classifier": "{data}/scores/{pool}/{scorer}/classifier.npz",
-    "downstream_embeddings": "{data}/embeddings/downstream/{suite}/{scorer}.npz",
+    "dataset_embeddings": "{data}/embeddings/datasets/{dataset}/{scorer}.npz",
     "curated_embeddings": "{data}/embeddings/curated/{curated_set}/{scorer}.npz",
     "captions": "{data}/captions/{pool}/{captioner}/{chunk}.parquet",
     "caption_report": "{data}/captions/{pool}/{captioner}/{chunk}.report.json",
@@ -56,6 +56,7 @@ TEMPLATES = {
     "fusion_stats": "{data}/fused/{pool}/{fusion}/stats.json",
     "mixer": "{data}/fused/{pool}/{fusion}/mixer.pt",
     "mixer_summary": "{data}/fused/{pool}/{fusion}/mixer.json",
+    "mixer_extractor": "{data}/fused/{pool}/{fusion}/extractor",
     "fused": "{data}/fused/{pool}/{fusion}/{chunk}.parquet",
     # subsets and what travels with them into the reshard
     "subset": "{data}/subsets/{pool}/{selection}.npy",

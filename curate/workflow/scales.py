@@ -12,9 +12,12 @@ them (no delta). With ``use_tiny_analogues`` (tiny) a row whose recipe or suite 
 
 **Stand-ins.** A scale may name ``stand_ins``: ``{paper name: configured name}``, e.g. at tiny
 ``openai-clip-l14: tiny-clip-clean``. :func:`apply_stand_ins` (pure, applied once where the
-workflow prepares its config) replaces every scorer, captioner or language detector a selection
-names, and every scorer of a fusion, by its stand-in (a fusion's list is de-duplicated, keeping
-the first occurrence). When the scale moves rows it also moves what a paper's selections name
+workflow prepares its config) replaces every scorer, captioner, language detector, dataset or
+model a selection names, every scorer of a fusion, and a FLYT fusion's reference model and
+downstream set, by its stand-in (a fusion's list is de-duplicated, keeping the first
+occurrence). A scale's ``flyt_hparams`` are FLYT's base settings there: a FLYT fusion's
+settings are rebased onto them (`curate.selection.fusion.move_flyt_hparams`), so FLYT Table 12's
+12 500 steps (2.5 x FLYT's 5000) run 2.5 x the tiny scale's 200. When the scale moves rows it also moves what a paper's selections name
 of the paper's setting: a trained fusion's head is trained on the scale's pool, not on another
 paper pool (`head_pool`); an IN-weighted fusion's accuracy goes to the scale suite's ImageNet
 analogue, and per-input filters that name another recipe (a paper's) are trained with the
@@ -33,7 +36,7 @@ import copy
 from curate.reporting.paper_tables import paper_metric_spec
 
 #: The config sections whose names a stand-in may replace in a selection.
-STAND_IN_SECTIONS = ("scorers", "captioners", "langid_models", "image_encoders")
+STAND_IN_SECTIONS = ("scorers", "captioners", "langid_models", "image_encoders", "datasets", "models")
 
 
 def scale_entry(config: dict) -> dict:
@@ -102,8 +105,15 @@ def apply_stand_ins(config: dict) -> dict:
         group = _dedupe([mapping.get(s, s) for s in resolved["score_group"]])
         papers = known_paper_names(config)
         resolved["score_group"] = [s for s in group if s in resolved.get("scorers", {}) or s not in papers]
+    from curate.selection.fusion import FUSIONS, move_flyt_hparams
+
     for fusion in resolved.get("fusions", {}).values():
         fusion["scorers"] = _dedupe([mapping.get(s, s) for s in fusion["scorers"]])
+        method = FUSIONS.of(fusion)
+        if method.spec.get("stand_ins") is not None:  # a FLYT fusion's reference model and downstream set
+            method.stand_ins(fusion, mapping)
+        if method.spec.get("head") and entry.get("flyt_hparams"):
+            fusion["hparams"] = move_flyt_hparams(fusion["hparams"], entry["flyt_hparams"])
         if moved and fusion.get("head_pool") is not None:
             fusion["head_pool"] = None  # a head trained on a paper pool: here, on the scale's pool
         accuracy = fusion.get("accuracy")  # an IN-weighted fusion's

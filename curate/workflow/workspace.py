@@ -134,12 +134,68 @@ class Workspace:
             return self.path("metadata_fetched", pool=pool)
         return self.path("metadata_prepared", pool=pool)
 
+    # ---- datasets ----------------------------------------------------------------------------
+    def dataset_files(self, dataset: str) -> list[str]:
+        """What a ``datasets`` entry's readers depend on: its folder (made by its rule), a curated
+        set's folder, a pool's chunk inputs, or a group's members' files."""
+        entry = self.config["datasets"][dataset]
+        source = entry["source"]
+        if source == "curated":
+            return [self.path("curated_set", curated_set=entry["curated_set"])]
+        if source == "pool":
+            return self.chunk_inputs(entry["pool"])
+        if source == "group":
+            return [path for member in entry["members"] for path in self.dataset_files(member)]
+        return [self.path("dataset", dataset=dataset)]
+
+    def dataset_classes(self, dataset: str) -> str | None:
+        """The evaluation task folder whose class names and templates a labelled set's labels are."""
+        classes = self.config["datasets"][dataset].get("classes")
+        return None if not classes else self.task_dir(classes["suite"], classes["task"])
+
+    def labelled_sets(self, dataset: str) -> list[dict]:
+        """The labelled sets a downstream dataset is (a group's members, else itself), each as
+        ``{"name", "entry", "folder", "classes"}`` (its folder and class task folder)."""
+        entry = self.config["datasets"][dataset]
+        names = entry["members"] if entry["source"] == "group" else [dataset]
+        return [
+            {
+                "name": name,
+                "entry": self.config["datasets"][name],
+                "folder": self.dataset_files(name)[0],
+                "classes": self.dataset_classes(name),
+            }
+            for name in names
+        ]
+
+    def datasets_made_by(self, rule: str) -> str:
+        """A wildcard pattern of the datasets whose folder ``rule`` makes."""
+        from curate.data.datasets import built_here
+
+        return names_pattern(n for n, e in self.config["datasets"].items() if built_here(e) == rule)
+
+    def dataset_embeddings(self, dataset: str, scorer: str) -> str:
+        return self.path("dataset_embeddings", dataset=dataset, scorer=scorer)
+
+    def embed_dataset_inputs(self, dataset: str, scorer: str) -> dict:
+        inputs = {"dataset": self.dataset_files(dataset), "model": self.scorer_model(scorer)}
+        classes = self.dataset_classes(dataset)
+        return inputs | ({"classes": classes} if classes else {})
+
     # ---- models and scorers ------------------------------------------------------------------
     def model_folder(self, model: str) -> str:
-        """Where a ``models`` entry is loaded from: its fetched folder, or the converted one of
-        an original checkpoint with ``convert``."""
-        stage = "converted_model" if self.config["models"][model].get("convert") else "pretrained_model"
+        """Where a ``models`` entry is loaded from: its fetched folder (a seeded random
+        initialisation's is written there), the converted one of an original checkpoint with
+        ``convert``, or, for a model this workflow trains, that run's model folder."""
+        entry = self.config["models"][model]
+        if entry["library"] == "trained":
+            return self.path("model", pool=entry["pool"], selection=entry["selection"], recipe=entry["recipe"])
+        stage = "converted_model" if entry.get("convert") else "pretrained_model"
         return self.path(stage, model=model)
+
+    def models_of(self, *libraries: str) -> str:
+        """A wildcard pattern of the ``models`` entries of these libraries."""
+        return names_pattern(n for n, e in self.config.get("models", {}).items() if e["library"] in libraries)
 
     def scorer_model(self, scorer: str) -> str:
         """A trained scorer's folder, or the fetched (or converted) folder of a pretrained one's model."""
@@ -247,12 +303,12 @@ class Workspace:
         return self.per_chunk("fused", pool, fusion=fusion)
 
     def classifier_inputs(self, scorer: str, pool: str) -> dict:
-        """A classifier scorer learns its positives (the downstream set's images, or a curated
+        """A classifier scorer learns its positives (a labelled set's images, or a curated
         set's pairs) against every chunk's embeddings by its CLIP."""
         entry = self.config["scorers"][scorer]
         clip = entry["embeddings"]
         if entry["method"] == "image_classifier":
-            positives = self.path("downstream_embeddings", suite=entry["target"], scorer=clip)
+            positives = self.dataset_embeddings(entry["target"], clip)
         else:
             positives = self.path("curated_embeddings", curated_set=entry["positives"], scorer=clip)
         return {"embeddings": self.per_chunk("embeddings", pool, scorer=clip), "positives": positives}
@@ -333,30 +389,37 @@ class Workspace:
 
     def mixer_inputs(self, pool: str, fusion: str) -> dict:
         """What a trained fusion's head learns from: every chunk's scores and shards, the pool
-        statistics, the reference CLIP (a selection's model on the same pool, or a scorer's), the
-        labelled downstream set with its task's templates and, for E-FLYT, its frozen feature
-        extractor."""
+        statistics, the reference CLIP (`reference_model`), the labelled downstream set(s) with
+        their classes' task folders and, for E-FLYT, its feature extractor."""
         entry = self.config["fusions"][fusion]
-        reference, downstream = entry["reference"], entry["downstream"]
+        sets = self.labelled_sets(entry["downstream"]["dataset"])
         inputs = {
             "stats": self.path("fusion_stats", pool=pool, fusion=fusion),
             "scores": self.fusion_score_files(pool, fusion),
             "pool": self.chunk_inputs(pool),
-            "downstream": self.path("downstream_set", suite=downstream["suite"]),
-            "templates": self.path("synthetic_task", suite=downstream["suite"], task=downstream["task"]),
+            "downstream": self.dataset_files(entry["downstream"]["dataset"]),
+            "classes": [s["classes"] for s in sets],
+            "reference": self.reference_model(pool, entry["reference"]),
         }
-        if reference.get("scorer"):
-            inputs["reference"] = self.path("trained_scorer", scorer=reference["scorer"])
-        else:
-            inputs["reference"] = self.path(
-                "model", pool=pool, selection=reference["selection"], recipe=reference["recipe"]
-            )
         if FUSIONS.of(entry).head_input == "embeddings":
             # the scored uids; the head's features come from the frozen extractor (the scorer's
             # CLIP) on each batch's augmented images, as the FLYT code computes them
             inputs["embeddings"] = self.per_chunk("embeddings", pool, scorer=entry["scorers"][0])
             inputs["extractor"] = self.scorer_model(entry["scorers"][0])
         return inputs
+
+    def reference_model(self, pool: str, reference: dict) -> str:
+        """The folder a FLYT reference CLIP starts from: a scorer's model, a ``models`` entry's, or
+        the model a selection's run trains on this pool."""
+        if reference.get("scorer"):
+            return self.scorer_model(reference["scorer"])
+        if reference.get("model"):
+            return self.model_folder(reference["model"])
+        return self.path("model", pool=pool, selection=reference["selection"], recipe=reference["recipe"])
+
+    def mixer_downstream(self, fusion: str) -> list[dict]:
+        """A trained fusion's downstream sets as its training job reads them (`labelled_sets`)."""
+        return self.labelled_sets(self.config["fusions"][fusion]["downstream"]["dataset"])
 
     def trained_fusions(self) -> str:
         return names_pattern(n for n, e in self.config["fusions"].items() if FUSIONS.of(e).spec.get("head"))
@@ -423,9 +486,12 @@ class Workspace:
 
     def task_dirs(self, suite: str) -> list[str]:
         """The suite's task folders, in the order of its ``tasks`` entry."""
-        entry = self.config["suites"][suite]
-        name = "local_task" if entry["source"] == "local" else "synthetic_task"
-        return [self.path(name, suite=suite, task=task) for task in entry["tasks"]]
+        return [self.task_dir(suite, task) for task in self.config["suites"][suite]["tasks"]]
+
+    def task_dir(self, suite: str, task: str) -> str:
+        """One task's folder: generated (synthetic suites) or fetched (local ones)."""
+        name = "local_task" if self.config["suites"][suite]["source"] == "local" else "synthetic_task"
+        return self.path(name, suite=suite, task=task)
 
     def llava_base_inputs(self, recipe: str) -> dict:
         """A tiny LLaVA base is built from a curated set; a real one from two fetched ``models``

@@ -7,7 +7,7 @@ from curate.selection.fusion import FUSIONS
 from curate.selection.methods import SELECTIONS
 from curate.training.trainers import TRAINERS
 
-PLACEHOLDERS = {"langid": "lid", "embeddings": "clip", "target": "suite", "scorer": "clip"}
+PLACEHOLDERS = {"langid": "lid", "embeddings": "clip", "target": "dataset", "scorer": "clip"}
 
 
 #: A language detector entry as the workflow completes it: fastText, from the file a test trains.

@@ -14,7 +14,6 @@ from torch import nn
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from curate.data.evalsets import load_downstream_npz  # noqa: E402
 from curate.selection.flyt import (  # noqa: E402
     LOGIT_SCALE_MIN,
     TAU_DS_INIT,
@@ -394,13 +393,20 @@ def test_in_memory_loader_is_seeded_per_pass():
     assert len(list(loader(20, 0))) == 1  # a set smaller than the batch comes whole
 
 
+def _objects_set(path):
+    """``(images, labels, classnames)`` of a one-per-class labelled set of the objects task."""
+    from curate.data.synthetic.curated import write_labelled_set
+
+    write_labelled_set(path, task="objects", n_per_class=1, seed=0, image_size=32)
+    with np.load(path, allow_pickle=False) as z:
+        return z["images"], z["labels"].astype(np.int64), [str(c) for c in z["classnames"]]
+
+
 def test_train_mflyt_runs_on_a_tiny_open_clip_model(tmp_path):
-    from curate.data.synthetic.curated import write_downstream_set
     from curate.data.synthetic.tasks import TEMPLATES
     from curate.scoring.clip import write_arch_dir
 
-    write_downstream_set(tmp_path / "ds.npz", n_per_class=1, seed=0, image_size=32)
-    ds_images, ds_labels, classnames = load_downstream_npz(tmp_path / "ds.npz")
+    ds_images, ds_labels, classnames = _objects_set(tmp_path / "ds.npz")
     rng = np.random.default_rng(0)
     pool_images = rng.integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
     pool_texts = [f"a {c}" for c in classnames[:12]]
@@ -454,7 +460,6 @@ def test_the_reference_batches_get_open_clips_training_preprocessing_seeded_and_
     crop), up- and downstream, and E-FLYT's frozen extractor embeds the same augmented images."""
     from torchvision import transforms
 
-    from curate.data.synthetic.curated import write_downstream_set
     from curate.data.synthetic.tasks import TEMPLATES
     from curate.scoring.clip import load_model, write_arch_dir
     from curate.selection.flyt import FrozenFeatures, augmentation_seed, train_eflyt
@@ -465,8 +470,7 @@ def test_the_reference_batches_get_open_clips_training_preprocessing_seeded_and_
     assert crop and crop[0].scale == (0.9, 1.0)  # open_clip's default
     assert not any(isinstance(t, transforms.RandomResizedCrop) for t in load_model(arch)[1].transforms)
 
-    write_downstream_set(tmp_path / "ds.npz", n_per_class=1, seed=0, image_size=32)
-    ds_images, ds_labels, classnames = load_downstream_npz(tmp_path / "ds.npz")
+    ds_images, ds_labels, classnames = _objects_set(tmp_path / "ds.npz")
     rng = np.random.default_rng(0)
     pool_images = rng.integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
     pool_texts = [f"a {c}" for c in classnames[:6]]

@@ -28,7 +28,7 @@ from tests.unit.pool_fixtures import uid
 from tests.unit.registry_fixtures import fusion as complete_fusion
 from tests.unit.registry_fixtures import scorer as complete_scorer
 
-FLYT = {"reference": {"scorer": "clip"}, "downstream": {"suite": "s", "task": "t"}, "hparams": {}}
+FLYT = {"reference": {"scorer": "clip"}, "downstream": {"dataset": "d"}, "hparams": {}}
 
 
 @pytest.fixture
@@ -162,7 +162,8 @@ def test_embedding_score_frames_are_the_scores():
         (("scorers", "normsim-clean", "embeddings"), "nothing", "scorers.normsim-clean.embeddings"),
         (("scorers", "normsim-clean", "embeddings"), "sieve-tiny", "not a CLIP scorer"),
         (("fusions", "mflyt", "reference", "selection"), "nothing", "fusions.mflyt.reference.selection"),
-        (("fusions", "mflyt", "downstream", "task"), "nothing", "fusions.mflyt.downstream.task"),
+        (("fusions", "mflyt", "downstream", "dataset"), "nothing", "fusions.mflyt.downstream.dataset"),
+        (("scorers", "normsim-clean", "target"), "nothing", "scorers.normsim-clean.target"),
         (("captioners", "tiny-blip", "curated_set"), "nothing", "captioners.tiny-blip.curated_set"),
     ],
 )
@@ -220,7 +221,7 @@ def test_classifier_scores_separate_the_positives_from_the_pool():
         assert frame[method].mean() > pool_scores.mean() + 1
         again = train_pool_classifier(method, (pool_img, pool_txt), positives, params)
         np.testing.assert_array_equal(again[0], w)
-    with pytest.raises(ValueError, match="trained classifier"):
+    with pytest.raises(ValueError, match="needs its classifier"):
         embedding_score_frame("image_classifier", [uid(0)], pool_img[:1], pool_txt[:1])
 
 

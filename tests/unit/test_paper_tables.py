@@ -458,9 +458,10 @@ def test_at_tiny_the_rows_whose_method_exists_are_built_and_share_table1_and_tab
     hype = status_of(tiny, papers, "flyt", "table2", "HYPE ϵ_i")
     assert (hype["built"], hype["runs_as"]) == (True, "hype_sum_20")
     assert status_of(tiny, papers, "flyt", "table2", "ViT-B/32")["runs_as"] == "clip_score_weak_20"
-    assert status_of(tiny, papers, "flyt", "table2", "M-FLYT")["status"] == (
-        "data not available: imagenet-train; model not available: datacomp-medium-no-filter-b32"
-    )
+    # M-FLYT-Base (plain CE, FLYT Table 7) at tiny: its own run, not table2's tiny M-FLYT (CE with a
+    # learned temperature), with ImageNet-train's and the DC-medium reference's stand-ins
+    mflyt = status_of(tiny, papers, "flyt", "table2", "M-FLYT")
+    assert mflyt["status"].startswith("stand-in run on synthetic-tiny") and mflyt["runs_as"] == "mflyt_20"
     # MoS's ids share the tiny strategies' runs, with its recipes' and suites' tiny analogues
     llava = status_of(tiny, papers, "mos", "table1", "CLIP Score | ViT-B/32")
     assert (llava["runs_as"], llava["recipe"], llava["suite"]) == (
@@ -564,11 +565,14 @@ def test_all_paper_tables_at_tiny_need_few_distinct_runs(tiny, papers):
     # Sieve Table 1's LAION filtering among them: the tiny laion2b (a table1 run) stands in for DataComp's
     # (FLYT's Sum, Standardized Sum and IN-weighted r = 8 replace table2's three fusions, as FLYT's
     # hold HYPE's scores; HYPE's own sum is one more run)
-    assert len(by_recipe["tiny-clip"]) == 21 and "laion2b" in by_recipe["tiny-clip"]
+    # FLYT's rows built since (flyt-rows) add 44: 42 runs of their own (22 E-FLYT, 9 M-FLYT, 10 SCS
+    # over M-FLYT-Base, the two-stage s-CLIPLoss/NormSim filter) and 2 of table1's and table2's
+    # (DataComp's image-based filter; the reading scorer's top 20 %, as FLYT's classifier rows stand)
+    assert len(by_recipe["tiny-clip"]) == 21 + 44 and "laion2b" in by_recipe["tiny-clip"]
     # beyond table1's and table2's runs: FLYT's Sum, Standardized Sum, IN-weighted r = 2, 4, 8, 16
     # and its IN-weighted SCS, HYPE's sum, Sieve's top 10 and 15 %, Sieve + CLIP with CLIP weight
     # 0.3 and 0.7, and the leaderboard's Density-Based Pruning
-    assert len(by_recipe["tiny-clip"] - tables) == 13
+    assert len(by_recipe["tiny-clip"] - tables) == 13 + 42  # FLYT's 42
     # MoS with the weighted CLIP loop: no filter; each tiny scorer dropping 10, 20 and 30 %,
     # weighting and re-captioning; MoS dropping 10, 20 and 30 %. LLaVA: each scorer's weights and MoS's.
     assert len(by_recipe["tiny-mos-clip"]) == 1 + 3 * 5 + 3

@@ -37,7 +37,7 @@ GPU_RULES = {
     "caption_chunk",
     "sieve_score_chunk",
     "embed_curated_set",
-    "embed_downstream_set",
+    "embed_dataset",
     "train_mixer",
     "itm_score_chunk",
     "embed_chunk",  # an image encoder (DBP's DINOv2)

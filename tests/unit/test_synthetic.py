@@ -22,7 +22,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from curate.data.shards import SkipReport, compute_key, iter_pool_samples, key_digits, shard_paths  # noqa: E402
 from curate.data.synthetic import captions as cap  # noqa: E402
-from curate.data.synthetic.curated import write_curated_set, write_downstream_set  # noqa: E402
+from curate.data.synthetic.curated import write_curated_set, write_labelled_set  # noqa: E402
 from curate.data.synthetic.pool import (  # noqa: E402
     BAD_INPUT_TYPES,
     NOISE_TYPES,
@@ -398,8 +398,8 @@ def test_curated_set(tmp_path):
     assert clean["n_text_in_image"] == clean["n_signs"] == 0 and len(clean["shards"]) == 1
 
 
-def test_downstream_set(tmp_path):
-    s = write_downstream_set(tmp_path / "d.npz", n_per_class=2, seed=7, image_size=32)
+def test_labelled_set(tmp_path):
+    s = write_labelled_set(tmp_path / "d.npz", "objects", n_per_class=2, seed=7, image_size=32)
     with np.load(tmp_path / "d.npz") as z:
         images, labels, classnames = z["images"], z["labels"], list(z["classnames"])
     k = len(SHAPES) * len(COLOURS)
@@ -408,5 +408,10 @@ def test_downstream_set(tmp_path):
     assert classnames == task_classnames("objects") and len(classnames) == k
     assert (np.bincount(labels, minlength=k) == 2).all()
     assert s["n_samples"] == 2 * k
-    write_downstream_set(tmp_path / "e.npz", n_per_class=2, seed=7, image_size=32)
+    write_labelled_set(tmp_path / "e.npz", "objects", n_per_class=2, seed=7, image_size=32)
     assert _sha(tmp_path / "d.npz") == _sha(tmp_path / "e.npz")
+    # another task's set: its classes, its own seed stream
+    shape = write_labelled_set(tmp_path / "s.npz", "shape", n_per_class=3, seed=7, image_size=32)
+    with np.load(tmp_path / "s.npz") as z:
+        assert list(z["classnames"]) == task_classnames("shape") and shape["task"] == "shape"
+        assert (np.bincount(z["labels"], minlength=len(SHAPES)) == 3).all()

@@ -142,7 +142,12 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # share table2's runs, which the paper tables no longer need: no change. The DataComp
     # leaderboard's Density-Based Pruning one more (its own subset); the precision_vs_average figure 3
     # more (mean_top20, mos_top20 and mflyt_top20: table2's top-20 % fusions no paper row trains)
-    assert jobs["train_clip"] == "36"
+    # FLYT's rows built since (flyt-rows) add 43: 22 E-FLYT runs (Tables 2 and 11-13; DC-1B's and DC
+    # medium's initialisations share one at tiny), 9 M-FLYT ones (M-FLYT-Base's plain CE and Tables
+    # 8-10's variants that stay distinct after stand-ins), 10 of SCS over M-FLYT-Base (Tables 3 and
+    # 14), the two-stage s-CLIPLoss/NormSim filter and DataComp's image-based filter (FLYT's
+    # DC-medium reference model stands as table1's unfiltered tiny run)
+    assert jobs["train_clip"] == "79"
     # the tiny hyperbolic CLIP: trained once, scores every chunk, each of its columns a scorer
     assert jobs["train_scorer"] == "4" and jobs["hype_score_chunk"] == "4"
     assert jobs["column_score_chunk"] == "12"

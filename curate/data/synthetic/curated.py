@@ -3,8 +3,8 @@
 ``write_curated_set`` writes clean pairs as plain webdataset shards; with
 ``text_in_image_rate > 0`` a fraction of its pairs show the caption's words written over an
 unrelated scene, so a model trained on it learns to read, and later scores the pool's
-text-in-image trap highly (as real CLIPs do). ``write_downstream_set`` writes the ImageNet-train
-analogue: labelled images of the objects task's classes, as an ``.npz``.
+text-in-image trap highly (as real CLIPs do). ``write_labelled_set`` writes a labelled set of one
+of the synthetic classification tasks (the objects task's is the ImageNet-train analogue), as an ``.npz``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..shards import write_webdataset_shards
 from . import captions as cap
 from .pool import random_sign_text
 from .render import JPEG_QUALITY, encode_jpeg, render_scene, render_sign, render_text_in_image
-from .world import STREAM_CURATED, STREAM_DOWNSTREAM, object_class_names, random_scene, rng_for
+from .world import STREAM_CURATED, STREAM_DOWNSTREAM, random_scene, rng_for
 
 
 def write_curated_set(
@@ -86,28 +86,34 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             zf.writestr(info, buf.getvalue())
 
 
-def write_downstream_set(path, n_per_class: int, seed: int, image_size: int = 64) -> dict:
-    """Write the labelled downstream set (ImageNet-train analogue) to ``path`` (.npz).
+def write_labelled_set(path, task: str, n_per_class: int, seed: int, image_size: int = 64) -> dict:
+    """Write a labelled set of the synthetic classification task ``task`` to ``path`` (.npz): the
+    train-split analogue of a downstream task (``objects``: ImageNet-train's).
 
     Arrays: ``images`` uint8 (N, image_size, image_size, 3), ``labels`` int64 (N,),
-    ``classnames`` str (K,) = the objects task's classes in the same order; N = K *
-    ``n_per_class``, shuffled. Drawn from its own seed stream (``STREAM_DOWNSTREAM``).
+    ``classnames`` str (K,) = the task's classes in its label order; N = K * ``n_per_class``,
+    shuffled. Drawn from its own seed stream (``STREAM_DOWNSTREAM``; the objects task's at no
+    index, as the workflow's first downstream set was, the others at their task's index), never
+    the pool's or the evaluation task's, with the evaluation task's image rule
+    (`curate.data.synthetic.tasks.task_image`).
     """
+    from .tasks import TASKS, task_classnames, task_image
+
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
-    classnames = object_class_names()
-    rng = rng_for(seed, STREAM_DOWNSTREAM)
+    classnames = task_classnames(task)
+    index = () if task == "objects" else (list(TASKS).index(task),)
+    rng = rng_for(seed, STREAM_DOWNSTREAM, *index)
     labels = rng.permutation(np.repeat(np.arange(len(classnames)), n_per_class)).astype(np.int64)
     images = np.empty((len(labels), image_size, image_size, 3), dtype=np.uint8)
     for i, label in enumerate(labels):
-        colour, shape = classnames[label].split(" ")
-        scene = random_scene(rng, colour=colour, shape=shape)
-        images[i] = np.asarray(render_scene(scene, image_size, image_size, rng))
+        images[i] = np.asarray(task_image(task, int(label), rng, image_size))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_npz(path, {"images": images, "labels": labels, "classnames": np.array(classnames)})
     return {
         "path": str(path),
+        "task": task,
         "n_samples": int(len(labels)),
         "n_classes": len(classnames),
         "image_size": int(image_size),

@@ -1,20 +1,20 @@
 import numpy as np
 import torch
 
-from curate.data.evalsets import load_downstream_npz
+from curate.data.datasets import iter_labelled
 from curate.devices import job_device
-from curate.scoring.embedding_scores import embed_downstream_images
+from curate.scoring.embedding_scores import embed_labelled_images
 from curate.workflow.job import job
 
 with job(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
-    images, labels, classnames = load_downstream_npz(snakemake.input.downstream)
-    image = embed_downstream_images(
+    entry = snakemake.params.entry
+    image, labels = embed_labelled_images(
         f"local-dir:{snakemake.input.model}",
-        images,
+        iter_labelled(entry, snakemake.input.dataset[0]),
         snakemake.params.batch_size,
         device=job_device(snakemake),
         precision=snakemake.config["cuda_precision"],
     )
     np.savez(snakemake.output[0], image=image.astype(np.float16), labels=labels)
-    log.info("embedded %d downstream images with %s", len(image), snakemake.wildcards.scorer)
+    log.info("embedded %d images of %s with %s", len(image), snakemake.wildcards.dataset, snakemake.wildcards.scorer)
