@@ -173,6 +173,8 @@ def get_training_gpus(wildcards):
 
 def get_scorer_training_gpus(wildcards):
     return WS.training_gpus(config["scorers"][wildcards.scorer]["recipe"])
+
+
 def get_training_nodes(wildcards):
     return WS.multi_node_resources(wildcards.recipe)["nodes"]
 

@@ -182,6 +182,8 @@ rule fetch_published_uids:
         mirrors=config["url_mirrors"],
     script:
         "../scripts/fetch_published_uids.py"
+
+
 # A dataset from the Hub (a gated one with the token of its `token_env`) or a local folder, linked
 rule fetch_dataset:
     output:

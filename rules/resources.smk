@@ -22,7 +22,7 @@ rule train_scorer:
     log:
         P.log("train_scorer", "scorer"),
     wildcard_constraints:
-        scorer=WS.trained_scorers_of_kind("open_clip"),
+        scorer=WS.trained_scorers_of_kind("open_clip", "hyperbolic_clip"),
     conda:
         "../envs/train.yaml"
     threads: config["threads"]

@@ -242,7 +242,7 @@ def chunk_metadata(tar_paths, layout: dict | None, column: str, features: str | 
             pending.append(tar)
             continue
         parquet = checked_metadata(tar)
-        wanted = ["uid", "status"] + ([column] if layout is None else [])
+        wanted = ["key", "uid", "status"] + ([column] if layout is None else [])
         with reading(parquet, "shard parquet (img2dataset's per-shard metadata)"):
             names = pq.read_schema(parquet).names
             if layout is None and column not in names:
@@ -250,7 +250,10 @@ def chunk_metadata(tar_paths, layout: dict | None, column: str, features: str | 
                     f"shard parquet {parquet} has no column {column!r} (its columns: {names}), and the pool has "
                     "no metadata files to read it from"
                 )
-            shard = pq.read_table(parquet, columns=wanted).to_pydict()
+            shard = pq.read_table(parquet, columns=[c for c in wanted if c in names or c != "key"]).to_pydict()
+        if "key" in shard:  # img2dataset writes rows as downloads finish; its keys count the input rows
+            order = sorted(range(len(shard["key"])), key=lambda i: str(shard["key"][i]))
+            shard = {name: [values[i] for i in order] for name, values in shard.items()}
         if layout is None:
             meta_values, where = shard[column], [None] * len(shard["uid"])
         else:

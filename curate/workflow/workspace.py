@@ -290,10 +290,10 @@ class Workspace:
     def pools_with_metadata(self) -> str:
         return names_pattern(n for n in self.config["pools"] if self.has_metadata(n))
 
-    def trained_scorers_of_kind(self, kind: str) -> str:
-        """A wildcard pattern of the scorers of ``kind`` built here (``source: train``)."""
+    def trained_scorers_of_kind(self, *kinds: str) -> str:
+        """A wildcard pattern of the scorers of these kinds built here (``source: train``)."""
         return names_pattern(
-            n for n, e in self.config["scorers"].items() if e["library"] == kind and e.get("source") == "train"
+            n for n, e in self.config["scorers"].items() if e["library"] in kinds and e.get("source") == "train"
         )
 
     def score_files(self, pool: str, scorer: str) -> list[str]:

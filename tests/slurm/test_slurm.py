@@ -55,6 +55,7 @@ def start(workdir, log, *args, env):
         "--directory",
         str(workdir),
         *args,
+        "--",
         TARGET,
     ]
     stream = open(log, "w")
@@ -133,10 +134,13 @@ def runs(slurm_cluster, user_config, tmp_path_factory):
     env = user_config["env"]
     # The local reference runs beside the SLURM run: both are single-threaded torch jobs, and on
     # a shared 2-core machine running them side by side keeps the test within its time.
-    local = start(local_dir, local_log, "--cores", "2", env=env)
+    # This cluster's GPUs are fake (gres without a device): as on any cluster without CUDA, the
+    # user says `device: cpu`, else a job that asked for a GPU stops (curate.devices).
+    on_cpu = ("--config", "device=cpu")
+    local = start(local_dir, local_log, "--cores", "2", *on_cpu, env=env)
     # as a user types it; only --verbose added (the job step logs its environment, where the
     # test reads CUDA_VISIBLE_DEVICES)
-    slurm = start(slurm_dir, slurm_log, "--profile", "slurm", "--verbose", env=env)
+    slurm = start(slurm_dir, slurm_log, "--profile", "slurm", "--verbose", *on_cpu, env=env)
     try:
         slurm_text = finish(slurm, slurm_log, "the SLURM run")
     finally:

@@ -56,13 +56,16 @@ def test_the_tiny_run_uses_no_pretrained_model(config):
 
 
 def test_pretrained_scorers_name_fetched_models_of_their_library(config):
-    """CLIP scorers load open_clip models; BLIP / BLIP-2 ITM scorers Hub folders or converted
+    """CLIP scorers load open_clip models (fetched, the workflow's own trained ones, or a seeded
+    random initialisation, FLYT Table 12's); BLIP / BLIP-2 ITM scorers Hub folders or converted
     original checkpoints (curate/scoring/itm.py)."""
     for name, scorer in config["scorers"].items():
         if scorer.get("source") == "pretrained":
             model = config["models"][scorer["model"]]
             if scorer["library"] == "open_clip":
-                assert model["library"] == "open_clip", name
+                assert model["library"] in ("open_clip", "trained", "random"), name
+            elif scorer["library"] == "hyperbolic_clip":  # HYPE's release: two plain files
+                assert model["library"] == config["models"][scorer["reference"]]["library"] == "url", name
             else:
                 assert scorer["library"] == "blip_itm", name
                 assert model["library"] == "huggingface" or model.get("convert") == "blip_itm", name

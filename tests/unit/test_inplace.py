@@ -129,6 +129,27 @@ def test_metadata_scores_and_features_of_the_downloaded_samples(download, tmp_pa
     assert report["rows"] == 30 and report["read"] == 29 and report["skipped"]["not_downloaded"] == 1
 
 
+def test_shard_rows_in_the_order_downloads_finished_are_read_in_the_inputs_order(download, tmp_path):
+    """img2dataset writes a shard's parquet rows as its threads finish (a stalled url comes last);
+    the keys count the input rows, and the metadata is matched in that order."""
+    import pyarrow.parquet as pq
+
+    from curate.data.shards import record_shard
+
+    root, info = download
+    parquet = root / "shards" / "00000002.parquet"
+    table = pq.read_table(parquet)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), parquet)
+    record_shard(root / "shards" / "00000002.tar")
+    layout = build_layout(root / "metadata", SPS, "per_file")
+    chunk = tmp_path / "c"
+    index_chunk(root / "shards", chunk, [2, 3], pool_shards=5)
+    uids, values, _, report = chunk_metadata(shard_paths(chunk), layout, "clip_l14_similarity_score", pool_shards=5)
+    rows = [r for r in range(40, 70) if r not in {3, 10, 17, 24, 61}]
+    assert uids == [uid_of(r) for r in rows]
+    np.testing.assert_array_equal(values, info["scores"]["clip_l14_similarity_score"][rows])
+
+
 def test_a_download_not_made_from_this_metadata_stops_naming_the_shard(download, tmp_path):
     root, _ = download
     layout = build_layout(root / "metadata", SPS, "concatenated")  # the wrong cut: rows 40..60 for shard 2

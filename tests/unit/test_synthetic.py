@@ -348,6 +348,7 @@ def test_tasks_load_with_clip_benchmark(tmp_path, pool):
         "position": "Composition",
         "digits": "OCR",
         "retrieval": "Retrieval",
+        "typographic": "Probe",  # follows the written colour word: never part of the Average
     }
     _, _, gt = pool
     transform = T.Compose([T.Resize((32, 32)), T.ToTensor()])

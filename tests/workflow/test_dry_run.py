@@ -140,14 +140,15 @@ def test_dry_run_papers_and_figures_at_tiny_share_runs(tmp_path, snakemake_run):
     # the IN weights of HYPE's three scores (the tiny hyperbolic CLIP's, each one's top 20 %) four
     # more. FLYT's Sum, Standardized Sum and IN-weighted r = 8 hold HYPE's scores and no longer
     # share table2's runs, which the paper tables no longer need: no change. The DataComp
-    # leaderboard's Density-Based Pruning one more (its own subset); the precision_vs_average figure 3
-    # more (mean_top20, mos_top20 and mflyt_top20: table2's top-20 % fusions no paper row trains)
+    # leaderboard's Density-Based Pruning one more (its own subset); the precision_vs_average figure 6
+    # more: table2's six top-20 % fusions (sum, standardised_sum, in_weighted_r8, mean, mos, mflyt),
+    # none of which a paper row trains at tiny (FLYT's fusions hold HYPE's scores)
     # FLYT's rows built since (flyt-rows) add 43: 22 E-FLYT runs (Tables 2 and 11-13; DC-1B's and DC
     # medium's initialisations share one at tiny), 9 M-FLYT ones (M-FLYT-Base's plain CE and Tables
     # 8-10's variants that stay distinct after stand-ins), 10 of SCS over M-FLYT-Base (Tables 3 and
     # 14), the two-stage s-CLIPLoss/NormSim filter and DataComp's image-based filter (FLYT's
     # DC-medium reference model stands as table1's unfiltered tiny run)
-    assert jobs["train_clip"] == "79"
+    assert jobs["train_clip"] == "82"
     # the tiny hyperbolic CLIP: trained once, scores every chunk, each of its columns a scorer
     assert jobs["train_scorer"] == "4" and jobs["hype_score_chunk"] == "4"
     assert jobs["column_score_chunk"] == "12"
@@ -246,9 +247,10 @@ def test_dry_run_paper_sieve_and_datacomp_baselines_use_the_papers_models(tmp_pa
 
 def test_dry_run_score_group_scores_each_chunk_once(tmp_path, snakemake_run):
     """config score_group: the two CLIP-score filters of table1 in ONE job per chunk (each image
-    decoded once), no job of their own; nothing else changes."""
+    decoded once), no job of their own; nothing else changes. (The pool's precomputed OpenAI
+    scores are switched off: with them table1 runs no CLIP at all.)"""
     mine = tmp_path / "group.yaml"
-    mine.write_text("score_group: [openai-clip-l14, openai-clip-b32]\n")
+    mine.write_text("score_group: [openai-clip-l14, openai-clip-b32]\npools: {datacomp-small: {precomputed: null}}\n")
     args = ("-n", "--quiet", "rules", "--cores", "2", "--config", "scale=small", "--", "results/table1.csv")
     result = snakemake_run(tmp_path, *args, timeout=600, configfiles=[mine])
     assert result.returncode == 0, result.stderr[-3000:]
