@@ -388,6 +388,27 @@ def _resumable_open_clip() -> None:
     torch.save, ocm.pt_load, ocm.train_one_epoch = saving, loading, epoch
 
 
+def _cpu_ddp() -> None:
+    """open_clip_train wraps the model in ``DistributedDataParallel(model, device_ids=[device])``,
+    which torch refuses for a CPU module: CPU processes under torchrun (gloo; the rehearsal's
+    2-process recipes) pass no device ids, as torch asks. CUDA is untouched."""
+    import torch
+
+    ddp = torch.nn.parallel.DistributedDataParallel
+    if getattr(ddp, "_curate_cpu", False):
+        return
+
+    class CpuAwareDDP(ddp):
+        _curate_cpu = True
+
+        def __init__(self, module, device_ids=None, *args, **kwargs):
+            if device_ids and all(torch.device(d).type == "cpu" for d in device_ids):
+                device_ids = None
+            super().__init__(module, device_ids, *args, **kwargs)
+
+    torch.nn.parallel.DistributedDataParallel = CpuAwareDDP
+
+
 def _main(argv: list[str]) -> int:
     from open_clip_train.main import main
     from open_clip_train.params import parse_args
@@ -398,6 +419,7 @@ def _main(argv: list[str]) -> int:
         argv = argv[1:]
     load_plugins([p for p in os.environ.get("CURATE_PLUGINS", "").split(",") if p])  # the job's plugins
     _seeded_open_clip_data(parse_args(list(argv)).seed)
+    _cpu_ddp()
     _resumable_open_clip()
     result = main(list(argv))
     return 1 if result == -1 else 0

@@ -30,7 +30,8 @@ PYTHON_BIN = Path(sys.executable).parent
 SNAKEMAKE = str(PYTHON_BIN / "snakemake")
 POOL, SCORER, SELECTION = "synthetic-tiny", "tiny-clip-weak", "clip_score_weak_30"
 TARGET = f"data/subsets/{POOL}/{SELECTION}.npy"
-GPU_RULES = {"train_scorer", "score_chunk"}
+# a GPU rule; train_scorer asks for its recipe's GPUs, and the tiny scorers' recipe runs on the CPU
+GPU_RULES = {"score_chunk"}
 CHAIN = {"synthesize_pool_chunk", "synthesize_curated_set", "train_scorer", "score_chunk", "select_subset"}
 JOBNAME_PREFIX = "curate"  # the profile's
 TIMEOUT = 900  # seconds per run; the pair took 9.5 minutes on 2 cores shared at load 12, polls every 40 s

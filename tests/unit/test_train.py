@@ -262,3 +262,25 @@ def test_a_training_killed_after_an_epoch_resumes_from_its_checkpoint_to_the_sam
     assert "Train Epoch: 0" not in resumed and "Train Epoch: 1" in resumed  # only what was left
     assert (tmp_path / "model" / WEIGHTS_NAME).read_bytes() == (runs["a"][0] / WEIGHTS_NAME).read_bytes()
     assert not scratch.exists()
+
+
+def test_cpu_processes_wrap_the_model_in_ddp_as_open_clip_train_asks(tmp_path, monkeypatch):
+    """open_clip_train calls DistributedDataParallel(model, device_ids=[device]); on CPU torch
+    refuses device ids, so the entry point's DDP leaves them out there (the rehearsal's 2-process
+    trainings stopped on it)."""
+    import torch
+    import torch.distributed as dist
+
+    from curate.training.clip import _cpu_ddp
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", torch.nn.parallel.DistributedDataParallel)
+    original = torch.nn.parallel.DistributedDataParallel
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(ValueError, match="device_ids"):
+            original(torch.nn.Linear(2, 2), device_ids=[torch.device("cpu")])
+        _cpu_ddp()
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2), device_ids=[torch.device("cpu")])
+        assert model(torch.ones(1, 2)).shape == (1, 2) and model.device_ids is None
+    finally:
+        dist.destroy_process_group()
